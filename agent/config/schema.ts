@@ -1,0 +1,43 @@
+/**
+ * The whole agent config: each room owns its section's schema, this file only composes them.
+ * Documented key by key in docs/configuration.md.
+ */
+import { xmppConfigSchema } from "../xmpp/config.js";
+import { arr, bareJid, def, obj, oneOf, opt, str, type Infer } from "./schema-dsl.js";
+
+export const deviceSchema = obj({
+  /** Stable device id: used in pubsub node names, logs and the fleet store. */
+  id: str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, patternHint: "1-63 letters, digits, '.', '_' or '-'" }),
+  name: opt(str({ maxLength: 200 })),
+  /** Where the agent keeps state (spool, sequence counter, audit log). Relative paths are relative to the config file. */
+  dataDir: def(str({ minLength: 1 }), "/var/lib/iot-agent"),
+});
+
+export const operatorSchema = obj({
+  /** A bare JID (alice@example.org) or a whole domain (example.org). */
+  jid: bareJid(),
+  /** Command nodes this operator may run; "*" grants all. */
+  commands: def(arr(str({ minLength: 1 }), { minItems: 1 }), ["*"]),
+});
+
+export const pubsubSchema = obj({
+  /** Pubsub service JID (pubsub.example.org), or the device's own bare JID for PEP. Empty: PEP. */
+  service: opt(bareJid()),
+  /** Node name prefix; nodes are <prefix><device id>/<kind>. */
+  nodePrefix: def(str(), "devices/"),
+});
+
+export const logSchema = obj({
+  level: def(oneOf(["debug", "info", "warn", "error"]), "info"),
+});
+
+export const agentConfigSchema = obj({
+  device: deviceSchema,
+  xmpp: xmppConfigSchema,
+  operators: def(arr(operatorSchema, { maxItems: 1000 }), []),
+  pubsub: pubsubSchema,
+  log: logSchema,
+});
+
+export type AgentConfig = Exclude<Infer<typeof agentConfigSchema>, symbol>;
+export type OperatorConfig = AgentConfig["operators"][number];

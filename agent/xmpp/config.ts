@@ -1,0 +1,87 @@
+/** The `xmpp` section of the agent config: connection, security, and every bound of the session. */
+import { bool, def, hostPort, int, jid, ms, obj, oneOf, opt, refine, str } from "../config/schema-dsl.js";
+
+export const xmppConfigSchema = obj(
+  {
+    /** The device's JID. A resource part, if given, is requested at bind. */
+    jid: jid(),
+    /** Inline password; prefer passwordFile (mode 0600) or AGENT_PASSWORD_FILE. */
+    password: opt(str({ minLength: 1 })),
+    passwordFile: opt(str({ minLength: 1 })),
+    /** host:port to connect to; without it the domain's _xmpp-client._tcp SRV record is used. */
+    server: opt(hostPort()),
+    /** XEP-0368: TLS from the first byte instead of STARTTLS. */
+    directTls: def(bool(), false),
+    /** PEM file of the CA (or the self-signed server certificate) to trust instead of the system store. */
+    caFile: opt(str()),
+    /** Optional pin: SHA-256 of the server certificate's DER, hex with or without colons. */
+    pinSha256: opt(
+      refine(str(), (v, ctx) => {
+        const hex = v.replace(/:/g, "").toLowerCase();
+        return /^[0-9a-f]{64}$/.test(hex) ? hex : ctx.fail("must be 64 hex digits (SHA-256 of the certificate)");
+      }),
+    ),
+    /** TLS server name if it differs from the JID's domain. */
+    tlsServername: opt(str()),
+    resource: def(str({ minLength: 1, maxLength: 64 }), "agent"),
+    /** SASL PLAIN is refused unless this is true (and even then only over TLS). */
+    allowPlain: def(bool(), false),
+    /** Order of preference; mechanisms the server does not offer are skipped. */
+    saslMechanisms: def(
+      refine(str(), (v) => v.split(/[\s,]+/).filter(Boolean)),
+      ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN"],
+    ),
+    streamManagement: obj({
+      enabled: def(bool(), true),
+      /** Unacked outbound stanzas kept for re-send; when full, send() waits (backpressure). */
+      maxQueue: def(int({ min: 1, max: 100_000 }), 1000),
+      /** Request an ack after this many unacked stanzas... */
+      ackEvery: def(int({ min: 1, max: 10_000 }), 10),
+      /** ...or this long after the first unacked stanza. */
+      ackDelayMs: def(ms({ min: 10 }), 2_000),
+      /** Resumption lifetime we ask for (seconds); the server's `max` wins when smaller. */
+      resumeMaxSeconds: def(int({ min: 0, max: 86_400 }), 600),
+    }),
+    keepalive: obj({
+      /** Idle time after which liveness is probed (an SM <r/>, or an XEP-0199 ping without SM). */
+      idleMs: def(ms({ min: 1000 }), 60_000),
+      /** A probe unanswered within this time declares the link dead. */
+      timeoutMs: def(ms({ min: 500 }), 20_000),
+      /** Whitespace keepalive interval for NATs that drop idle flows; 0 disables. */
+      whitespaceMs: def(ms(), 0),
+    }),
+    reconnect: obj({
+      initialDelayMs: def(ms({ min: 10 }), 1_000),
+      maxDelayMs: def(ms({ min: 100 }), 300_000),
+      factor: def(int({ min: 1, max: 10 }), 2),
+      /** After an authentication failure the server will not change its mind soon: wait at least this. */
+      authFailureDelayMs: def(ms({ min: 1000 }), 600_000),
+    }),
+    limits: obj({
+      /** Largest inbound stanza in bytes; larger ones end the connection. */
+      maxStanzaBytes: def(int({ min: 1024, max: 64 * 1024 * 1024 }), 256 * 1024),
+      /** Deepest element nesting accepted inside a stanza. */
+      maxDepth: def(int({ min: 4, max: 1000 }), 32),
+      /** Outstanding IQ requests we wait on. */
+      maxPendingIq: def(int({ min: 1, max: 10_000 }), 256),
+    }),
+    timeouts: obj({
+      connectMs: def(ms({ min: 100 }), 15_000),
+      /** Each negotiation step (features, TLS, SASL, bind, enable/resume). */
+      negotiationMs: def(ms({ min: 100 }), 20_000),
+      iqMs: def(ms({ min: 100 }), 30_000),
+    }),
+    /** disco#info identity type: "device" or "bot". */
+    identityType: def(oneOf(["device", "bot"]), "device"),
+  },
+  {
+    check(v, ctx) {
+      if (v.password === undefined && v.passwordFile === undefined)
+        ctx
+          .at("password")
+          .fail("is required: set xmpp.password, xmpp.passwordFile, AGENT_PASSWORD or AGENT_PASSWORD_FILE");
+    },
+  },
+);
+
+export type XmppConfig = ReturnType<typeof xmppConfigSchema.parse> extends infer T ? Exclude<T, symbol> : never;
