@@ -1,0 +1,180 @@
+/**
+ * Byte transport for one XMPP connection: TCP (plain, to be upgraded by STARTTLS) or Direct TLS
+ * (XEP-0368), with the server's certificate checked against a configured CA and, optionally,
+ * pinned by SHA-256. Knows nothing of XML.
+ */
+import { X509Certificate } from "node:crypto";
+import { promises as dns } from "node:dns";
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import tls from "node:tls";
+import { AgentError } from "../core/errors.js";
+
+export class TransportError extends AgentError {}
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export interface TlsOptions {
+  /** Name checked against the certificate: the JID's domain unless configured otherwise. */
+  servername: string;
+  /** PEM text of trusted CAs; undefined means the system store. */
+  ca?: string;
+  /** Lowercase hex SHA-256 of the server certificate's DER. */
+  pinSha256?: string;
+}
+
+export function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new TransportError(
+      "tls_ca_unreadable",
+      `cannot read CA file ${path}: ${(err as Error).message}`,
+      { path },
+      { cause: err },
+    );
+  }
+}
+
+/** "host:port" or "[v6]:port" */
+export function parseHostPort(s: string): Endpoint {
+  const m = /^\[([0-9a-fA-F:]+)\]:(\d+)$/.exec(s) ?? /^([^:[\]]+):(\d+)$/.exec(s);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || !(port > 0 && port < 65536))
+    throw new TransportError("bad_endpoint", `not a host:port: ${s}`, { value: s });
+  return { host: m[1]!, port };
+}
+
+/**
+ * Where to connect: the configured endpoint, else the domain's SRV records (RFC 6120 §3.2),
+ * else the domain on the default port.
+ */
+export async function resolveEndpoints(domain: string, directTls: boolean, configured?: string): Promise<Endpoint[]> {
+  if (configured) return [parseHostPort(configured)];
+  const service = directTls ? "_xmpps-client._tcp" : "_xmpp-client._tcp";
+  try {
+    const records = await dns.resolveSrv(`${service}.${domain}`);
+    // "." as target means the service is decidedly not available (RFC 2782).
+    const usable = records.filter((r) => r.name !== "." && r.name !== "");
+    if (records.length > 0 && usable.length === 0) {
+      throw new TransportError("srv_no_service", `${domain} says it offers no XMPP client service`, { domain });
+    }
+    if (usable.length > 0) {
+      usable.sort((a, b) => a.priority - b.priority || b.weight - a.weight);
+      return usable.map((r) => ({ host: r.name, port: r.port }));
+    }
+  } catch (err) {
+    if (err instanceof TransportError) throw err;
+    // No SRV record is normal: fall back to the domain itself.
+  }
+  return [{ host: domain, port: directTls ? 5223 : 5222 }];
+}
+
+export function connectTcp(ep: Endpoint, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: ep.host, port: ep.port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new TransportError("connect_timeout", `TCP connect to ${ep.host}:${ep.port} timed out after ${timeoutMs} ms`, {
+          ...ep,
+        }),
+      );
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 30_000);
+      resolve(socket);
+    });
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(
+        new TransportError(
+          "connect_failed",
+          `TCP connect to ${ep.host}:${ep.port} failed: ${err.message}`,
+          { ...ep },
+          { cause: err },
+        ),
+      );
+    });
+  });
+}
+
+function certFingerprint(cert: { raw?: Buffer }): string | undefined {
+  if (!cert.raw) return undefined;
+  return new X509Certificate(cert.raw).fingerprint256.replace(/:/g, "").toLowerCase();
+}
+
+/** Starts TLS over `socket` (STARTTLS), or over a fresh TCP socket for Direct TLS. */
+export function startTls(socket: net.Socket, opts: TlsOptions, timeoutMs: number): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    let pinError: TransportError | undefined;
+    const tlsSocket = tls.connect({
+      socket,
+      servername: opts.servername,
+      ...(opts.ca ? { ca: opts.ca } : {}),
+      rejectUnauthorized: true,
+      minVersion: "TLSv1.2",
+      checkServerIdentity: (host, cert) => {
+        const identityError = tls.checkServerIdentity(host, cert);
+        if (identityError) return identityError;
+        if (opts.pinSha256) {
+          const actual = certFingerprint(cert);
+          if (actual !== opts.pinSha256) {
+            pinError = new TransportError("tls_pin_mismatch", "server certificate does not match the configured pin", {
+              expected: opts.pinSha256,
+              actual,
+            });
+            return pinError;
+          }
+        }
+        return undefined;
+      },
+    });
+    const timer = setTimeout(() => {
+      tlsSocket.destroy();
+      reject(new TransportError("tls_timeout", `TLS handshake timed out after ${timeoutMs} ms`, {}));
+    }, timeoutMs);
+    tlsSocket.once("secureConnect", () => {
+      clearTimeout(timer);
+      tlsSocket.removeAllListeners("error");
+      resolve(tlsSocket);
+    });
+    tlsSocket.once("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      tlsSocket.destroy();
+      if (pinError) return reject(pinError);
+      reject(
+        new TransportError(
+          "tls_failed",
+          `TLS handshake with ${opts.servername} failed: ${err.message}`,
+          { servername: opts.servername, reason: err.code },
+          { cause: err },
+        ),
+      );
+    });
+  });
+}
+
+/**
+ * Channel-binding data for SCRAM-*-PLUS. TLS 1.3: tls-exporter (RFC 9266). TLS 1.2: tls-unique
+ * (RFC 5929), since the exporter is unsafe there without extended master secret.
+ */
+export function channelBinding(
+  socket: tls.TLSSocket,
+): { type: "tls-exporter" | "tls-unique"; data: Buffer } | undefined {
+  const version = socket.getProtocol();
+  if (version === "TLSv1.3") {
+    return { type: "tls-exporter", data: socket.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0)) };
+  }
+  if (version === "TLSv1.2") {
+    const finished = socket.getFinished();
+    return finished ? { type: "tls-unique", data: finished } : undefined;
+  }
+  return undefined;
+}
