@@ -1,0 +1,188 @@
+/**
+ * The hardware abstraction layer (HAL): what the rest of the agent may know about hardware.
+ * Telemetry and commands see only these interfaces; which backend serves them (onoff, serialport,
+ * the simulator, a future libgpiod backend) is decided by the composition root.
+ */
+import { AgentError, type ErrorContext } from "../agent/core/errors.js";
+import type { EventSource } from "./events.js";
+
+export type { EventSource, Unsubscribe } from "./events.js";
+
+/** Every driver failure: `context.device` names the device (e.g. "gpio:pinctrl-bcm2711/17", "serial:mcu0"), `context.channel` the channel/pin id when there is one. */
+export class DriverError extends AgentError {
+  readonly device: string;
+  readonly channel: string | undefined;
+
+  constructor(
+    code: DriverErrorCode,
+    message: string,
+    where: { device: string; channel?: string | undefined } & ErrorContext,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, where, options);
+    this.device = where.device;
+    this.channel = where.channel;
+  }
+}
+
+export type DriverErrorCode =
+  | "driver_not_started"
+  | "driver_backend_missing"
+  | "driver_bad_argument"
+  | "gpio_unavailable"
+  | "gpio_no_chip"
+  | "gpio_line_out_of_range"
+  | "gpio_line_busy"
+  | "gpio_unexported"
+  | "gpio_wrong_direction"
+  | "gpio_io"
+  | "serial_open_failed"
+  | "serial_not_open"
+  | "serial_disconnected"
+  | "serial_write_failed"
+  | "serial_timeout"
+  | "serial_busy"
+  | "serial_frame_too_large"
+  | "serial_bad_response"
+  | "serial_remote_error"
+  | "sensor_fault"
+  | "sensor_stale";
+
+// ---------------------------------------------------------------------------------------------
+// Digital I/O
+
+/** A pin driven by the agent (relay, LED, valve). `true` is the active level (activeLow is applied below). */
+export interface DigitalOutput {
+  readonly id: string;
+  set(value: boolean): Promise<void>;
+  /** Drives `value` (default true) for `durationMs`, then the opposite; resolves when restored. A set() during a pulse cancels the restore. */
+  pulse(durationMs: number, value?: boolean): Promise<void>;
+  /** Reads the level back from the backend (not a cached copy). */
+  read(): Promise<boolean>;
+}
+
+export type EdgeFilter = "rising" | "falling" | "both";
+
+export interface InputEdge {
+  inputId: string;
+  edge: "rising" | "falling";
+  /** The debounced level after the edge. */
+  value: boolean;
+  /** ms since the epoch (UTC), when the level became stable. */
+  timestamp: number;
+}
+
+export interface DigitalInputEvents {
+  edge: InputEdge;
+}
+
+/** A pin read by the agent (button, door contact). Edges are debounced above the backend, so every backend behaves alike. */
+export interface DigitalInput extends EventSource<DigitalInputEvents> {
+  readonly id: string;
+  readonly edgeFilter: EdgeFilter | "none";
+  read(): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serial
+
+export interface SerialSettings {
+  baudRate: number;
+  dataBits: 5 | 6 | 7 | 8;
+  parity: "none" | "even" | "odd";
+  stopBits: 1 | 2;
+}
+
+export const DEFAULT_SERIAL_SETTINGS: SerialSettings = { baudRate: 115200, dataBits: 8, parity: "none", stopBits: 1 };
+
+/** One decoded frame of the framed protocol (docs/serial-protocol.md). */
+export interface Frame {
+  type: number;
+  seq: number;
+  payload: Buffer;
+}
+
+/** Line-noise counters; they only grow, until the link is re-created. */
+export interface SerialStats {
+  framesIn: number;
+  framesOut: number;
+  /** Bytes dropped while hunting for a frame start (noise, garbage, unknown protocol version). */
+  garbageBytes: number;
+  /** Frames with a good header whose CRC did not match. */
+  badCrc: number;
+  /** Frames that began but never completed (cut by silence, unplug or close). */
+  partialFrames: number;
+  /** Headers announcing a payload above maxFrameBytes. */
+  oversizeFrames: number;
+  bytesIn: number;
+  bytesOut: number;
+  unplugs: number;
+  reopens: number;
+}
+
+/** Request/response counters of a protocol client on a link. */
+export interface RequestStats {
+  requests: number;
+  responses: number;
+  timeouts: number;
+  /** Requests refused at once because maxInFlight were already waiting. */
+  busy: number;
+  remoteErrors: number;
+  /** Responses that matched no pending request (late after a timeout, or invented by the device). */
+  unmatchedResponses: number;
+}
+
+export type SerialLinkState = "closed" | "opening" | "open" | "unplugged";
+
+export interface SerialLinkEvents {
+  open: { linkId: string; path: string };
+  frame: Frame;
+  /** The device went away (read/write error, EOF); channels served by it are now in error. */
+  unplug: { linkId: string; path: string; error: DriverError };
+  /** The device came back and was reopened after an unplug. */
+  replug: { linkId: string; path: string; attempts: number };
+  close: { linkId: string; path: string };
+}
+
+export interface SerialLink extends EventSource<SerialLinkEvents> {
+  readonly id: string;
+  readonly path: string;
+  readonly state: SerialLinkState;
+  readonly settings: SerialSettings;
+  /** Opens with the given settings (or the configured ones); rejects with DriverError serial_open_failed. */
+  open(settings?: Partial<SerialSettings>): Promise<void>;
+  writeFrame(frame: Frame): Promise<void>;
+  close(): Promise<void>;
+  stats(): SerialStats;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sensor channels
+
+export type Quality = "good" | "stale" | "error";
+
+export interface Reading {
+  channelId: string;
+  /** null when quality is "error" and no value could be read. */
+  value: number | null;
+  unit: string;
+  /** ms since the epoch, UTC: when the value was sampled (the device may report an age). */
+  timestamp: number;
+  quality: Quality;
+  /** Why quality is not "good". */
+  error?: DriverError;
+}
+
+/**
+ * A source of readings. read() does not reject on device faults: it resolves with quality
+ * "error" (or "stale") and the DriverError, so a sampler always has something to report.
+ */
+export interface SensorChannel {
+  readonly id: string;
+  /** What is measured: "temperature", "humidity", "contact", ... (free text from the config). */
+  readonly kind: string;
+  readonly unit: string;
+  /** How often the sampler should call read(). */
+  readonly intervalMs: number;
+  read(): Promise<Reading>;
+}
