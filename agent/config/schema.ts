@@ -2,6 +2,7 @@
  * The whole agent config: each room owns its section's schema, this file only composes them.
  * Documented key by key in docs/configuration.md.
  */
+import { boardConfigSchema } from "../../drivers/config.js";
 import { xmppConfigSchema } from "../xmpp/config.js";
 import { arr, bareJid, def, obj, oneOf, opt, str, type Infer } from "./schema-dsl.js";
 
@@ -37,6 +38,7 @@ export const agentConfigSchema = obj({
   operators: def(arr(operatorSchema, { maxItems: 1000 }), []),
   pubsub: pubsubSchema,
   log: logSchema,
+  board: boardConfigSchema,
 });
 
 export type AgentConfig = Exclude<Infer<typeof agentConfigSchema>, symbol>;

@@ -1,0 +1,379 @@
+/**
+ * Board: builds the channels, outputs, inputs and serial links the `board` config describes, on
+ * the backends the entrypoint hands in (real or simulated: the Board never chooses), and reports
+ * what happens to them as typed events: channel quality changes, debounced input edges, serial
+ * unplug/replug. Constructor does nothing; start() opens, stop() releases everything it opened.
+ */
+import type { BackoffOptions } from "../agent/core/backoff.js";
+import { describeError } from "../agent/core/errors.js";
+import { type Logger, silentLogger } from "../agent/core/log.js";
+import { realTimers, type Timers } from "../agent/core/timers.js";
+import type { BoardConfig } from "./config.js";
+import { TypedEvents, type Unsubscribe } from "./events.js";
+import type { GpioBackend } from "./gpio/backend.js";
+import { DigitalInputChannel } from "./gpio/channel.js";
+import { GpioInputPin, GpioOutputPin } from "./gpio/pins.js";
+import { SerialActuatorOutput } from "./serial/actuator.js";
+import type { SerialBackend } from "./serial/backend.js";
+import { SerialSensorChannel } from "./serial/channel.js";
+import { McuClient } from "./serial/client.js";
+import { FramedSerialLink } from "./serial/link.js";
+import {
+  type DigitalInput,
+  type DigitalOutput,
+  DriverError,
+  type EventSource,
+  type InputEdge,
+  type Quality,
+  type Reading,
+  type RequestStats,
+  type SensorChannel,
+  type SerialLink,
+  type SerialStats,
+} from "./types.js";
+
+/** The backends the entrypoint chose. Each is required only if the config uses it. */
+export interface BoardBackends {
+  gpio?: GpioBackend;
+  serial?: SerialBackend;
+}
+
+export interface BoardOptions {
+  config: BoardConfig;
+  backends: BoardBackends;
+  timers?: Timers;
+  logger?: Logger;
+  /** Jitter source for reopen backoff (tests pin it). */
+  random?: () => number;
+}
+
+export interface QualityChange {
+  channelId: string;
+  quality: Quality;
+  /** undefined for a channel's first reading. */
+  previous: Quality | undefined;
+  error?: DriverError;
+}
+
+export interface BoardEvents {
+  quality: QualityChange;
+  edge: InputEdge;
+  unplug: { linkId: string; path: string; error: DriverError };
+  replug: { linkId: string; path: string; attempts: number };
+}
+
+export interface LinkStats {
+  link: SerialStats;
+  requests: RequestStats;
+  state: SerialLink["state"];
+}
+
+interface LinkEntry {
+  link: FramedSerialLink;
+  client: McuClient;
+}
+
+export class Board implements EventSource<BoardEvents> {
+  private readonly events: TypedEvents<BoardEvents>;
+  private readonly timers: Timers;
+  private readonly logger: Logger;
+  private readonly linkEntries = new Map<string, LinkEntry>();
+  private readonly outputMap = new Map<string, DigitalOutput & { close?(): Promise<void>; stop?(): void }>();
+  private readonly inputMap = new Map<string, GpioInputPin>();
+  private readonly channelMap = new Map<string, TrackedChannel>();
+  private subscriptions: Unsubscribe[] = [];
+  private started = false;
+
+  constructor(private readonly options: BoardOptions) {
+    this.timers = options.timers ?? realTimers;
+    this.logger = (options.logger ?? silentLogger).child({ component: "board" });
+    this.events = new TypedEvents((err, event) =>
+      this.logger.error("board listener threw", { event: String(event), error: describeError(err) }),
+    );
+  }
+
+  on<K extends keyof BoardEvents>(event: K, listener: (payload: BoardEvents[K]) => void): Unsubscribe {
+    return this.events.on(event, listener);
+  }
+
+  /**
+   * Opens GPIO lines (all or nothing: a pin that cannot be opened is a wiring or config error and
+   * start() rejects after releasing the others) and serial links (a device absent at start is
+   * reported as unplugged and retried with backoff; it does not fail start()).
+   */
+  async start(): Promise<void> {
+    if (this.started) return;
+    const { config, backends } = this.options;
+    const usesGpio =
+      Object.keys(config.inputs).length > 0 || Object.values(config.outputs).some((o) => o.source === "gpio");
+    if (usesGpio && !backends.gpio)
+      throw new DriverError("driver_backend_missing", "board uses GPIO but no GPIO backend was given", {
+        device: "gpio",
+      });
+    if (Object.keys(config.serial).length > 0 && !backends.serial)
+      throw new DriverError("driver_backend_missing", "board uses serial links but no serial backend was given", {
+        device: "serial",
+      });
+    this.started = true;
+    try {
+      this.buildLinks();
+      await this.openGpio();
+      this.buildChannels();
+      for (const [id, { link, client }] of this.linkEntries) {
+        client.start();
+        this.subscriptions.push(
+          link.on("unplug", (e) => this.onUnplug(id, e)),
+          link.on("replug", (e) => this.events.emit("replug", e)),
+        );
+      }
+      await Promise.all([...this.linkEntries.values()].map(({ link }) => link.start()));
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    for (const off of this.subscriptions) off();
+    this.subscriptions = [];
+    for (const o of this.outputMap.values()) o.stop?.();
+    const closing: Array<Promise<void>> = [];
+    for (const o of this.outputMap.values()) if (o.close) closing.push(o.close());
+    for (const i of this.inputMap.values()) closing.push(i.close());
+    for (const { link, client } of this.linkEntries.values()) {
+      client.stop();
+      closing.push(link.close());
+    }
+    const results = await Promise.allSettled(closing);
+    for (const r of results)
+      if (r.status === "rejected") this.logger.warn("release failed during stop", { error: describeError(r.reason) });
+    this.outputMap.clear();
+    this.inputMap.clear();
+    this.channelMap.clear();
+    this.linkEntries.clear();
+  }
+
+  channels(): SensorChannel[] {
+    return [...this.channelMap.values()];
+  }
+
+  channel(id: string): SensorChannel {
+    return this.get(this.channelMap, id, "channel");
+  }
+
+  outputs(): DigitalOutput[] {
+    return [...this.outputMap.values()];
+  }
+
+  output(id: string): DigitalOutput {
+    return this.get(this.outputMap, id, "output");
+  }
+
+  inputs(): DigitalInput[] {
+    return [...this.inputMap.values()];
+  }
+
+  input(id: string): DigitalInput {
+    return this.get(this.inputMap, id, "input");
+  }
+
+  links(): SerialLink[] {
+    return [...this.linkEntries.values()].map((e) => e.link);
+  }
+
+  link(id: string): SerialLink {
+    return this.get(this.linkEntries, id, "link").link;
+  }
+
+  /** The protocol client of a link, for device-level commands (version, inventory, ping). */
+  client(linkId: string): McuClient {
+    return this.get(this.linkEntries, linkId, "link").client;
+  }
+
+  /** The last quality seen per channel (undefined before its first read). */
+  qualities(): Record<string, Quality | undefined> {
+    return Object.fromEntries([...this.channelMap].map(([id, c]) => [id, c.quality]));
+  }
+
+  stats(): Record<string, LinkStats> {
+    const out: Record<string, LinkStats> = {};
+    for (const [id, { link, client }] of this.linkEntries)
+      out[id] = { link: link.stats(), requests: client.stats(), state: link.state };
+    return out;
+  }
+
+  // ---- building ---------------------------------------------------------------------------
+
+  private get<T>(map: Map<string, T>, id: string, what: string): T {
+    const v = map.get(id);
+    if (v === undefined)
+      throw new DriverError(
+        this.started ? "driver_bad_argument" : "driver_not_started",
+        `no ${what} ${JSON.stringify(id)} on this board${this.started ? "" : " (not started)"}`,
+        {
+          device: "board",
+          channel: id,
+        },
+      );
+    return v;
+  }
+
+  private buildLinks(): void {
+    const serial = this.options.backends.serial;
+    if (!serial) return;
+    for (const [id, c] of Object.entries(this.options.config.serial)) {
+      const reopen: BackoffOptions = { ...c.reopen, minDelayMs: Math.min(50, c.reopen.initialDelayMs) };
+      const link = new FramedSerialLink({
+        id,
+        path: c.path,
+        backend: serial,
+        settings: {
+          baudRate: c.baudRate,
+          dataBits: c.dataBits as 5 | 6 | 7 | 8,
+          parity: c.parity,
+          stopBits: c.stopBits as 1 | 2,
+        },
+        maxFrameBytes: c.maxFrameBytes,
+        frameTimeoutMs: c.frameTimeoutMs,
+        reopen,
+        timers: this.timers,
+        logger: this.logger,
+        ...(this.options.random ? { random: this.options.random } : {}),
+      });
+      const client = new McuClient({
+        link,
+        timers: this.timers,
+        requestTimeoutMs: c.requestTimeoutMs,
+        maxInFlight: c.maxInFlight,
+      });
+      this.linkEntries.set(id, { link, client });
+    }
+  }
+
+  private async openGpio(): Promise<void> {
+    const { config } = this.options;
+    const gpio = this.options.backends.gpio;
+    for (const [id, o] of Object.entries(config.outputs)) {
+      if (o.source === "serial") {
+        const entry = this.linkEntries.get(o.link!)!;
+        this.outputMap.set(
+          id,
+          new SerialActuatorOutput({
+            id,
+            actuator: o.actuator!,
+            client: entry.client,
+            maxPulseMs: config.gpio.maxPulseMs,
+            timers: this.timers,
+          }),
+        );
+        continue;
+      }
+      const pin = await GpioOutputPin.open(
+        gpio!,
+        {
+          id,
+          line: o.line!,
+          chip: o.chip ?? config.gpio.chip,
+          activeLow: o.activeLow,
+          initial: o.initial,
+          maxPulseMs: config.gpio.maxPulseMs,
+        },
+        { timers: this.timers },
+      );
+      this.outputMap.set(id, pin);
+    }
+    for (const [id, i] of Object.entries(config.inputs)) {
+      const pin = await GpioInputPin.open(
+        gpio!,
+        {
+          id,
+          line: i.line,
+          chip: i.chip ?? config.gpio.chip,
+          activeLow: i.activeLow,
+          edge: i.edge,
+          debounceMs: i.debounceMs,
+        },
+        {
+          timers: this.timers,
+          onListenerError: (err) => this.logger.error("input listener threw", { input: id, error: describeError(err) }),
+        },
+      );
+      this.inputMap.set(id, pin);
+      this.subscriptions.push(pin.on("edge", (e) => this.events.emit("edge", e)));
+    }
+  }
+
+  private buildChannels(): void {
+    for (const [id, c] of Object.entries(this.options.config.channels)) {
+      const base = { id, kind: c.kind, unit: c.unit, intervalMs: c.intervalMs, timers: this.timers };
+      const inner: SensorChannel =
+        c.source === "serial"
+          ? new SerialSensorChannel({
+              ...base,
+              sensor: c.sensor!,
+              client: this.linkEntries.get(c.link!)!.client,
+              ...(c.staleAfterMs !== undefined ? { staleAfterMs: c.staleAfterMs } : {}),
+              ...(c.stuckAfterMs !== undefined ? { stuckAfterMs: c.stuckAfterMs } : {}),
+            })
+          : new DigitalInputChannel({ ...base, input: this.inputMap.get(c.input!)! });
+      this.channelMap.set(
+        id,
+        new TrackedChannel(inner, c.source === "serial" ? c.link : undefined, (change) =>
+          this.events.emit("quality", change),
+        ),
+      );
+    }
+  }
+
+  private onUnplug(linkId: string, e: BoardEvents["unplug"]): void {
+    this.events.emit("unplug", e);
+    // Channels of a device that went away are in error now, not at their next sample.
+    for (const ch of this.channelMap.values()) if (ch.linkId === linkId) ch.markError(e.error);
+  }
+}
+
+/** Wraps a channel to notice quality changes, whoever calls read(). */
+class TrackedChannel implements SensorChannel {
+  quality: Quality | undefined;
+
+  constructor(
+    private readonly inner: SensorChannel,
+    readonly linkId: string | undefined,
+    private readonly onChange: (c: QualityChange) => void,
+  ) {}
+
+  get id() {
+    return this.inner.id;
+  }
+  get kind() {
+    return this.inner.kind;
+  }
+  get unit() {
+    return this.inner.unit;
+  }
+  get intervalMs() {
+    return this.inner.intervalMs;
+  }
+
+  async read(): Promise<Reading> {
+    const r = await this.inner.read();
+    this.set(r.quality, r.error);
+    return r;
+  }
+
+  markError(error: DriverError): void {
+    this.set(
+      "error",
+      new DriverError(error.code as never, error.message, { ...error.context, device: error.device, channel: this.id }),
+    );
+  }
+
+  private set(quality: Quality, error: DriverError | undefined): void {
+    if (quality === this.quality) return;
+    const previous = this.quality;
+    this.quality = quality;
+    this.onChange({ channelId: this.id, quality, previous, ...(error ? { error } : {}) });
+  }
+}

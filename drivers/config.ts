@@ -1,0 +1,173 @@
+/**
+ * The `board` section of the agent config: which hardware the agent has and which backend serves
+ * each channel. It names lines and devices, never "real or simulated": that choice belongs to the
+ * entrypoint, so the same file runs on a Pi and, with the simulator backends, on a laptop.
+ * Documented in docs/hardware.md.
+ */
+import { bool, def, int, ms, num, obj, oneOf, opt, record, str, type Infer } from "../agent/config/schema-dsl.js";
+
+/** Same rule as the telemetry channel ids (agent/telemetry/reading.ts), repeated here so drivers/ stays independent. */
+export const BOARD_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/;
+const NAME_PATTERN = /^[\x21-\x7e]{1,32}$/;
+const name = () => str({ pattern: NAME_PATTERN, patternHint: "1-32 printable ASCII characters, no spaces" });
+
+export const gpioSectionSchema = obj({
+  /**
+   * Label of the GPIO chip that `line` numbers refer to (e.g. "pinctrl-bcm2711", "pinctrl-rp1").
+   * Unset: the Raspberry Pi header chip, found by label, or the only chip.
+   */
+  chip: opt(str({ minLength: 1, maxLength: 64 })),
+  /** Longest pulse any output accepts. */
+  maxPulseMs: def(ms({ min: 1, max: 3_600_000 }), 60_000),
+});
+
+export const serialLinkSchema = obj({
+  /** Device path; prefer a stable /dev/serial/by-id/... link over /dev/ttyUSB0. */
+  path: str({ minLength: 1 }),
+  baudRate: def(int({ min: 50, max: 4_000_000 }), 115200),
+  dataBits: def(int({ min: 5, max: 8 }), 8),
+  parity: def(oneOf(["none", "even", "odd"]), "none"),
+  stopBits: def(int({ min: 1, max: 2 }), 1),
+  /** Only the framed protocol of docs/serial-protocol.md is wired to channels today. */
+  protocol: def(oneOf(["framed"]), "framed"),
+  /** Largest frame payload in either direction. */
+  maxFrameBytes: def(int({ min: 16, max: 65535 }), 1024),
+  /** A started frame with no new byte for this long is abandoned and counted as partial. */
+  frameTimeoutMs: def(ms({ min: 1, max: 60_000 }), 100),
+  requestTimeoutMs: def(ms({ min: 10, max: 600_000 }), 1000),
+  /** Requests waiting for an answer at once; more are refused (serial_busy), not queued. */
+  maxInFlight: def(int({ min: 1, max: 255 }), 8),
+  reopen: obj({
+    initialDelayMs: def(ms({ min: 10 }), 500),
+    maxDelayMs: def(ms({ min: 10 }), 30_000),
+    factor: def(num({ min: 1, max: 10 }), 2),
+  }),
+});
+
+export const outputSchema = obj(
+  {
+    source: oneOf(["gpio", "serial"]),
+    /** gpio: chip-relative line number ("BCM 17" is 17 whatever the kernel's sysfs base). */
+    line: opt(int({ min: 0, max: 1023 })),
+    chip: opt(str({ minLength: 1, maxLength: 64 })),
+    activeLow: def(bool(), false),
+    /** gpio: level set when the agent starts. */
+    initial: def(bool(), false),
+    /** serial: the link id (a key of board.serial) and the actuator's name on the device. */
+    link: opt(str({ minLength: 1 })),
+    actuator: opt(name()),
+  },
+  {
+    check(v, ctx) {
+      if (v.source === "gpio") {
+        if (v.line === undefined) ctx.at("line").fail("is required for a gpio output");
+        if (v.link !== undefined) ctx.at("link").fail("applies to serial outputs only");
+        if (v.actuator !== undefined) ctx.at("actuator").fail("applies to serial outputs only");
+      } else {
+        if (v.link === undefined) ctx.at("link").fail("is required for a serial output");
+        if (v.actuator === undefined) ctx.at("actuator").fail("is required for a serial output");
+        if (v.line !== undefined) ctx.at("line").fail("applies to gpio outputs only");
+      }
+    },
+  },
+);
+
+export const inputSchema = obj({
+  line: int({ min: 0, max: 1023 }),
+  chip: opt(str({ minLength: 1, maxLength: 64 })),
+  activeLow: def(bool(), false),
+  /** Which debounced edges are reported as events. */
+  edge: def(oneOf(["none", "rising", "falling", "both"]), "both"),
+  /** A level must hold this long to count; 20 ms suits most push buttons. */
+  debounceMs: def(ms({ max: 10_000 }), 20),
+});
+
+export const channelSchema = obj(
+  {
+    source: oneOf(["serial", "gpio"]),
+    /** What is measured: temperature, humidity, contact, ... */
+    kind: str({ minLength: 1, maxLength: 64 }),
+    unit: def(str({ maxLength: 32 }), ""),
+    intervalMs: def(ms({ min: 100 }), 10_000),
+    /** serial: link id and the sensor's name on the device. */
+    link: opt(str({ minLength: 1 })),
+    sensor: opt(name()),
+    /** gpio: an input id (a key of board.inputs). */
+    input: opt(str({ minLength: 1 })),
+    /** serial: a sample older than this is "stale". Default 3 × intervalMs. */
+    staleAfterMs: opt(ms({ min: 1 })),
+    /** serial: a value unchanged for this long is "stale" (stuck sensor). Unset: off. */
+    stuckAfterMs: opt(ms({ min: 1 })),
+  },
+  {
+    check(v, ctx) {
+      if (v.source === "serial") {
+        if (v.link === undefined) ctx.at("link").fail("is required for a serial channel");
+        if (v.sensor === undefined) ctx.at("sensor").fail("is required for a serial channel");
+        if (v.input !== undefined) ctx.at("input").fail("applies to gpio channels only");
+      } else {
+        if (v.input === undefined) ctx.at("input").fail("is required for a gpio channel");
+        for (const k of ["link", "sensor", "staleAfterMs", "stuckAfterMs"] as const)
+          if (v[k] !== undefined) ctx.at(k).fail("applies to serial channels only");
+      }
+    },
+  },
+);
+
+export const boardConfigSchema = obj(
+  {
+    gpio: gpioSectionSchema,
+    serial: record(serialLinkSchema, { keyPattern: BOARD_ID_PATTERN }),
+    outputs: record(outputSchema, { keyPattern: BOARD_ID_PATTERN }),
+    inputs: record(inputSchema, { keyPattern: BOARD_ID_PATTERN }),
+    channels: record(channelSchema, { keyPattern: BOARD_ID_PATTERN }),
+  },
+  {
+    check(v, ctx) {
+      const links = Object.keys(v.serial);
+      for (const [id, o] of Object.entries(v.outputs))
+        if (o.link !== undefined && !(o.link in v.serial))
+          ctx
+            .at("outputs")
+            .at(id)
+            .at("link")
+            .fail(`names no link in board.serial (have: ${links.join(", ") || "none"})`);
+      for (const [id, c] of Object.entries(v.channels)) {
+        if (c.link !== undefined && !(c.link in v.serial))
+          ctx
+            .at("channels")
+            .at(id)
+            .at("link")
+            .fail(`names no link in board.serial (have: ${links.join(", ") || "none"})`);
+        if (c.input !== undefined && !(c.input in v.inputs))
+          ctx
+            .at("channels")
+            .at(id)
+            .at("input")
+            .fail(`names no input in board.inputs (have: ${Object.keys(v.inputs).join(", ") || "none"})`);
+      }
+      // One line, one owner: two entries on the same pin would fight over it at runtime.
+      const owners = new Map<string, string>();
+      const claim = (chip: string | undefined, line: number | undefined, path: string[]) => {
+        if (line === undefined) return;
+        const key = `${chip ?? v.gpio.chip ?? ""}/${line}`;
+        const prev = owners.get(key);
+        let c = ctx;
+        for (const p of path) c = c.at(p);
+        if (prev) c.at("line").fail(`line ${line} is already used by ${prev}`);
+        else owners.set(key, path.join("."));
+      };
+      for (const [id, o] of Object.entries(v.outputs)) claim(o.chip, o.line, ["outputs", id]);
+      for (const [id, i] of Object.entries(v.inputs)) claim(i.chip, i.line, ["inputs", id]);
+      for (const [id, l] of Object.entries(v.serial))
+        if (l.reopen.maxDelayMs < l.reopen.initialDelayMs)
+          ctx.at("serial").at(id).at("reopen").at("maxDelayMs").fail("must be >= initialDelayMs");
+    },
+  },
+);
+
+export type BoardConfig = Exclude<Infer<typeof boardConfigSchema>, symbol>;
+export type SerialLinkConfig = BoardConfig["serial"][string];
+export type OutputConfig = BoardConfig["outputs"][string];
+export type InputConfig = BoardConfig["inputs"][string];
+export type ChannelConfig = BoardConfig["channels"][string];
