@@ -255,7 +255,12 @@ export class AdhocCommands {
         if (!(err as { audited?: boolean }).audited) reject("rejected", err);
         throw err;
       }
-      throw err;
+      // Outside a handler (e.g. a port failing while a stage's form is built): still an answer, never a hang.
+      this.stats.errors++;
+      this.logger.error("command request failed", { node, sessionid, error: describeError(err) });
+      const text = `${node} failed: ${err instanceof Error ? err.message : String(err)}`;
+      this.auditRecord(requester, node!, rawAction, "error", t0, { ...(sessionid ? { sessionid } : {}), reason: text });
+      throw new StanzaError("internal-server-error", "cancel", text);
     }
   }
 

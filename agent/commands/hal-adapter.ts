@@ -1,0 +1,181 @@
+/**
+ * Thin adapters from the drivers/ HAL (drivers/types.ts: DigitalOutput, DigitalInput, SensorChannel;
+ * drivers/serial/client.ts: McuClient) to the commands' ports. Only types are imported from drivers/,
+ * and the MCU client is taken structurally, so this room does not load any driver code.
+ *
+ * Both adapters take a getter, not the objects: after `restart-drivers` the composition root hands
+ * out the new objects and the commands follow.
+ */
+import { AgentError, describeError } from "../core/errors.js";
+import { type Logger, silentLogger } from "../core/log.js";
+import { realTimers, type Timers } from "../core/timers.js";
+import type { DigitalInput, DigitalOutput, SensorChannel } from "../../drivers/types.js";
+import type { ChannelInfo, ChannelReading, HardwarePort, McuPort, McuRequestInfo, OutputChange } from "./ports.js";
+
+export interface HalObjects {
+  sensors: readonly SensorChannel[];
+  inputs: readonly DigitalInput[];
+  outputs: readonly DigitalOutput[];
+  /** What each output drives ("relay", "led", ...), from the board config; "output" when absent. */
+  outputKinds?: Readonly<Record<string, string>>;
+  inputKinds?: Readonly<Record<string, string>>;
+}
+
+/** A channel or output id that is not on the board. */
+export class ChannelNotFoundError extends AgentError {
+  constructor(id: string) {
+    super("channel_not_found", `no channel ${id}`, { channel: id });
+  }
+}
+
+export function hardwareFromHal(hal: () => HalObjects, deps: { logger?: Logger } = {}): HardwarePort {
+  const logger = (deps.logger ?? silentLogger).child({ component: "commands-hal" });
+  return {
+    async listChannels(): Promise<ChannelInfo[]> {
+      const h = hal();
+      return [
+        ...h.sensors.map(
+          (s): ChannelInfo => ({ id: s.id, direction: "sensor", kind: s.kind, unit: s.unit, intervalMs: s.intervalMs }),
+        ),
+        ...h.inputs.map((i): ChannelInfo => ({ id: i.id, direction: "input", kind: h.inputKinds?.[i.id] ?? "input" })),
+        ...h.outputs.map(
+          (o): ChannelInfo => ({ id: o.id, direction: "output", kind: h.outputKinds?.[o.id] ?? "output" }),
+        ),
+      ];
+    },
+
+    async read(channelId: string): Promise<ChannelReading> {
+      const h = hal();
+      const sensor = h.sensors.find((s) => s.id === channelId);
+      if (sensor) {
+        // SensorChannel.read() resolves with quality "error" on device faults instead of rejecting.
+        const r = await sensor.read();
+        return {
+          channelId,
+          value: r.value,
+          unit: r.unit,
+          timestamp: r.timestamp,
+          quality: r.quality,
+          ...(r.error ? { error: `${r.error.code}: ${r.error.message}` } : {}),
+        };
+      }
+      const digital = h.inputs.find((i) => i.id === channelId) ?? h.outputs.find((o) => o.id === channelId);
+      if (!digital) throw new ChannelNotFoundError(channelId);
+      return { channelId, value: await digital.read(), timestamp: Date.now(), quality: "good" };
+    },
+
+    async setOutput(outputId: string, value: boolean, opts: { pulseMs?: number } = {}): Promise<OutputChange> {
+      const out = hal().outputs.find((o) => o.id === outputId);
+      if (!out) throw new ChannelNotFoundError(outputId);
+      let previous: boolean | undefined;
+      try {
+        previous = await out.read();
+      } catch (err) {
+        // The change matters more than the "before" figure; say it is unknown.
+        logger.warn("could not read output before setting it", { output: outputId, error: describeError(err) });
+      }
+      if (opts.pulseMs === undefined) {
+        await out.set(value);
+        return { outputId, previous, value };
+      }
+      // pulse() resolves when the level is restored, possibly long after the command answered:
+      // the answer says a pulse started; a failure to restore is logged where the journal keeps it.
+      out.pulse(opts.pulseMs, value).catch((err: unknown) => {
+        logger.error("pulse did not complete", { output: outputId, pulseMs: opts.pulseMs, error: describeError(err) });
+      });
+      return { outputId, previous, value, pulseMs: opts.pulseMs, restoresTo: !value };
+    },
+  };
+}
+
+/** The parts of drivers/serial/client.ts McuClient the serial-command uses. */
+export interface McuClientLike {
+  ping(data?: Buffer): Promise<Buffer>;
+  version(): Promise<string>;
+  inventory(): Promise<{ sensors: string[]; actuators: string[] }>;
+  readSensor(name: string): Promise<{ value: number; ageMs: number }>;
+  getActuator(name: string): Promise<number>;
+  setActuator(name: string, value: number): Promise<number>;
+}
+
+/** The documented requests of the framed serial protocol (docs/serial-protocol.md) an operator may send. */
+export const MCU_REQUESTS: readonly McuRequestInfo[] = [
+  { name: "ping", description: "liveness check; answers pong" },
+  { name: "version", description: "firmware version" },
+  { name: "list", description: "sensors and actuators the firmware knows" },
+  { name: "read", description: "one sensor value and its age", argument: "sensor" },
+  { name: "get", description: "an actuator's current value", argument: "actuator" },
+  { name: "set", description: "set an actuator; answers the applied value", argument: "actuator=value" },
+];
+
+/** A bad argument or a device that did not answer in time: reported to the operator as a failed command. */
+export class McuRequestError extends AgentError {}
+
+const NAME = /^[A-Za-z0-9_.:-]{1,32}$/;
+const SET_ARG = /^([A-Za-z0-9_.:-]{1,32})\s*[=, ]\s*(-?\d+(?:\.\d+)?)$/;
+
+export function mcuPortFrom(
+  client: () => McuClientLike | undefined,
+  deps: { timers?: Timers; logger?: Logger } = {},
+): McuPort {
+  const timers = deps.timers ?? realTimers;
+  const logger = (deps.logger ?? silentLogger).child({ component: "commands-mcu" });
+  const name = (req: string, arg: string | undefined): string => {
+    const n = arg?.trim() ?? "";
+    if (!NAME.test(n))
+      throw new McuRequestError(
+        "mcu_bad_argument",
+        `${req} needs a name (letters, digits, _ . : -), got ${JSON.stringify(arg ?? "")}`,
+      );
+    return n;
+  };
+  const call = async (c: McuClientLike, req: string, arg: string | undefined): Promise<string> => {
+    switch (req) {
+      case "ping":
+        return (await c.ping()).toString("utf8");
+      case "version":
+        return await c.version();
+      case "list": {
+        const inv = await c.inventory();
+        return `sensors: ${inv.sensors.join(", ") || "none"}; actuators: ${inv.actuators.join(", ") || "none"}`;
+      }
+      case "read": {
+        const v = await c.readSensor(name(req, arg));
+        return `${v.value} (age ${v.ageMs} ms)`;
+      }
+      case "get":
+        return String(await c.getActuator(name(req, arg)));
+      case "set": {
+        const m = SET_ARG.exec(arg?.trim() ?? "");
+        if (!m)
+          throw new McuRequestError("mcu_bad_argument", `set needs actuator=value, got ${JSON.stringify(arg ?? "")}`);
+        return `applied ${await c.setActuator(m[1]!, Number(m[2]))}`;
+      }
+      default:
+        throw new McuRequestError("mcu_unknown_request", `unknown request ${req}`, { request: req });
+    }
+  };
+  return {
+    requests: MCU_REQUESTS,
+    async request(req, arg, timeoutMs) {
+      const c = client();
+      if (!c) throw new McuRequestError("mcu_unavailable", "no microcontroller is configured or it is not started");
+      let timer: { cancel(): void } | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = timers.setTimeout(
+          () => reject(new McuRequestError("mcu_timeout", `no answer to ${req} within ${timeoutMs} ms`, { timeoutMs })),
+          timeoutMs,
+        );
+      });
+      const work = call(c, req, arg);
+      // The driver has its own timeout too; this one makes the operator's choice binding. When the
+      // deadline wins, the request's later failure has no one waiting: log it instead of an unhandled rejection.
+      work.catch((err: unknown) => logger.debug("mcu request failed", { request: req, error: describeError(err) }));
+      try {
+        return await Promise.race([work, deadline]);
+      } finally {
+        timer?.cancel();
+      }
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * The narrow ports the built-in commands work against. The composition root (agent/main.ts) wires
+ * them: `hal-adapter.ts` builds the hardware and MCU ports from drivers/ HAL objects, the telemetry
+ * room provides the sampling settings, the session/spool/publisher provide the status snapshot.
+ * Commands never see a session, a driver backend or a spool directly.
+ */
+
+/** What the device exposes, as listed by `list-channels`. */
+export interface ChannelInfo {
+  id: string;
+  /** "sensor" channels are sampled, "input" are digital inputs, "output" are driven (relays, LEDs, actuators). */
+  direction: "sensor" | "input" | "output";
+  /** What is measured or driven ("temperature", "relay", ...). */
+  kind: string;
+  unit?: string;
+  /** Sampling interval for sampled channels. */
+  intervalMs?: number;
+}
+
+export interface ChannelReading {
+  channelId: string;
+  /** Digital channels read as booleans; null when the read failed (see quality/error). */
+  value: number | boolean | null;
+  unit?: string;
+  /** ms since the epoch, UTC. */
+  timestamp: number;
+  quality: "good" | "stale" | "error";
+  error?: string;
+}
+
+export interface OutputChange {
+  outputId: string;
+  /** Level before the command (read back from the device), when it could be read. */
+  previous: boolean | undefined;
+  /** Level now (for a pulse: the level during the pulse). */
+  value: boolean;
+  /** Set for a pulse: the level returns to `restoresTo` after `pulseMs`. */
+  pulseMs?: number;
+  restoresTo?: boolean;
+}
+
+/** Channels and outputs. Unknown ids reject with an AgentError whose code ends in "not_found" (see hal-adapter). */
+export interface HardwarePort {
+  listChannels(): Promise<ChannelInfo[]>;
+  read(channelId: string): Promise<ChannelReading>;
+  setOutput(outputId: string, value: boolean, opts?: { pulseMs?: number }): Promise<OutputChange>;
+}
+
+/** Per-channel sampling settings, persisted by their owner (the telemetry room) so they survive a restart. */
+export interface ChannelSettings {
+  intervalMs: number;
+  /** Whether readings of this channel are published. */
+  enabled: boolean;
+}
+
+export interface SamplingPort {
+  /** Channels whose sampling can be configured. */
+  channels(): Promise<string[]>;
+  get(channelId: string): Promise<ChannelSettings>;
+  /** Applies and persists `patch`; resolves with the settings before and after. */
+  update(
+    channelId: string,
+    patch: Partial<ChannelSettings>,
+  ): Promise<{ before: ChannelSettings; after: ChannelSettings }>;
+  /** Bounds the telemetry room accepts, shown in the form (XEP-0122 range). */
+  readonly minIntervalMs: number;
+  readonly maxIntervalMs: number;
+}
+
+/** One documented request to the microcontroller (docs/serial-protocol.md). */
+export interface McuRequestInfo {
+  name: string;
+  description: string;
+  /** Label of the argument when the request takes one (e.g. "sensor name"). */
+  argument?: string;
+}
+
+export interface McuPort {
+  readonly requests: readonly McuRequestInfo[];
+  /** Sends a documented request, resolves with a human-readable answer; rejects on timeout or device error. */
+  request(name: string, argument: string | undefined, timeoutMs: number): Promise<string>;
+}
+
+export interface DriversPort {
+  /** Stops and restarts every driver (GPIO lines, serial links); resolves with what was restarted. */
+  restart(): Promise<{ restarted: string[] }>;
+}
+
+/** Everything `status` shows. Fields the composition root cannot fill are left undefined ("unknown"). */
+export interface StatusSnapshot {
+  uptimeS: number;
+  agentVersion: string;
+  firmwareVersion?: string;
+  memory: { rssBytes: number; heapUsedBytes: number };
+  link: { state: string; since?: number; server?: string };
+  streamManagement?: { enabled: boolean; resumes: number; unacked: number };
+  reconnects: number;
+  spool?: { depth: number; drops: number };
+  pubsub?: { service: string; nodes: string[] };
+}
+
+export interface StatusSource {
+  snapshot(): Promise<StatusSnapshot>;
+}
