@@ -10,7 +10,15 @@ import { AgentError, describeError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/log.js";
 import { realTimers, type Timers } from "../core/timers.js";
 import type { DigitalInput, DigitalOutput, SensorChannel } from "../../drivers/types.js";
-import type { ChannelInfo, ChannelReading, HardwarePort, McuPort, McuRequestInfo, OutputChange } from "./ports.js";
+import type {
+  ChannelInfo,
+  ChannelReading,
+  DriversPort,
+  HardwarePort,
+  McuPort,
+  McuRequestInfo,
+  OutputChange,
+} from "./ports.js";
 
 export interface HalObjects {
   sensors: readonly SensorChannel[];
@@ -178,4 +186,58 @@ export function mcuPortFrom(
       }
     },
   };
+}
+
+/** The parts of drivers/board.ts Board the adapters use (structural, so no driver code is loaded here). */
+export interface BoardLike {
+  channels(): SensorChannel[];
+  inputs(): DigitalInput[];
+  outputs(): DigitalOutput[];
+  links(): ReadonlyArray<{ id: string }>;
+  client(linkId: string): McuClientLike;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Hardware, MCU and restart ports over a drivers/ Board; `mcuLink` names the serial link serial-command talks to. */
+export function portsFromBoard(
+  board: BoardLike,
+  opts: {
+    mcuLink?: string;
+    outputKinds?: Record<string, string>;
+    inputKinds?: Record<string, string>;
+    timers?: Timers;
+    logger?: Logger;
+  } = {},
+): { hardware: HardwarePort; mcu: McuPort | undefined; drivers: DriversPort } {
+  const deps = { ...(opts.logger ? { logger: opts.logger } : {}) };
+  const hardware = hardwareFromHal(
+    () => ({
+      sensors: board.channels(),
+      inputs: board.inputs(),
+      outputs: board.outputs(),
+      ...(opts.outputKinds ? { outputKinds: opts.outputKinds } : {}),
+      ...(opts.inputKinds ? { inputKinds: opts.inputKinds } : {}),
+    }),
+    deps,
+  );
+  const linkId = opts.mcuLink ?? board.links()[0]?.id;
+  const mcu =
+    linkId === undefined
+      ? undefined
+      : mcuPortFrom(() => board.client(linkId), { ...deps, ...(opts.timers ? { timers: opts.timers } : {}) });
+  const drivers: DriversPort = {
+    async restart() {
+      await board.stop();
+      await board.start();
+      return {
+        restarted: [
+          ...board.links().map((l) => `serial:${l.id}`),
+          ...board.outputs().map((o) => `output:${o.id}`),
+          ...board.inputs().map((i) => `input:${i.id}`),
+        ],
+      };
+    },
+  };
+  return { hardware, mcu, drivers };
 }

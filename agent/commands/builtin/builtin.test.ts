@@ -1,0 +1,271 @@
+import assert from "node:assert/strict";
+import { beforeEach, describe, it } from "node:test";
+import { type Element, parse } from "ltx";
+import { AgentError } from "../../core/errors.js";
+import { FakeTimers } from "../../core/timers.js";
+import { StanzaError } from "../../xmpp/stanza-error.js";
+import { AdhocCommands, NS_COMMANDS } from "../adhoc.js";
+import { MemoryAuditSink } from "../audit.js";
+import { Authorizer } from "../authorize.js";
+import { type DataForm, findForm, parseForm } from "../forms.js";
+import type {
+  ChannelInfo,
+  ChannelSettings,
+  DriversPort,
+  HardwarePort,
+  McuPort,
+  SamplingPort,
+  StatusSource,
+} from "../ports.js";
+import { CommandRegistry } from "../registry.js";
+import { BUILTIN_NODES, registerBuiltins } from "./index.js";
+
+const OP = "alice@iot.test/slix";
+
+class FakeHardware implements HardwarePort {
+  levels = new Map<string, boolean>([
+    ["relay", false],
+    ["led", true],
+  ]);
+  async listChannels(): Promise<ChannelInfo[]> {
+    return [
+      { id: "temp", direction: "sensor", kind: "temperature", unit: "°C", intervalMs: 1000 },
+      { id: "button", direction: "input", kind: "input" },
+      { id: "relay", direction: "output", kind: "relay" },
+      { id: "led", direction: "output", kind: "led" },
+    ];
+  }
+  async read(id: string) {
+    if (id === "temp") return { channelId: id, value: 21.5, unit: "°C", timestamp: 0, quality: "good" as const };
+    return { channelId: id, value: this.levels.get(id) ?? false, timestamp: 0, quality: "good" as const };
+  }
+  async setOutput(id: string, value: boolean, opts: { pulseMs?: number } = {}) {
+    const previous = this.levels.get(id);
+    this.levels.set(id, value);
+    return {
+      outputId: id,
+      previous,
+      value,
+      ...(opts.pulseMs !== undefined ? { pulseMs: opts.pulseMs, restoresTo: !value } : {}),
+    };
+  }
+}
+
+class FakeSampling implements SamplingPort {
+  readonly minIntervalMs = 100;
+  readonly maxIntervalMs = 86_400_000;
+  settings = new Map<string, ChannelSettings>([
+    ["temp", { intervalMs: 1000, enabled: true }],
+    ["hum", { intervalMs: 5000, enabled: true }],
+  ]);
+  async channels() {
+    return [...this.settings.keys()];
+  }
+  async get(id: string) {
+    return { ...this.settings.get(id)! };
+  }
+  async update(id: string, patch: Partial<ChannelSettings>) {
+    const before = await this.get(id);
+    const after = { ...before, ...patch };
+    this.settings.set(id, after);
+    return { before, after };
+  }
+}
+
+const mcu: McuPort = {
+  requests: [
+    { name: "version", description: "firmware version" },
+    { name: "read", description: "a sensor", argument: "sensor" },
+  ],
+  async request(name, arg, timeoutMs) {
+    if (name === "version") return "iot-sim-mcu 1.0.0";
+    if (arg === "slow")
+      throw new AgentError("serial_timeout", `no answer within ${timeoutMs} ms`, { device: "serial:mcu0" });
+    return `${arg}=21.5`;
+  },
+};
+
+const status: StatusSource = {
+  async snapshot() {
+    return {
+      uptimeS: 12.4,
+      agentVersion: "0.1.0",
+      firmwareVersion: "iot-sim-mcu 1.0.0",
+      memory: { rssBytes: 40_000_000, heapUsedBytes: 9_000_000 },
+      link: { state: "online", since: 0, server: "127.0.0.1:5222" },
+      streamManagement: { enabled: true, resumes: 2, unacked: 0 },
+      reconnects: 3,
+      spool: { depth: 7, drops: 0 },
+      pubsub: { service: "pubsub.iot.test", nodes: ["devices/dev1/state", "devices/dev1/telemetry"] },
+    };
+  },
+};
+
+let seq = 0;
+function exec(node: string, values?: Record<string, string>, attrs = ""): Element {
+  const form = values
+    ? `<x xmlns="jabber:x:data" type="submit">${Object.entries(values)
+        .map(([k, v]) => `<field var="${k}"><value>${v}</value></field>`)
+        .join("")}</x>`
+    : "";
+  return parse(
+    `<iq type="set" id="b${++seq}" from="${OP}" to="dev1@iot.test/agent"><command xmlns="${NS_COMMANDS}" node="${node}"${attrs}>${form}</command></iq>`,
+  );
+}
+const notes = (el: Element) => el.getChildren("note").map((n) => n.text());
+const resultOf = (el: Element): DataForm => parseForm(findForm(el)!);
+const field = (f: DataForm, v: string) => f.fields.find((x) => x.var === v)?.values[0];
+
+describe("built-in commands", () => {
+  let hw: FakeHardware;
+  let sampling: FakeSampling;
+  let restarts: number;
+  let adhoc: AdhocCommands;
+  let audit: MemoryAuditSink;
+
+  beforeEach(() => {
+    hw = new FakeHardware();
+    sampling = new FakeSampling();
+    restarts = 0;
+    const drivers: DriversPort = {
+      async restart() {
+        restarts++;
+        return { restarted: ["serial:mcu0", "output:relay"] };
+      },
+    };
+    audit = new MemoryAuditSink();
+    adhoc = new AdhocCommands({
+      registry: registerBuiltins(new CommandRegistry(), { status, hardware: hw, sampling, mcu, drivers }),
+      authorizer: new Authorizer([{ jid: "alice@iot.test", commands: ["*"] }]),
+      audit,
+      timers: new FakeTimers(),
+    });
+  });
+
+  it("registers every built-in, and only those whose ports exist", async () => {
+    assert.deepEqual(adhoc.discoNodes().slice(1).sort(), [...BUILTIN_NODES].sort());
+    const partial = registerBuiltins(new CommandRegistry(), { status });
+    assert.deepEqual(
+      partial.list().map((d) => d.node),
+      ["status"],
+    );
+  });
+
+  it("status shows versions, link, counters, spool and pubsub nodes", async () => {
+    const f = resultOf(await adhoc.handle(exec("status")));
+    assert.equal(field(f, "agentVersion"), "0.1.0");
+    assert.equal(field(f, "firmwareVersion"), "iot-sim-mcu 1.0.0");
+    assert.equal(field(f, "linkState"), "online");
+    assert.equal(field(f, "reconnects"), "3");
+    assert.equal(field(f, "smResumes"), "2");
+    assert.equal(field(f, "spoolDepth"), "7");
+    assert.equal(field(f, "pubsubNodes"), "devices/dev1/state, devices/dev1/telemetry");
+    assert.equal(field(f, "uptimeS"), "12");
+  });
+
+  it("list-channels answers a table", async () => {
+    const res = await adhoc.handle(exec("list-channels"));
+    const f = resultOf(res);
+    assert.deepEqual(
+      f.reported!.map((r) => r.var),
+      ["id", "direction", "kind", "unit", "intervalMs"],
+    );
+    assert.deepEqual(
+      f.items!.map((row) => row[0]!.values[0]),
+      ["temp", "button", "relay", "led"],
+    );
+    assert.deepEqual(notes(res), ["4 channels"]);
+  });
+
+  it("read offers the channels, then reads one", async () => {
+    const form = resultOf(await adhoc.handle(exec("read")));
+    assert.deepEqual(
+      form.fields[0]!.options!.map((o) => o.value),
+      ["temp", "button", "relay", "led"],
+    );
+    const f = resultOf(await adhoc.handle(exec("read", { channel: "temp" })));
+    assert.equal(field(f, "value"), "21.5");
+    assert.equal(field(f, "quality"), "good");
+  });
+
+  it("set-output offers outputs only, says what changed, and reports a pulse", async () => {
+    const form = resultOf(await adhoc.handle(exec("set-output")));
+    assert.deepEqual(
+      form.fields[0]!.options!.map((o) => o.value),
+      ["relay", "led"],
+    );
+    const res = await adhoc.handle(exec("set-output", { output: "relay", value: "1" }));
+    assert.deepEqual(notes(res), ["Changed output relay: off -> on"]);
+    assert.equal(hw.levels.get("relay"), true);
+    const pulse = await adhoc.handle(exec("set-output", { output: "led", value: "false", pulseMs: "250" }));
+    assert.deepEqual(notes(pulse), ["Changed output led: on -> off", "Pulse: back to on after 250 ms"]);
+  });
+
+  it("set-output refuses bad values, naming the field, and changes nothing", async () => {
+    await assert.rejects(
+      adhoc.handle(exec("set-output", { output: "temp", value: "1" })),
+      (e: unknown) => e instanceof StanzaError && /Field 'output'/.test(e.text ?? ""),
+    );
+    await assert.rejects(
+      adhoc.handle(exec("set-output", { output: "relay", value: "yes" })),
+      (e: unknown) => e instanceof StanzaError && /Field 'value'.*true or false/.test(e.text ?? ""),
+    );
+    await assert.rejects(
+      adhoc.handle(exec("set-output", { output: "relay", value: "1", pulseMs: "-5" })),
+      (e: unknown) => e instanceof StanzaError && /Field 'pulseMs'.*>= 1/.test(e.text ?? ""),
+    );
+    assert.equal(hw.levels.get("relay"), false);
+  });
+
+  it("set-sampling changes and persists the interval through the port, within the port's range", async () => {
+    const res = await adhoc.handle(exec("set-sampling", { channel: "hum", intervalMs: "2000" }));
+    assert.deepEqual(notes(res), ["Changed sampling interval of hum (ms): 5000 -> 2000"]);
+    assert.equal(sampling.settings.get("hum")!.intervalMs, 2000);
+    const again = await adhoc.handle(exec("set-sampling", { channel: "hum", intervalMs: "2000" }));
+    assert.match(notes(again)[0]!, /Unchanged/);
+    await assert.rejects(adhoc.handle(exec("set-sampling", { channel: "hum", intervalMs: "10" })), /must be >= 100/);
+  });
+
+  it("configure-channel: stage 2 shows the chosen channel's settings, complete applies them", async () => {
+    const s1 = await adhoc.handle(exec("configure-channel"));
+    const sid = s1.attrs.sessionid;
+    const s2 = await adhoc.handle(exec("configure-channel", { channel: "temp" }, ` sessionid="${sid}" action="next"`));
+    const f2 = resultOf(s2);
+    assert.equal(field(f2, "intervalMs"), "1000");
+    assert.equal(field(f2, "enabled"), "1");
+    const done = await adhoc.handle(
+      exec("configure-channel", { intervalMs: "3000", enabled: "0" }, ` sessionid="${sid}" action="complete"`),
+    );
+    assert.deepEqual(notes(done), [
+      "Changed sampling interval of temp (ms): 1000 -> 3000",
+      "Changed publishing of temp: true -> false",
+    ]);
+    assert.deepEqual(sampling.settings.get("temp"), { intervalMs: 3000, enabled: false });
+  });
+
+  it("serial-command sends a documented request, and reports a device timeout as a failed command", async () => {
+    const f = resultOf(await adhoc.handle(exec("serial-command", { request: "version" })));
+    assert.equal(field(f, "answer"), "iot-sim-mcu 1.0.0");
+    const slow = await adhoc.handle(exec("serial-command", { request: "read", argument: "slow", timeoutMs: "100" }));
+    assert.equal(slow.attrs.status, "completed");
+    assert.equal(slow.getChild("note")!.attrs.type, "error");
+    assert.match(notes(slow)[0]!, /serial_timeout: no answer within 100 ms/);
+    assert.equal(audit.records.at(-1)!.outcome, "failed");
+    const missing = await adhoc.handle(exec("serial-command", { request: "read" }));
+    assert.match(notes(missing)[0]!, /needs an argument/);
+    await assert.rejects(adhoc.handle(exec("serial-command", { request: "reboot" })), /must be one of version, read/);
+    await assert.rejects(
+      adhoc.handle(exec("serial-command", { request: "read", argument: "x;rm -rf" })),
+      /Field 'argument'.*must match/,
+    );
+  });
+
+  it("restart-drivers needs confirmation", async () => {
+    const no = await adhoc.handle(exec("restart-drivers", { confirm: "0" }));
+    assert.deepEqual(notes(no), ["Not confirmed: nothing restarted"]);
+    assert.equal(restarts, 0);
+    const yes = await adhoc.handle(exec("restart-drivers", { confirm: "1" }));
+    assert.deepEqual(notes(yes), ["Restarted 2 drivers: serial:mcu0, output:relay"]);
+    assert.equal(restarts, 1);
+  });
+});
