@@ -17,14 +17,13 @@ export interface Timers {
 export const realTimers: Timers = {
   now: () => Date.now(),
   setTimeout(fn, ms) {
+    // Not unref'd: a session waiting to reconnect is exactly what must keep the agent alive.
+    // Every owner cancels its timers in stop().
     const t = setTimeout(fn, ms);
-    // Timers alone must never keep a stopping process alive.
-    t.unref?.();
     return { cancel: () => clearTimeout(t) };
   },
   setInterval(fn, ms) {
     const t = setInterval(fn, ms);
-    t.unref?.();
     return { cancel: () => clearInterval(t) };
   },
 };

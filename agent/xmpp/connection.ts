@@ -151,13 +151,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.socket.end();
       this.finish(this.closeError);
     });
-    this.parser.on("error", (err) => {
-      // RFC 6120 §4.9.3.13: <not-well-formed/>; §4.9.3.14 <policy-violation/> for size limits.
-      const condition =
-        err.code === "stanza_too_large" || err.code === "stanza_too_deep" ? "policy-violation" : "not-well-formed";
-      this.closeError = err;
-      this.sendStreamError(condition, err.message);
-      this.finish(err);
+    this.parser.on("invalid", (err) => {
+      // RFC 6120 §4.9.3 would have us send <not-well-formed/> or <policy-violation/>, but a stream
+      // error makes the server discard the session, and with it everything it still holds for
+      // us. Dropping the TCP connection instead lets the server hibernate the session (XEP-0198)
+      // so the agent resumes and loses nothing; the session skips the offending stanza.
+      this.destroy(err);
     });
   }
 

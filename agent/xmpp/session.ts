@@ -46,8 +46,11 @@ export interface SessionEvents {
   offline: [info: { reason: string; error?: AgentError }];
   /** Inbound message and presence stanzas. */
   stanza: [el: Element];
-  /** A failure worth an operator's attention (auth refused, bad certificate); the session keeps retrying. */
-  error: [err: AgentError];
+  /**
+   * A failure that needs a person (password refused, untrusted certificate); the session keeps
+   * retrying, slowly. Not named "error" so that an absent listener never crashes the agent.
+   */
+  fault: [err: AgentError];
 }
 
 export interface SessionOptions {
@@ -76,13 +79,15 @@ export interface SessionStats {
   queued: number;
   unacked: number;
   smEnabled: boolean;
+  /** SASL mechanism of the last login. */
+  mechanism: string | undefined;
   lastError: string | undefined;
   onlineSince: number | undefined;
 }
 
 interface ResumeInfo {
   id: string;
-  /** Seconds the server keeps the session after a drop. */
+  /** Seconds the server said it keeps the session after a drop (informational). */
   max: number;
   location: string | undefined;
 }
@@ -110,7 +115,6 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   private keepalive: Keepalive | undefined;
   private smActive = false;
   private resumeInfo: ResumeInfo | undefined;
-  private lostAt: number | undefined;
   private boundJid: string | undefined;
   private ackRequested = false;
   private ackTimer: TimerHandle | undefined;
@@ -127,6 +131,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     stanzasOut: 0,
   };
   private lastError: string | undefined;
+  private mechanism: string | undefined;
   private onlineSince: number | undefined;
 
   constructor(private readonly options: SessionOptions) {
@@ -186,6 +191,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       queued: this.queue.length,
       unacked: this.queue.unackedCount,
       smEnabled: this.smActive,
+      mechanism: this.mechanism,
       lastError: this.lastError,
       onlineSince: this.onlineSince,
     };
@@ -339,7 +345,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
           error: describeError(failure),
           retryInMs: delay,
         });
-        if (persistent) this.emit("error", failure);
+        if (persistent) this.emit("fault", failure);
       } else {
         if (wasOnline) this.backoff.reset();
         delay = this.backoff.next();
@@ -360,9 +366,13 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     });
   }
 
+  /**
+   * Resumption is tried even past the server's `max`: the price is one round trip, and a
+   * server that still remembers the old session answers <failed h='N'/>, which tells us
+   * exactly which stanzas it received, so none is sent twice.
+   */
   private canResume(): boolean {
-    if (!this.resumeInfo || this.lostAt === undefined) return false;
-    return this.timers.now() - this.lostAt < this.resumeInfo.max * 1000;
+    return this.resumeInfo !== undefined;
   }
 
   /** One connection from TCP connect to close. Resolves true if it got online. */
@@ -415,6 +425,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       throw err;
     }
     if (!resumed) this.boundJid = result.jid;
+    this.mechanism = result.mechanism;
     if (resumed) this.counters.resumes++;
     if (result.resumeFailed) this.counters.resumeFailures++;
 
@@ -451,9 +462,24 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     this.ackRequested = false;
     this.conn = undefined;
     this.onlineSince = undefined;
-    this.lostAt = this.timers.now();
     this.counters.disconnects++;
-    if (this.smActive) this.queue.requeueUnacked();
+    // Sent-but-unacked entries keep their marks until the next stream says what the server
+    // received (<resumed h/> or <failed h/>); only then are the rest re-sent (applySmOutcome).
+    if (this.smActive) {
+      if (
+        error &&
+        (error.code === "stanza_too_large" || error.code === "stanza_too_deep") &&
+        isStanza({ name: String(error.context.element) })
+      ) {
+        // Count the rejected stanza as handled, so that the resumed stream does not deliver the
+        // same poison again and again (the server re-sends what we did not acknowledge).
+        this.inbound.increment();
+        this.log.warn("dropped an inbound stanza over the limits", {
+          code: error.code,
+          element: error.context.element,
+        });
+      }
+    }
     const reason = error ? `${error.code}: ${error.message}` : "closed";
     if (error && error.code !== "closed_locally") this.lastError = reason;
     this.log.warn("offline", { reason, queued: this.queue.length });
@@ -593,7 +619,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
 /** Failures that need a person (credentials, certificates, server policy), not a quick retry. */
 const PERSISTENT_FAILURES = new Set([
   "auth_failed",
-  "tls_failed",
+  "tls_cert_rejected",
   "tls_pin_mismatch",
   "tls_unavailable",
   "tls_refused",

@@ -149,9 +149,11 @@ export function startTls(socket: net.Socket, opts: TlsOptions, timeoutMs: number
       clearTimeout(timer);
       tlsSocket.destroy();
       if (pinError) return reject(pinError);
+      // A certificate the agent will not trust is a configuration problem; a reset mid-handshake is weather.
+      const certProblem = err.code !== undefined && (CERT_ERRORS.has(err.code) || err.code.startsWith("ERR_TLS_CERT"));
       reject(
         new TransportError(
-          "tls_failed",
+          certProblem ? "tls_cert_rejected" : "tls_failed",
           `TLS handshake with ${opts.servername} failed: ${err.message}`,
           { servername: opts.servername, reason: err.code },
           { cause: err },
@@ -160,6 +162,23 @@ export function startTls(socket: net.Socket, opts: TlsOptions, timeoutMs: number
     });
   });
 }
+
+/** OpenSSL verification results (X509_V_ERR_*) as Node names them. */
+const CERT_ERRORS = new Set([
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_REVOKED",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_SIGNATURE_FAILURE",
+  "INVALID_CA",
+  "HOSTNAME_MISMATCH",
+]);
 
 /**
  * Channel-binding data for SCRAM-*-PLUS. TLS 1.3: tls-exporter (RFC 9266). TLS 1.2: tls-unique

@@ -16,7 +16,7 @@ function harness(limits = { maxStanzaBytes: 4096, maxDepth: 8 }) {
     started = a;
   });
   p.on("element", (e) => elements.push(e));
-  p.on("error", (e) => errors.push(e));
+  p.on("invalid", (e) => errors.push(e));
   p.on("streamEnd", () => {
     ended = true;
   });

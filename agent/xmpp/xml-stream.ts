@@ -37,7 +37,8 @@ export interface XmlStreamEvents {
   streamStart: [attrs: Record<string, string>];
   element: [el: Element];
   streamEnd: [];
-  error: [err: XmlStreamError];
+  /** Not "error": an EventEmitter "error" without a listener would throw. */
+  invalid: [err: XmlStreamError];
 }
 
 export class XmlStreamParser extends EventEmitter<XmlStreamEvents> {
@@ -51,6 +52,8 @@ export class XmlStreamParser extends EventEmitter<XmlStreamEvents> {
   private ended = false;
   /** Text before the stream header, held until the header is complete (see write()). */
   private prelude: string | null = "";
+  /** Name of the top-level element being built, for error context. */
+  private topName: string | undefined;
 
   constructor(private readonly limits: XmlStreamLimits) {
     super();
@@ -115,6 +118,7 @@ export class XmlStreamParser extends EventEmitter<XmlStreamEvents> {
       return;
     }
     const el = new Element(name, attrs);
+    if (!this.current) this.topName = name;
     this.current = this.current ? this.current.cnode(el) : el;
     this.depth++;
   }
@@ -159,8 +163,10 @@ export class XmlStreamParser extends EventEmitter<XmlStreamEvents> {
   private fail(code: string, message: string, context: Record<string, unknown> = {}, cause?: unknown): void {
     if (this.failed) return;
     this.failed = true;
+    // Which top-level element was cut short: the session counts a rejected stanza as handled.
+    const ctx = this.current && this.topName ? { ...context, element: this.topName } : context;
     this.current = null;
-    this.emit("error", new XmlStreamError(code, message, context, cause === undefined ? undefined : { cause }));
+    this.emit("invalid", new XmlStreamError(code, message, ctx, cause === undefined ? undefined : { cause }));
   }
 }
 
