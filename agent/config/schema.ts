@@ -3,6 +3,7 @@
  * Documented key by key in docs/configuration.md.
  */
 import { boardConfigSchema } from "../../drivers/config.js";
+import { commandsConfigSchema } from "../commands/config.js";
 import { xmppConfigSchema } from "../xmpp/config.js";
 import { arr, bareJid, def, obj, oneOf, opt, str, type Infer } from "./schema-dsl.js";
 
@@ -39,6 +40,7 @@ export const agentConfigSchema = obj({
   pubsub: pubsubSchema,
   log: logSchema,
   board: boardConfigSchema,
+  commands: commandsConfigSchema,
 });
 
 export type AgentConfig = Exclude<Infer<typeof agentConfigSchema>, symbol>;
