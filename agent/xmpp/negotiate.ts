@@ -169,7 +169,7 @@ async function authenticate(conn: Connection, features: Element, o: NegotiateOpt
   const tlsSocket = conn.tlsSocket;
   let cb: ChannelBinding | undefined;
   try {
-    cb = tlsSocket ? channelBinding(tlsSocket) : undefined;
+    cb = tlsSocket ? channelBinding(tlsSocket, serverChannelBindings) : undefined;
   } catch (err) {
     o.log.warn("channel binding data unavailable; -PLUS mechanisms disabled", { error: err });
   }

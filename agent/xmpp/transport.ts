@@ -3,7 +3,7 @@
  * (XEP-0368), with the server's certificate checked against a configured CA and, optionally,
  * pinned by SHA-256. Knows nothing of XML.
  */
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { promises as dns } from "node:dns";
 import { readFileSync } from "node:fs";
 import net from "node:net";
@@ -181,19 +181,38 @@ const CERT_ERRORS = new Set([
 ]);
 
 /**
- * Channel-binding data for SCRAM-*-PLUS. TLS 1.3: tls-exporter (RFC 9266). TLS 1.2: tls-unique
- * (RFC 5929), since the exporter is unsafe there without extended master secret.
+ * Channel-binding data for SCRAM-*-PLUS (RFC 5802 §6), choosing the type the server can check:
+ * - when the server lists its types (XEP-0440): tls-exporter (RFC 9266) on TLS 1.3, else
+ *   tls-server-end-point (RFC 5929 §4), else tls-unique on TLS 1.2;
+ * - when it lists none, tls-unique, RFC 5802's default, which is what servers that predate
+ *   XEP-0440 check (ejabberd 23.01 among them; seen: it refuses tls-exporter).
  */
 export function channelBinding(
   socket: tls.TLSSocket,
-): { type: "tls-exporter" | "tls-unique"; data: Buffer } | undefined {
+  advertised: string[] | undefined,
+): { type: "tls-exporter" | "tls-unique" | "tls-server-end-point"; data: Buffer } | undefined {
   const version = socket.getProtocol();
-  if (version === "TLSv1.3") {
+  const unique = () => {
+    const finished = socket.getFinished();
+    return finished ? { type: "tls-unique" as const, data: finished } : undefined;
+  };
+  if (!advertised) return unique();
+  if (advertised.includes("tls-exporter") && version === "TLSv1.3") {
     return { type: "tls-exporter", data: socket.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0)) };
   }
-  if (version === "TLSv1.2") {
-    const finished = socket.getFinished();
-    return finished ? { type: "tls-unique", data: finished } : undefined;
+  if (advertised.includes("tls-server-end-point")) {
+    const cert = socket.getPeerCertificate();
+    if (cert?.raw) return { type: "tls-server-end-point", data: endPointHash(cert.raw) };
   }
+  if (advertised.includes("tls-unique") && version === "TLSv1.2") return unique();
   return undefined;
+}
+
+/**
+ * RFC 5929 §4.1: the certificate hashed with its signature's hash (SHA-256 for MD5/SHA-1).
+ * Node does not expose the signature algorithm, so SHA-256 is used: right for the SHA-256-signed
+ * certificates servers use today, wrong (auth fails, visibly) for SHA-384/512-signed ones.
+ */
+function endPointHash(der: Buffer): Buffer {
+  return createHash("sha256").update(der).digest();
 }

@@ -140,6 +140,20 @@ describe("XMPP session against Prosody", () => {
     }
   });
 
+  it("refuses a server that does not offer TLS", async () => {
+    const plain = await startProsody({ tls: false });
+    const s = newSession(testXmppConfig(plain, "device@iot.test", PASSWORD), PASSWORD);
+    s.start();
+    try {
+      const err = await firstError(s);
+      assert.equal(err.code, "tls_unavailable");
+      assert.equal(s.stats().connects, 1);
+    } finally {
+      await s.stop();
+      await plain.stop();
+    }
+  });
+
   it("delivers 500 messages exactly once, in order, across 20 resets and 5 blackholes", async () => {
     const proxy = await startProxy({ targetPort: prosody.port });
     const s = newSession(testXmppConfig({ ...prosody, port: proxy.port }, "device@iot.test", PASSWORD), PASSWORD);
