@@ -1,0 +1,101 @@
+/**
+ * The iot-sim CLI as a developer runs it: a child process that prints the PTY path, serves the
+ * framed protocol on it, plays a scenario (here an unplug/replug), and cleans up on SIGTERM.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { McuClient } from "../../drivers/serial/client.js";
+import { FramedSerialLink } from "../../drivers/serial/link.js";
+import { SerialportBackend } from "../../drivers/serial/serialport-backend.js";
+import { main } from "../../firmware-sim/cli.js";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const bin = join(root, "bin", "iot-sim.js");
+const dir = mkdtempSync(join(tmpdir(), "iot-sim-cli-"));
+let child: ChildProcess | undefined;
+after(() => {
+  child?.kill("SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function runInProcess(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await main(args, { out: (l) => (out += `${l}\n`), err: (l) => (err += `${l}\n`) });
+  return { code, out, err };
+}
+
+describe("iot-sim CLI", () => {
+  it("(in process) validates every example scenario with `check`, and names the key and line of a bad one", async () => {
+    const examples = join(root, "examples", "scenarios");
+    for (const f of readdirSync(examples).filter((f) => f.endsWith(".yaml"))) {
+      const r = await runInProcess(["check", join(examples, f)]);
+      assert.equal(r.code, 0, `${f}: ${r.err}`);
+    }
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "steps:\n  - { at: 10, action: set, sensor: temperature }\n");
+    const r = await runInProcess(["check", bad]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /bad\.yaml:2: steps\[0\]\.value: is required for action set/);
+    assert.equal((await runInProcess(["--help"])).code, 0);
+    assert.equal((await runInProcess(["frobnicate"])).code, 2);
+  });
+
+  it("runs a board on a PTY, plays an unplug/replug, and cleans up on SIGTERM", async () => {
+    const scenario = join(dir, "s.yaml");
+    writeFileSync(
+      scenario,
+      "firmware: cli-fw 0.1\nsteps:\n  - { at: 1500, action: unplug }\n  - { at: 1800, action: replug }\n",
+    );
+    const linkDir = join(dir, "links");
+    child = spawn(process.execPath, [bin, "run", "--scenario", scenario, "--link", linkDir, "--log-level", "warn"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (d) => (stderr += d));
+    const agentPath = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child!.stdout!.on("data", (d) => {
+        out += d;
+        const m = /agent-pty: (\S+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child!.on("exit", (code) => reject(new Error(`iot-sim exited ${code}: ${stderr}`)));
+    });
+    assert.equal(agentPath, join(linkDir, "agent"));
+
+    const link = new FramedSerialLink({
+      id: "cli",
+      path: agentPath,
+      backend: new SerialportBackend(),
+      reopen: { initialDelayMs: 20, maxDelayMs: 100, factor: 2 },
+    });
+    const client = new McuClient({ link, requestTimeoutMs: 1000 });
+    client.start();
+    const events: string[] = [];
+    const replugged = new Promise<void>((resolve) => link.on("replug", () => resolve()));
+    link.on("unplug", () => events.push("unplug"));
+    link.on("replug", () => events.push("replug"));
+    await link.open();
+    try {
+      assert.equal(await client.version(), "cli-fw 0.1");
+      await replugged;
+      assert.deepEqual(events, ["unplug", "replug"]);
+      assert.equal(await client.version(), "cli-fw 0.1");
+    } finally {
+      client.stop();
+      await link.close();
+    }
+
+    const exited = new Promise<number | null>((resolve) => child!.on("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0, stderr);
+    child = undefined;
+    assert.equal(existsSync(agentPath), false, "PTY links removed");
+  });
+});
