@@ -24,6 +24,12 @@ describe("serial codec", () => {
     assert.deepEqual([...f.subarray(0, 7)], [0xa5, 0x5a, 1, 0x10, 7, 0, 11]);
   });
 
+  it("produces the exact bytes of the example in docs/serial-protocol.md", () => {
+    const hex = (b: Buffer) => b.toString("hex").toUpperCase();
+    assert.equal(hex(encodeFrame({ type: 0x10, seq: 7, payload: Buffer.from("temperature") })), "A55A011007000B74656D7065726174757265C995");
+    assert.equal(hex(encodeFrame({ type: 0x90, seq: 7, payload: encodeSensorValue({ value: 21.5, ageMs: 0 }) })), "A55A0190070008000053FC00000000FAD5");
+  });
+
   it("refuses oversize payloads and non-byte fields with typed errors", () => {
     assert.throws(
       () => encodeFrame({ type: 1, seq: 1, payload: Buffer.alloc(20) }, 10),
