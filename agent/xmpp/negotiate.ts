@@ -183,6 +183,7 @@ async function authenticate(conn: Connection, features: Element, o: NegotiateOpt
       ...(cb ? { channelBinding: cb } : {}),
       ...(serverChannelBindings ? { serverChannelBindings } : {}),
       cache: o.saltedCache,
+      logger: o.log,
     },
   );
   o.log.debug("sasl", { mechanism: mech.name, offered });
