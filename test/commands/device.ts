@@ -90,6 +90,8 @@ export async function startCommandDevice(opts: {
   operators: OperatorRule[];
   dir: string;
   limits?: Partial<AdhocLimits>;
+  /** Overrides of the session's test config (e.g. streamManagement timings). */
+  xmpp?: Record<string, unknown>;
 }): Promise<CommandDevice> {
   const gpio = new SimGpioBackend();
   const serial = new SimSerialBackend();
@@ -99,7 +101,7 @@ export async function startCommandDevice(opts: {
   await board.start();
 
   const session = newSession(
-    testXmppConfig(opts.prosody, `${opts.account}@${opts.prosody.domain}`, opts.password),
+    testXmppConfig(opts.prosody, `${opts.account}@${opts.prosody.domain}`, opts.password, opts.xmpp),
     opts.password,
   );
   const authorizer = new Authorizer(opts.operators);
