@@ -455,6 +455,17 @@ describe("XEP-0050 ad-hoc commands", () => {
       assert.equal(timers.pendingCount, 0);
     });
 
+    it("refuses a request on a session that is still busy with the previous one", async () => {
+      const s1 = await adhoc.handle(iq(BOB, cmd("configure")));
+      const sid = s1.attrs.sessionid;
+      const first = adhoc.handle(iq(BOB, cmd("configure", { sessionid: sid }, submit({ channel: "t1" }))));
+      await rejects(
+        adhoc.handle(iq(BOB, cmd("configure", { sessionid: sid, action: "cancel" }))),
+        "unexpected-request",
+      );
+      assert.equal((await first).attrs.status, "executing");
+    });
+
     it("bounds open sessions per requester", async () => {
       await adhoc.handle(iq(BOB, cmd("configure")));
       await adhoc.handle(iq(BOB, cmd("configure")));

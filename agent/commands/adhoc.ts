@@ -100,6 +100,7 @@ interface CommandSession {
   accepted: Array<FieldValues | undefined>;
   started: number;
   timer: TimerHandle;
+  busy: boolean;
 }
 
 /** Ended session ids remembered to answer <session-expired/> instead of <bad-sessionid/>. */
@@ -298,6 +299,7 @@ export class AdhocCommands {
       accepted: [],
       started: t0,
       timer: this.sessionTimer(id),
+      busy: false,
     };
     s.fields[0] = await this.fieldsFor(s, 0);
     this.sessions.set(id, s);
@@ -329,9 +331,17 @@ export class AdhocCommands {
     // value used in <command/> [must] exactly match": another JID or node is a bad sessionid.
     if (s.requester !== requester || s.node !== def.node)
       throw cmdError("bad-request", "modify", "bad-sessionid", `session ${sessionid} is not yours or not ${def.node}`);
+    // A stage may await a port; a second request racing it would see half-updated state.
+    if (s.busy)
+      throw new StanzaError("unexpected-request", "wait", `session ${sessionid} is still busy with a request`);
     s.timer.cancel();
     s.timer = this.sessionTimer(s.id);
-    return await this.step(s, action, form, t0);
+    s.busy = true;
+    try {
+      return await this.step(s, action, form, t0);
+    } finally {
+      s.busy = false;
+    }
   }
 
   private async step(s: CommandSession, action: Action, form: DataForm | undefined, t0: number): Promise<Element> {

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { AgentError } from "../core/errors.js";
+import { FakeTimers } from "../core/timers.js";
+import type { DigitalInput, DigitalOutput, SensorChannel } from "../../drivers/types.js";
+import { ChannelNotFoundError, hardwareFromHal, type McuClientLike, mcuPortFrom } from "./hal-adapter.js";
+
+class FakeOutput implements DigitalOutput {
+  level = false;
+  pulses: Array<[number, boolean]> = [];
+  failRead = false;
+  constructor(readonly id: string) {}
+  async set(v: boolean) {
+    this.level = v;
+  }
+  async pulse(ms: number, v = true) {
+    this.pulses.push([ms, v]);
+    this.level = v;
+  }
+  async read() {
+    if (this.failRead) throw new Error("gpio read failed");
+    return this.level;
+  }
+}
+
+const sensor: SensorChannel = {
+  id: "temp",
+  kind: "temperature",
+  unit: "°C",
+  intervalMs: 1000,
+  read: async () => ({ channelId: "temp", value: 21.5, unit: "°C", timestamp: 5, quality: "good" }),
+};
+const input = { id: "button", edgeFilter: "both", read: async () => true } as unknown as DigitalInput;
+
+describe("hardwareFromHal", () => {
+  const relay = new FakeOutput("relay");
+  const hw = hardwareFromHal(() => ({
+    sensors: [sensor],
+    inputs: [input],
+    outputs: [relay],
+    outputKinds: { relay: "relay" },
+  }));
+
+  it("lists sensors, inputs and outputs", async () => {
+    assert.deepEqual(await hw.listChannels(), [
+      { id: "temp", direction: "sensor", kind: "temperature", unit: "°C", intervalMs: 1000 },
+      { id: "button", direction: "input", kind: "input" },
+      { id: "relay", direction: "output", kind: "relay" },
+    ]);
+  });
+
+  it("reads sensors and digital pins, and names unknown ids", async () => {
+    assert.equal((await hw.read("temp")).value, 21.5);
+    assert.equal((await hw.read("button")).value, true);
+    await assert.rejects(hw.read("nope"), ChannelNotFoundError);
+  });
+
+  it("sets an output and reports before/after; a pulse is started, not awaited", async () => {
+    relay.level = false;
+    assert.deepEqual(await hw.setOutput("relay", true), { outputId: "relay", previous: false, value: true });
+    const p = await hw.setOutput("relay", false, { pulseMs: 200 });
+    assert.deepEqual(p, { outputId: "relay", previous: true, value: false, pulseMs: 200, restoresTo: true });
+    assert.deepEqual(relay.pulses, [[200, false]]);
+    relay.failRead = true;
+    assert.equal((await hw.setOutput("relay", true)).previous, undefined);
+    relay.failRead = false;
+    await assert.rejects(hw.setOutput("temp", true), ChannelNotFoundError);
+  });
+});
+
+describe("mcuPortFrom", () => {
+  const client: McuClientLike = {
+    ping: async () => Buffer.from("pong"),
+    version: async () => "fw 1.0",
+    inventory: async () => ({ sensors: ["temperature"], actuators: ["fan"] }),
+    readSensor: async (n) => ({ value: n.length, ageMs: 3 }),
+    getActuator: async () => 1,
+    setActuator: async (_n, v) => v,
+  };
+
+  it("maps the documented requests and checks arguments", async () => {
+    const port = mcuPortFrom(() => client);
+    assert.equal(await port.request("ping", undefined, 1000), "pong");
+    assert.equal(await port.request("list", undefined, 1000), "sensors: temperature; actuators: fan");
+    assert.equal(await port.request("read", "temperature", 1000), "11 (age 3 ms)");
+    assert.equal(await port.request("set", "fan=0.5", 1000), "applied 0.5");
+    assert.equal(await port.request("set", "fan 1", 1000), "applied 1");
+    await assert.rejects(
+      port.request("set", "fan", 1000),
+      (e: unknown) => e instanceof AgentError && e.code === "mcu_bad_argument",
+    );
+    await assert.rejects(
+      port.request("read", "", 1000),
+      (e: unknown) => e instanceof AgentError && e.code === "mcu_bad_argument",
+    );
+    await assert.rejects(
+      port.request("reboot", undefined, 1000),
+      (e: unknown) => e instanceof AgentError && e.code === "mcu_unknown_request",
+    );
+    await assert.rejects(
+      mcuPortFrom(() => undefined).request("ping", undefined, 1000),
+      (e: unknown) => e instanceof AgentError && e.code === "mcu_unavailable",
+    );
+  });
+
+  it("gives up at the operator's timeout even if the driver waits longer", async () => {
+    const timers = new FakeTimers();
+    const port = mcuPortFrom(() => ({ ...client, version: () => new Promise<string>(() => {}) }), { timers });
+    const p = port.request("version", undefined, 250);
+    const check = assert.rejects(p, (e: unknown) => e instanceof AgentError && e.code === "mcu_timeout");
+    timers.advance(250);
+    await check;
+    assert.equal(timers.pendingCount, 0);
+  });
+});
