@@ -1,0 +1,259 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Element } from "ltx";
+import { FakeSession, settle } from "../../test/telemetry/fake-session.js";
+import type { AgentError } from "../core/errors.js";
+import { FakeTimers } from "../core/timers.js";
+import { decodeReadings, decodeStatus } from "./codec.js";
+import { PubsubError } from "./errors.js";
+import { type PublishedInfo, TelemetryPublisher } from "./publisher.js";
+import { NS_PUBSUB } from "./pubsub.js";
+import type { Reading } from "./reading.js";
+import { MemorySpoolStore } from "./spool.js";
+
+const NODES = { telemetry: "devices/dev1/telemetry", status: "devices/dev1/status" };
+const reading = (seq: number): Reading => ({
+  seq,
+  channelId: "temp0",
+  value: seq / 2,
+  unit: "°C",
+  timestamp: 1_700_000_000_000 + seq,
+  quality: "good",
+});
+const batch = (first: number, n: number) => Array.from({ length: n }, (_, i) => reading(first + i));
+
+function kind(iq: Element): string {
+  const ps = iq.getChild("pubsub");
+  return ps?.children.filter((c): c is Element => typeof c !== "string")[0]?.name ?? "?";
+}
+const publishes = (s: FakeSession) => s.requests.filter((r) => kind(r) === "publish");
+const itemIds = (s: FakeSession) =>
+  publishes(s).map((r) => r.getChild("pubsub")!.getChild("publish")!.getChild("item")!.attrs.id as string);
+
+async function setup(opts: { inFlight?: number; service?: string | undefined } = {}) {
+  const session = new FakeSession();
+  const spool = new MemorySpoolStore();
+  const timers = new FakeTimers();
+  const publisher = new TelemetryPublisher({
+    session,
+    spool,
+    deviceId: "dev1",
+    service: "service" in opts ? opts.service : "pubsub.iot.test",
+    nodes: NODES,
+    inFlight: opts.inFlight ?? 4,
+    timers,
+    random: () => 0.5,
+    retry: { initialDelayMs: 1000, maxDelayMs: 8000, factor: 2 },
+  });
+  const published: PublishedInfo[] = [];
+  const failures: AgentError[] = [];
+  publisher.on("published", (p) => published.push(p));
+  publisher.on("failure", (e) => failures.push(e));
+  return { session, spool, timers, publisher, published, failures };
+}
+
+describe("TelemetryPublisher", () => {
+  it("creates the node once, publishes batches in order with stable ids, and empties the spool on results", async () => {
+    const t = await setup();
+    for (let i = 0; i < 6; i++) await t.spool.append(batch(i * 10, 3));
+    t.publisher.start();
+    await settle();
+    assert.equal(t.session.requests.filter((r) => kind(r) === "create").length, 1);
+    const create = t.session.requests[0]!;
+    assert.equal(create.attrs.to, "pubsub.iot.test");
+    assert.equal(create.getChild("pubsub", NS_PUBSUB)!.getChild("create")!.attrs.node, NODES.telemetry);
+    assert.deepEqual(itemIds(t.session), ["r-0-2", "r-10-12", "r-20-22", "r-30-32", "r-40-42", "r-50-52"]);
+    const payload = publishes(t.session)[0]!.getChild("pubsub")!.getChild("publish")!.getChild("item")!
+      .children[0] as Element;
+    assert.deepEqual(decodeReadings(payload).readings, batch(0, 3));
+    assert.equal(t.spool.stats().batches, 0);
+    assert.equal(t.published.length, 6);
+    assert.equal(t.publisher.stats().publishedReadings, 18);
+    // New readings are picked up on notify().
+    await t.spool.append(batch(100, 1));
+    t.publisher.notify();
+    await settle();
+    assert.deepEqual(itemIds(t.session).at(-1), "r-100-100");
+    t.publisher.stop();
+  });
+
+  it("keeps at most inFlight publishes outstanding", async () => {
+    const t = await setup({ inFlight: 2 });
+    t.session.policy = (iq) => (kind(iq) === "publish" ? "hold" : "result");
+    for (let i = 0; i < 5; i++) await t.spool.append(batch(i * 10, 1));
+    t.publisher.start();
+    await settle();
+    assert.equal(t.session.held.length, 2);
+    assert.equal(t.publisher.stats().inFlight, 2);
+    t.session.release();
+    await settle();
+    assert.equal(t.session.held.length, 2);
+    t.session.release();
+    await settle();
+    t.session.release();
+    await settle();
+    assert.deepEqual(itemIds(t.session), ["r-0-0", "r-10-10", "r-20-20", "r-30-30", "r-40-40"]);
+    assert.equal(t.spool.stats().batches, 0);
+    t.publisher.stop();
+  });
+
+  it("pauses while offline and resumes on online", async () => {
+    const t = await setup();
+    t.session.online = false;
+    await t.spool.append(batch(1, 2));
+    t.publisher.start();
+    await settle();
+    assert.equal(t.session.requests.length, 0);
+    assert.equal(t.publisher.state, "offline");
+    t.session.setOnline(true);
+    await settle();
+    assert.deepEqual(itemIds(t.session), ["r-1-2"]);
+    t.publisher.stop();
+  });
+
+  it("a forbidden node creation is a clear typed error; readings stay spooled and it retries with backoff", async () => {
+    const t = await setup();
+    t.session.policy = (iq) => (kind(iq) === "create" ? { error: "forbidden", type: "auth" } : "result");
+    await t.spool.append(batch(1, 3));
+    t.publisher.start();
+    await settle();
+    assert.equal(t.failures.length, 1);
+    const err = t.failures[0]!;
+    assert.ok(err instanceof PubsubError);
+    assert.equal(err.code, "pubsub_forbidden");
+    assert.deepEqual(
+      [err.context.node, err.context.service, err.context.operation, err.context.condition],
+      [NODES.telemetry, "pubsub.iot.test", "create", "forbidden"],
+    );
+    assert.match(err.message, /refused to create node devices\/dev1\/telemetry on pubsub\.iot\.test: forbidden/);
+    assert.equal(t.spool.stats().readings, 3);
+    assert.equal(t.publisher.state, "backoff");
+    assert.equal(t.publisher.stats().lastError?.condition, "forbidden");
+    // A reconnect does not short-cut the wait after a refusal.
+    t.session.setOnline(true);
+    await settle();
+    assert.equal(t.session.requests.length, 1);
+    // The admin fixes the ACL; the next attempt goes through.
+    t.session.policy = () => "result";
+    t.timers.advance(1000);
+    await settle();
+    assert.deepEqual(itemIds(t.session), ["r-1-3"]);
+    assert.equal(t.spool.stats().readings, 0);
+    t.publisher.stop();
+  });
+
+  it("a refused publish keeps the batch and re-sends it under the same id", async () => {
+    const t = await setup();
+    let refuse = 2;
+    t.session.policy = (iq) => (kind(iq) === "publish" && refuse-- > 0 ? { error: "forbidden" } : "result");
+    await t.spool.append(batch(1, 3));
+    t.publisher.start();
+    await settle();
+    assert.equal(t.failures[0]?.code, "pubsub_forbidden");
+    assert.equal(t.failures[0]?.context.operation, "publish");
+    assert.equal(t.spool.stats().readings, 3);
+    t.timers.advance(1000);
+    await settle();
+    t.timers.advance(2000);
+    await settle();
+    assert.deepEqual(itemIds(t.session), ["r-1-3", "r-1-3", "r-1-3"]);
+    assert.equal(t.spool.stats().readings, 0);
+    t.publisher.stop();
+  });
+
+  it("timeouts are retried in order with backoff; a reconnect retries at once", async () => {
+    const t = await setup({ inFlight: 3 });
+    let fail = true;
+    t.session.policy = (iq) => (kind(iq) === "publish" && fail ? { code: "iq_timeout" } : "result");
+    for (let i = 0; i < 3; i++) await t.spool.append(batch(i * 10, 1));
+    t.publisher.start();
+    await settle();
+    assert.equal(t.failures.length, 3);
+    assert.equal(t.failures[0]!.code, "iq_timeout");
+    fail = false;
+    t.session.setOnline(true);
+    await settle();
+    assert.deepEqual(itemIds(t.session).slice(3), ["r-0-0", "r-10-10", "r-20-20"]);
+    assert.equal(t.spool.stats().batches, 0);
+    t.publisher.stop();
+  });
+
+  it("re-creates the node after item-not-found", async () => {
+    const t = await setup();
+    let gone = true;
+    t.session.policy = (iq) =>
+      kind(iq) === "publish" && gone ? ((gone = false), { error: "item-not-found" }) : "result";
+    await t.spool.append(batch(1, 1));
+    t.publisher.start();
+    await settle();
+    t.timers.advance(1000);
+    await settle();
+    assert.deepEqual(t.session.requests.map(kind), ["create", "publish", "create", "publish"]);
+    t.publisher.stop();
+  });
+
+  it("on a publish-options conflict it configures the node, or else publishes without options", async () => {
+    const t = await setup();
+    t.session.policy = (iq) => {
+      const k = kind(iq);
+      if (k === "publish" && iq.getChild("pubsub")!.getChild("publish-options")) return { error: "conflict" };
+      if (k === "configure") return { error: "forbidden" };
+      return "result";
+    };
+    await t.spool.append(batch(1, 1));
+    t.publisher.start();
+    await settle();
+    t.timers.advance(1000);
+    await settle();
+    assert.deepEqual(t.session.requests.map(kind), ["create", "publish", "configure", "publish"]);
+    assert.equal(t.spool.stats().batches, 0);
+    t.publisher.stop();
+  });
+
+  it("PEP: requests go to the account itself (no 'to')", async () => {
+    const t = await setup({ service: undefined });
+    await t.spool.append(batch(1, 1));
+    t.publisher.start();
+    await settle();
+    assert.ok(t.session.requests.every((r) => r.attrs.to === undefined));
+    assert.equal(t.publisher.stats().service, "(PEP)");
+    t.publisher.stop();
+  });
+
+  it("publishes the status item as 'current' on a one-item node", async () => {
+    const t = await setup();
+    t.publisher.start();
+    await t.publisher.publishStatus({
+      device: "dev1",
+      state: "online",
+      timestamp: 1_700_000_000_000,
+      agentVersion: "0.1.0",
+      channels: [{ id: "temp0", kind: "temperature", unit: "°C", intervalMs: 1000 }],
+    });
+    const pub = publishes(t.session).at(-1)!;
+    const publish = pub.getChild("pubsub")!.getChild("publish")!;
+    assert.equal(publish.attrs.node, NODES.status);
+    assert.equal(publish.getChild("item")!.attrs.id, "current");
+    assert.equal(decodeStatus(publish.getChild("item")!.children[0] as Element).channels[0]!.unit, "°C");
+    const create = t.session.requests.find((r) => kind(r) === "create" && r.toString().includes(NODES.status))!;
+    assert.match(create.toString(), /pubsub#max_items<\/field>|var="pubsub#max_items"><value>1<\/value>/);
+    t.session.policy = () => ({ error: "forbidden" });
+    await assert.rejects(
+      t.publisher.publishStatus({ device: "dev1", state: "online", timestamp: 0, agentVersion: "0.1.0", channels: [] }),
+      (e: unknown) => e instanceof PubsubError && e.code === "pubsub_forbidden",
+    );
+    t.publisher.stop();
+  });
+
+  it("stop() cancels its retry timer and listeners", async () => {
+    const t = await setup();
+    t.session.policy = () => ({ error: "forbidden" });
+    await t.spool.append(batch(1, 1));
+    t.publisher.start();
+    await settle();
+    assert.equal(t.timers.pendingCount, 1);
+    t.publisher.stop();
+    assert.equal(t.timers.pendingCount, 0);
+    assert.equal(t.session.listenerCount("online"), 0);
+  });
+});

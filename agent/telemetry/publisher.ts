@@ -1,0 +1,356 @@
+/**
+ * Spool -> pubsub. Takes batches from the spool oldest first, publishes each as one item with a
+ * stable id (r-<first>-<last>) and removes it from the spool only after the server's IQ result.
+ *
+ * - Nodes are created (with their configuration) on first use; <conflict/> means "exists", which
+ *   is fine. A server that forbids creation or publishing gets a PubsubError (code
+ *   pubsub_forbidden, context: node, service, operation, condition) on the "failure" event; the
+ *   readings stay in the spool and the publisher retries with backoff (an admin may fix the ACL).
+ * - At most `inFlight` publishes are outstanding (a bounded window: Prosody answers in order, so a
+ *   small window hides the round trip without flooding the stream-management queue).
+ * - Publishing pauses while the session is offline and resumes on "online". Requests in flight
+ *   across a failed resumption either get their result or fail; failed ones are re-sent with the
+ *   same item id, which overwrites rather than duplicates.
+ * - After a failure nothing new is dispatched until the retry, so items reach the node in order
+ *   except when a later batch was already in flight.
+ */
+import { EventEmitter } from "node:events";
+import { Backoff, type BackoffOptions } from "../core/backoff.js";
+import { AgentError, describeError, isAgentError } from "../core/errors.js";
+import { type Logger, silentLogger } from "../core/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
+import { type DeviceStatus, encodeReadings, encodeStatus, itemIdFor } from "./codec.js";
+import { PubsubError } from "./errors.js";
+import { buildConfigure, buildCreate, buildPublish, type NodeConfig } from "./pubsub.js";
+import type { SessionPort } from "./session-port.js";
+import type { SpoolBatch, SpoolStore } from "./spool.js";
+
+export interface PublisherOptions {
+  session: SessionPort;
+  spool: SpoolStore;
+  deviceId: string;
+  /** Pubsub service JID; undefined (or the device's own bare JID) means PEP. */
+  service?: string;
+  nodes: { telemetry: string; status: string };
+  /** Configuration of the telemetry node (the status node keeps 1 item). */
+  nodeConfig?: Partial<NodeConfig>;
+  /** Send publish-options with each publish (the server checks them, PEP applies them). */
+  publishOptions?: boolean;
+  /** Concurrent publishes. */
+  inFlight?: number;
+  /** Timeout of each pubsub request. */
+  requestTimeoutMs?: number;
+  retry?: BackoffOptions;
+  timers?: Timers;
+  logger?: Logger;
+  random?: () => number;
+}
+
+export const PUBLISHER_DEFAULTS = {
+  inFlight: 4,
+  requestTimeoutMs: 30_000,
+  publishOptions: true,
+  nodeConfig: { persistItems: true, maxItems: 256, accessModel: "open" } as NodeConfig,
+  retry: { initialDelayMs: 1_000, maxDelayMs: 60_000, factor: 2 } as BackoffOptions,
+};
+
+export interface PublishedInfo {
+  itemId: string;
+  firstSeq: number;
+  lastSeq: number;
+  readings: number;
+  historical: boolean;
+}
+
+export type PublisherState = "stopped" | "offline" | "idle" | "publishing" | "backoff";
+
+export interface PublisherEvents {
+  published: [info: PublishedInfo];
+  /** Every failure, typed: PubsubError for refusals, AgentError (iq_timeout, session_closed, spool_*) otherwise. */
+  failure: [err: AgentError];
+}
+
+export interface PublisherStats {
+  state: PublisherState;
+  service: string;
+  nodes: { telemetry: string; status: string };
+  inFlight: number;
+  publishedItems: number;
+  publishedReadings: number;
+  failures: number;
+  lastError?: { code: string; message: string; condition?: string; at: number };
+}
+
+const REFUSALS = new Set([
+  "forbidden",
+  "not-authorized",
+  "not-allowed",
+  "registration-required",
+  "subscription-required",
+  "policy-violation",
+]);
+
+export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
+  private readonly timers: Timers;
+  private readonly logger: Logger;
+  private readonly backoff: Backoff;
+  private readonly window: number;
+  private readonly timeoutMs: number;
+  private readonly nodeConfig: NodeConfig;
+  private readonly service: string | undefined;
+  private usePublishOptions: boolean;
+
+  private running = false;
+  private pumping = false;
+  private repump = false;
+  private retryTimer: TimerHandle | undefined;
+  private lastFailureRefusal = false;
+  private readonly inflight = new Map<number, SpoolBatch>();
+  private retryQueue: SpoolBatch[] = [];
+  private highestDispatched = -1;
+  private readonly readyNodes = new Set<string>();
+  private readonly counters = { publishedItems: 0, publishedReadings: 0, failures: 0 };
+  private lastError: PublisherStats["lastError"];
+  private readonly onOnline = () => {
+    // A link that came back is worth trying at once; a refusal is not (it would not have changed).
+    if (this.retryTimer && !this.lastFailureRefusal) {
+      this.retryTimer.cancel();
+      this.retryTimer = undefined;
+    }
+    this.notify();
+  };
+
+  constructor(private readonly options: PublisherOptions) {
+    super();
+    this.timers = options.timers ?? realTimers;
+    this.logger = (options.logger ?? silentLogger).child({ component: "telemetry-publisher" });
+    this.backoff = new Backoff(options.retry ?? PUBLISHER_DEFAULTS.retry, options.random);
+    this.window = Math.max(1, options.inFlight ?? PUBLISHER_DEFAULTS.inFlight);
+    this.timeoutMs = options.requestTimeoutMs ?? PUBLISHER_DEFAULTS.requestTimeoutMs;
+    this.nodeConfig = { ...PUBLISHER_DEFAULTS.nodeConfig, ...options.nodeConfig };
+    this.usePublishOptions = options.publishOptions ?? PUBLISHER_DEFAULTS.publishOptions;
+    this.service = options.service || undefined;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.options.session.on("online", this.onOnline);
+    this.notify();
+  }
+
+  stop(): void {
+    if (!this.running) return;
+    this.running = false;
+    this.options.session.off("online", this.onOnline);
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
+    // In-flight requests finish on their own; their results still ack the spool if it is open.
+    this.retryQueue = [];
+    this.highestDispatched = -1;
+  }
+
+  /** Call after appending to the spool: publishes whatever the window allows. */
+  notify(): void {
+    if (!this.running) return;
+    if (this.pumping) {
+      this.repump = true;
+      return;
+    }
+    void this.pump();
+  }
+
+  stats(): PublisherStats {
+    return {
+      state: this.state,
+      service: this.service ?? "(PEP)",
+      nodes: this.options.nodes,
+      inFlight: this.inflight.size,
+      ...this.counters,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  get state(): PublisherState {
+    if (!this.running) return "stopped";
+    if (this.retryTimer) return "backoff";
+    if (!this.options.session.online) return "offline";
+    return this.inflight.size > 0 ? "publishing" : "idle";
+  }
+
+  /**
+   * Publishes the status item (item id "current" on the status node, which keeps one item).
+   * Rejects with PubsubError or the session's error; not spooled: the caller re-sends on the next online.
+   */
+  async publishStatus(status: DeviceStatus): Promise<void> {
+    const node = this.options.nodes.status;
+    const config: NodeConfig = { ...this.nodeConfig, maxItems: 1 };
+    try {
+      await this.ensureNode(node, config);
+      await this.options.session.request(
+        buildPublish(this.service, node, "current", encodeStatus(status), this.usePublishOptions ? config : undefined),
+        { timeoutMs: this.timeoutMs },
+      );
+    } catch (err) {
+      const e = this.classify(err, node, "publish");
+      this.record(e);
+      throw e;
+    }
+  }
+
+  // ----------------------------------------------------------------
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      do {
+        this.repump = false;
+        if (!this.running || this.retryTimer || !this.options.session.online) return;
+        const node = this.options.nodes.telemetry;
+        await this.ensureNode(node, this.nodeConfig);
+        while (this.running && !this.retryTimer && this.options.session.online) {
+          const free = this.window - this.inflight.size;
+          if (free <= 0) break;
+          let batches: SpoolBatch[];
+          if (this.retryQueue.length > 0) batches = this.retryQueue.splice(0, free);
+          else batches = await this.options.spool.peek(free, this.highestDispatched);
+          if (batches.length === 0) break;
+          for (const b of batches) this.dispatch(node, b);
+        }
+      } while (this.repump);
+    } catch (err) {
+      const e = this.classify(err, this.options.nodes.telemetry, "create");
+      this.fail(e);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private dispatch(node: string, b: SpoolBatch): void {
+    this.inflight.set(b.id, b);
+    if (b.firstSeq > this.highestDispatched) this.highestDispatched = b.firstSeq;
+    const itemId = itemIdFor(b);
+    const payload = encodeReadings(b.readings, { device: this.options.deviceId });
+    const iq = buildPublish(this.service, node, itemId, payload, this.usePublishOptions ? this.nodeConfig : undefined);
+    this.options.session.request(iq, { timeoutMs: this.timeoutMs }).then(
+      () => this.onPublished(b, itemId),
+      (err) => this.onPublishFailed(node, b, err),
+    );
+  }
+
+  private async onPublished(b: SpoolBatch, itemId: string): Promise<void> {
+    try {
+      await this.options.spool.ack({ ids: [b.id] });
+    } catch (err) {
+      // The item is on the server; if the spool cannot record that, it is re-sent later under the
+      // same id (an overwrite), so this is logged, not fatal.
+      this.logger.warn("published batch could not be removed from the spool", { itemId, error: describeError(err) });
+    }
+    this.inflight.delete(b.id);
+    this.backoff.reset();
+    this.counters.publishedItems++;
+    this.counters.publishedReadings += b.readings.length;
+    this.emit("published", {
+      itemId,
+      firstSeq: b.firstSeq,
+      lastSeq: b.lastSeq,
+      readings: b.readings.length,
+      historical: b.historical,
+    });
+    this.notify();
+  }
+
+  private onPublishFailed(node: string, b: SpoolBatch, err: unknown): void {
+    this.inflight.delete(b.id);
+    if (!this.running) return;
+    // Re-send before anything newer, oldest first.
+    this.retryQueue.push(b);
+    this.retryQueue.sort((x, y) => x.id - y.id);
+    const condition = isAgentError(err, "iq_error") ? (err.context.condition as string) : undefined;
+    if (condition === "item-not-found") this.readyNodes.delete(node);
+    if (condition === "conflict" && this.usePublishOptions) {
+      // precondition-not-met: try to make the node match; if that is refused, stop asking.
+      void this.reconfigure(node);
+    }
+    this.fail(this.classify(err, node, "publish"));
+  }
+
+  private async reconfigure(node: string): Promise<void> {
+    try {
+      await this.options.session.request(buildConfigure(this.service, node, this.nodeConfig), {
+        timeoutMs: this.timeoutMs,
+      });
+      this.logger.info("pubsub node reconfigured to match publish-options", { node });
+    } catch (err) {
+      this.usePublishOptions = false;
+      this.logger.warn("node config differs and may not be changed; publishing without publish-options", {
+        node,
+        error: describeError(err),
+      });
+    }
+  }
+
+  private fail(e: AgentError): void {
+    this.record(e);
+    if (!this.running || this.retryTimer) return;
+    this.lastFailureRefusal = e instanceof PubsubError && e.code === "pubsub_forbidden";
+    const delay = this.backoff.next();
+    this.retryTimer = this.timers.setTimeout(() => {
+      this.retryTimer = undefined;
+      this.notify();
+    }, delay);
+  }
+
+  private record(e: AgentError): void {
+    this.counters.failures++;
+    const condition = e.context.condition as string | undefined;
+    this.lastError = { code: e.code, message: e.message, ...(condition ? { condition } : {}), at: this.timers.now() };
+    const level = e instanceof PubsubError ? "error" : "warn";
+    this.logger[level]("telemetry publish failed; readings stay spooled", { error: describeError(e) });
+    this.emit("failure", e);
+  }
+
+  private async ensureNode(node: string, config: NodeConfig): Promise<void> {
+    if (this.readyNodes.has(node)) return;
+    try {
+      await this.options.session.request(buildCreate(this.service, node, config), { timeoutMs: this.timeoutMs });
+      this.logger.info("pubsub node created", { service: this.service ?? "(PEP)", node });
+    } catch (err) {
+      if (!(isAgentError(err, "iq_error") && err.context.condition === "conflict")) throw err;
+      // Exists already (ours from an earlier run, or made by an admin): fine as it is.
+    }
+    this.readyNodes.add(node);
+  }
+
+  /** Turns whatever a request threw into the error the owner sees. */
+  private classify(err: unknown, node: string, operation: "create" | "publish"): AgentError {
+    if (err instanceof PubsubError) return err;
+    const service = this.service ?? "(PEP)";
+    if (isAgentError(err, "iq_error")) {
+      const condition = String(err.context.condition);
+      const op = operation === "create" ? "create node" : "publish to";
+      if (REFUSALS.has(condition))
+        return new PubsubError(
+          "pubsub_forbidden",
+          `the server refused to ${op} ${node} on ${service}: ${condition}`,
+          { node, service, operation, condition, ...(err.context.text ? { text: err.context.text } : {}) },
+          { cause: err },
+        );
+      if (condition === "feature-not-implemented" || condition === "service-unavailable")
+        return new PubsubError(
+          "pubsub_unavailable",
+          `${service} offers no usable pubsub service (${condition})`,
+          { node, service, operation, condition },
+          { cause: err },
+        );
+      return new PubsubError(
+        "pubsub_error",
+        `pubsub ${operation} on ${node} failed: ${condition}`,
+        { node, service, operation, condition },
+        { cause: err },
+      );
+    }
+    if (err instanceof AgentError) return err;
+    return new AgentError("publisher_internal", "telemetry publisher failed", { node }, { cause: err });
+  }
+}
