@@ -181,8 +181,11 @@ describe("TelemetryPublisher", () => {
   it("re-creates the node after item-not-found", async () => {
     const t = await setup();
     let gone = true;
-    t.session.policy = (iq) =>
-      kind(iq) === "publish" && gone ? ((gone = false), { error: "item-not-found" }) : "result";
+    t.session.policy = (iq) => {
+      if (kind(iq) !== "publish" || !gone) return "result";
+      gone = false;
+      return { error: "item-not-found" };
+    };
     await t.spool.append(batch(1, 1));
     t.publisher.start();
     await settle();
