@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
-import { Element } from "ltx";
+import { TelemetryPublisher } from "../../agent/telemetry/publisher.js";
+import { MemorySpoolStore } from "../../agent/telemetry/spool.js";
 import { OperatorClient, OperatorError } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
@@ -261,21 +262,30 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
     assert.equal(device.policy.stats.approved, 1);
   });
 
-  it(`answers ${CROWD} operators executing concurrently while the device streams traffic`, async () => {
+  it(`answers ${CROWD} operators executing concurrently while telemetry publishes`, async () => {
     crowd.push(
       ...(await Promise.all(Array.from({ length: CROWD }, (_, i) => OperatorClient.login(prosody, `op${i}`, PASS)))),
     );
-    // Telemetry-like outbound load on the same session (messages to alice, acked through SM),
-    // until the telemetry publisher is wired by the composition root.
+    // Telemetry publishes on the same session meanwhile: the agent's TelemetryPublisher, spool ->
+    // PEP node, one reading of the simulated temperature every 10 ms.
+    const spool = new MemorySpoolStore();
+    const publisher = new TelemetryPublisher({
+      session: device.session,
+      spool,
+      deviceId: "device",
+      nodes: { telemetry: "devices/device/telemetry", status: "devices/device/status" },
+    });
+    publisher.start();
     let streaming = true;
-    let sent = 0;
+    let seq = 0;
     const stream = (async () => {
       while (streaming) {
-        const m = new Element("message", { to: "alice@iot.test", type: "chat" });
-        m.c("body").t(`reading ${sent}`);
-        await device.session.send(m);
-        sent++;
-        await sleep(5);
+        const r = await device.board.channel("temp").read();
+        await spool.append([
+          { seq: ++seq, channelId: "temp", value: r.value, unit: r.unit, timestamp: r.timestamp, quality: r.quality },
+        ]);
+        publisher.notify();
+        await sleep(10);
       }
     })();
     const results = await Promise.all(
@@ -286,11 +296,15 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
         op.execute(device.jid, "list-channels"),
       ]),
     );
+    const publishedDuring = publisher.stats().publishedReadings;
     streaming = false;
     await stream;
+    await waitFor(() => publisher.stats().publishedReadings === seq, 5000, "telemetry drained");
+    publisher.stop();
     assert.equal(results.length, CROWD * 4);
     assert.ok(results.every((r) => r.status === "completed"));
-    assert.ok(sent > 0);
+    assert.ok(publishedDuring > 0, "telemetry was publishing while commands ran");
+    assert.equal(publisher.stats().failures, 0);
   });
 
   it("measures the command round trip (operator execute -> hardware set -> completed) beside a slixmpp provider", async () => {
