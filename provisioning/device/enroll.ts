@@ -93,8 +93,9 @@ Options:
       --jid JID                    The device JID for --make-csr.
   -h, --help                       This help.
 
-Exit codes: 0 enrolled, 1 failure (network, server, files), 2 usage, 4 bundle refused (tampered,
-wrong CA, expired, revoked, not for this key), 5 login failed after enrolment.`;
+Exit codes: 0 enrolled, 1 failure (files), 2 usage, 4 bundle refused (tampered, wrong CA,
+expired, revoked, sealed to another key), 5 server unreachable or refused (registration, invite
+token already used or expired, login check).`;
 
 function trustFrom(o: EnrollOptions): TrustAnchor {
   if (o.fleetCaFile) {

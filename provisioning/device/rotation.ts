@@ -1,0 +1,133 @@
+/**
+ * Credential rotation on the device. The fleet admin runs the ad-hoc command `rotate-credentials`
+ * at the device's full JID (iot-fleet rotate); the device then
+ *   1. generates a new password and journals it (password.next, 0600),
+ *   2. changes it on the server with XEP-0077 over its live session (Prosody keeps the changing
+ *      session and closes the account's other sessions),
+ *   3. makes the journalled password current (atomic rename) and hands it to the session for
+ *      future logins.
+ * The live session is never interrupted, so telemetry keeps flowing. If the server refuses, the
+ * journal is dropped and the old password stays; if the answer never comes (timeout), the journal
+ * stays and CredentialStore.candidates() tries both at the next login.
+ */
+import { Element } from "ltx";
+import type { TimerHandle, Timers } from "../../agent/core/timers.js";
+import { realTimers } from "../../agent/core/timers.js";
+import type { Logger } from "../../agent/core/log.js";
+import { silentLogger } from "../../agent/core/log.js";
+import { isAgentError } from "../../agent/core/errors.js";
+import type { CommandDefinition } from "../../agent/commands/registry.js";
+import { StanzaError } from "../../agent/xmpp/stanza-error.js";
+import type { PasswordUpdatable, SessionPort } from "../session-port.js";
+import { changeOwnPassword, NODE_ROTATE_CREDENTIALS, NS_COMMANDS } from "../xmpp-admin.js";
+import { type CredentialStore, generatePassword } from "./credentials.js";
+
+export interface RotationDeps {
+  session: SessionPort & PasswordUpdatable;
+  credentials: CredentialStore;
+  log?: Logger;
+  timeoutMs?: number;
+  /** Called after the new password is current (e.g. the composition root updates the session). */
+  onRotated?: (password: string) => void;
+}
+
+export interface RotationOutcome {
+  rotatedAt: string;
+}
+
+const inFlight = new WeakMap<CredentialStore, Promise<RotationOutcome>>();
+
+/** Rotates the account password once. Concurrent calls for one credential store share one rotation. */
+export function rotateOwnPassword(deps: RotationDeps): Promise<RotationOutcome> {
+  let p = inFlight.get(deps.credentials);
+  if (!p) {
+    p = doRotate(deps).finally(() => inFlight.delete(deps.credentials));
+    inFlight.set(deps.credentials, p);
+  }
+  return p;
+}
+
+async function doRotate(deps: RotationDeps): Promise<RotationOutcome> {
+  const log = (deps.log ?? silentLogger).child({ component: "rotation" });
+  const next = generatePassword();
+  deps.credentials.beginRotation(next);
+  try {
+    await changeOwnPassword(deps.session, next, deps.timeoutMs !== undefined ? { timeoutMs: deps.timeoutMs } : {});
+  } catch (err) {
+    // A refusal means the old password is still valid: drop the journal. A timeout is unknown: keep it.
+    if (!isAgentError(err, "iq_timeout") && !isAgentError(err, "xmpp_timeout")) deps.credentials.abortRotation();
+    log.warn("password rotation failed", { error: err });
+    throw err;
+  }
+  deps.credentials.commitRotation();
+  deps.session.setPassword?.(next);
+  deps.onRotated?.(next);
+  const rotatedAt = new Date().toISOString();
+  log.info("password rotated", { rotatedAt });
+  return { rotatedAt };
+}
+
+/** The `rotate-credentials` command for the agent's command registry (agent/commands). */
+export function rotationCommand(deps: RotationDeps): CommandDefinition {
+  return {
+    node: NODE_ROTATE_CREDENTIALS,
+    name: "Rotate account credentials",
+    description: "Generate a new account password on the device and change it on the server (XEP-0077).",
+    timeoutMs: (deps.timeoutMs ?? 30_000) + 5_000,
+    async run() {
+      try {
+        const { rotatedAt } = await rotateOwnPassword(deps);
+        return { notes: [{ type: "info", text: `Password rotated at ${rotatedAt}` }] };
+      } catch (err) {
+        return { failed: true, notes: [{ type: "error", text: `Rotation failed: ${(err as Error).message}` }] };
+      }
+    },
+  };
+}
+
+/**
+ * A minimal XEP-0050 responder for `rotate-credentials` alone, for use when the agent's command
+ * router is not running (tests, a recovery tool). The agent proper registers rotationCommand()
+ * with its registry instead: both claim the <command/> IQ, so never install both on one session.
+ */
+export function installRotationResponder(deps: RotationDeps & { allowed: string[] }): () => void {
+  const allowed = new Set(deps.allowed.map((j) => j.toLowerCase()));
+  return deps.session.handleIq("set", "command", NS_COMMANDS, async (iq) => {
+    const cmd = iq.getChild("command", NS_COMMANDS)!;
+    if (cmd.attrs.node !== NODE_ROTATE_CREDENTIALS) throw new StanzaError("item-not-found", "cancel");
+    const from = String(iq.attrs.from ?? "")
+      .split("/")[0]!
+      .toLowerCase();
+    const domain = from.includes("@") ? from.slice(from.indexOf("@") + 1) : from;
+    if (!allowed.has(from) && !allowed.has(domain)) throw new StanzaError("forbidden", "auth");
+    const out = new Element("command", {
+      xmlns: NS_COMMANDS,
+      node: NODE_ROTATE_CREDENTIALS,
+      sessionid: `rot-${Date.now().toString(36)}`,
+      status: "completed",
+    });
+    try {
+      const { rotatedAt } = await rotateOwnPassword(deps);
+      out.c("note", { type: "info" }).t(`Password rotated at ${rotatedAt}`);
+    } catch (err) {
+      out.c("note", { type: "error" }).t(`Rotation failed: ${(err as Error).message}`);
+    }
+    return out;
+  });
+}
+
+/** Optional periodic self-rotation; `intervalMs` comes from config. Failures are logged and retried next period. */
+export function startPeriodicRotation(deps: RotationDeps & { intervalMs: number; timers?: Timers }): { stop(): void } {
+  const timers = deps.timers ?? realTimers;
+  const log = (deps.log ?? silentLogger).child({ component: "rotation" });
+  let handle: TimerHandle | undefined = timers.setInterval(() => {
+    if (!deps.session.online) return;
+    rotateOwnPassword(deps).catch((err) => log.warn("periodic rotation failed", { error: err }));
+  }, deps.intervalMs);
+  return {
+    stop() {
+      handle?.cancel();
+      handle = undefined;
+    },
+  };
+}
