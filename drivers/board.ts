@@ -17,6 +17,8 @@ import { SerialActuatorOutput } from "./serial/actuator.js";
 import type { SerialBackend } from "./serial/backend.js";
 import { SerialSensorChannel } from "./serial/channel.js";
 import { McuClient } from "./serial/client.js";
+import { LineSensorChannel, LineValues } from "./serial/line-channel.js";
+import { LineSerialLink } from "./serial/line-link.js";
 import { FramedSerialLink } from "./serial/link.js";
 import {
   type DigitalInput,
@@ -24,11 +26,13 @@ import {
   DriverError,
   type EventSource,
   type InputEdge,
+  type LineStats,
   type Quality,
   type Reading,
   type RequestStats,
   type SensorChannel,
-  type SerialLink,
+  type SerialDevice,
+  type SerialLinkState,
   type SerialStats,
 } from "./types.js";
 
@@ -62,16 +66,13 @@ export interface BoardEvents {
   replug: { linkId: string; path: string; attempts: number };
 }
 
-export interface LinkStats {
-  link: SerialStats;
-  requests: RequestStats;
-  state: SerialLink["state"];
-}
+export type LinkStats =
+  | { protocol: "framed"; state: SerialLinkState; link: SerialStats; requests: RequestStats }
+  | { protocol: "line"; state: SerialLinkState; link: LineStats };
 
-interface LinkEntry {
-  link: FramedSerialLink;
-  client: McuClient;
-}
+type LinkEntry =
+  | { protocol: "framed"; link: FramedSerialLink; client: McuClient }
+  | { protocol: "line"; link: LineSerialLink; values: LineValues };
 
 export class Board implements EventSource<BoardEvents> {
   private readonly events: TypedEvents<BoardEvents>;
@@ -119,11 +120,13 @@ export class Board implements EventSource<BoardEvents> {
       this.buildLinks();
       await this.openGpio();
       this.buildChannels();
-      for (const [id, { link, client }] of this.linkEntries) {
-        client.start();
+      for (const [id, entry] of this.linkEntries) {
+        if (entry.protocol === "framed") entry.client.start();
+        else entry.values.start();
+        const device: SerialDevice = entry.link;
         this.subscriptions.push(
-          link.on("unplug", (e) => this.onUnplug(id, e)),
-          link.on("replug", (e) => this.events.emit("replug", e)),
+          device.on("unplug", (e) => this.onUnplug(id, e)),
+          device.on("replug", (e) => this.events.emit("replug", e)),
         );
       }
       await Promise.all([...this.linkEntries.values()].map(({ link }) => link.start()));
@@ -142,9 +145,10 @@ export class Board implements EventSource<BoardEvents> {
     const closing: Array<Promise<void>> = [];
     for (const o of this.outputMap.values()) if (o.close) closing.push(o.close());
     for (const i of this.inputMap.values()) closing.push(i.close());
-    for (const { link, client } of this.linkEntries.values()) {
-      client.stop();
-      closing.push(link.close());
+    for (const entry of this.linkEntries.values()) {
+      if (entry.protocol === "framed") entry.client.stop();
+      else entry.values.stop();
+      closing.push(entry.link.close());
     }
     const results = await Promise.allSettled(closing);
     for (const r of results)
@@ -179,17 +183,26 @@ export class Board implements EventSource<BoardEvents> {
     return this.get(this.inputMap, id, "input");
   }
 
-  links(): SerialLink[] {
+  links(): SerialDevice[] {
     return [...this.linkEntries.values()].map((e) => e.link);
   }
 
-  link(id: string): SerialLink {
+  link(id: string): SerialDevice {
     return this.get(this.linkEntries, id, "link").link;
   }
 
-  /** The protocol client of a link, for device-level commands (version, inventory, ping). */
+  /** The protocol client of a framed link, for device-level commands (version, inventory, ping). */
   client(linkId: string): McuClient {
-    return this.get(this.linkEntries, linkId, "link").client;
+    const entry = this.get(this.linkEntries, linkId, "link");
+    if (entry.protocol !== "framed")
+      throw new DriverError(
+        "driver_bad_argument",
+        `link ${linkId} speaks the line protocol: no request/response client`,
+        {
+          device: `serial:${linkId}`,
+        },
+      );
+    return entry.client;
   }
 
   /** The last quality seen per channel (undefined before its first read). */
@@ -199,8 +212,11 @@ export class Board implements EventSource<BoardEvents> {
 
   stats(): Record<string, LinkStats> {
     const out: Record<string, LinkStats> = {};
-    for (const [id, { link, client }] of this.linkEntries)
-      out[id] = { link: link.stats(), requests: client.stats(), state: link.state };
+    for (const [id, e] of this.linkEntries)
+      out[id] =
+        e.protocol === "framed"
+          ? { protocol: "framed", state: e.link.state, link: e.link.stats(), requests: e.client.stats() }
+          : { protocol: "line", state: e.link.state, link: e.link.stats() };
     return out;
   }
 
@@ -223,9 +239,9 @@ export class Board implements EventSource<BoardEvents> {
   private buildLinks(): void {
     const serial = this.options.backends.serial;
     if (!serial) return;
-    for (const [id, c] of Object.entries(this.options.config.serial)) {
-      const reopen: BackoffOptions = { ...c.reopen, minDelayMs: Math.min(50, c.reopen.initialDelayMs) };
-      const link = new FramedSerialLink({
+    const { config } = this.options;
+    for (const [id, c] of Object.entries(config.serial)) {
+      const common = {
         id,
         path: c.path,
         backend: serial,
@@ -235,12 +251,23 @@ export class Board implements EventSource<BoardEvents> {
           parity: c.parity,
           stopBits: c.stopBits as 1 | 2,
         },
-        maxFrameBytes: c.maxFrameBytes,
-        frameTimeoutMs: c.frameTimeoutMs,
-        reopen,
+        reopen: { ...c.reopen, minDelayMs: Math.min(50, c.reopen.initialDelayMs) } satisfies BackoffOptions,
         timers: this.timers,
         logger: this.logger,
         ...(this.options.random ? { random: this.options.random } : {}),
+      };
+      if (c.protocol === "line") {
+        const link = new LineSerialLink({ ...common, maxLineBytes: c.maxLineBytes });
+        const keys = Object.values(config.channels)
+          .filter((ch) => ch.source === "serial" && ch.link === id)
+          .map((ch) => ch.sensor!);
+        this.linkEntries.set(id, { protocol: "line", link, values: new LineValues(link, keys, this.timers) });
+        continue;
+      }
+      const link = new FramedSerialLink({
+        ...common,
+        maxFrameBytes: c.maxFrameBytes,
+        frameTimeoutMs: c.frameTimeoutMs,
       });
       const client = new McuClient({
         link,
@@ -248,7 +275,7 @@ export class Board implements EventSource<BoardEvents> {
         requestTimeoutMs: c.requestTimeoutMs,
         maxInFlight: c.maxInFlight,
       });
-      this.linkEntries.set(id, { link, client });
+      this.linkEntries.set(id, { protocol: "framed", link, client });
     }
   }
 
@@ -257,7 +284,9 @@ export class Board implements EventSource<BoardEvents> {
     const gpio = this.options.backends.gpio;
     for (const [id, o] of Object.entries(config.outputs)) {
       if (o.source === "serial") {
-        const entry = this.linkEntries.get(o.link!)!;
+        const entry = this.linkEntries.get(o.link!);
+        // The config check guarantees a framed link here.
+        if (entry?.protocol !== "framed") continue;
         this.outputMap.set(
           id,
           new SerialActuatorOutput({
@@ -308,16 +337,20 @@ export class Board implements EventSource<BoardEvents> {
   private buildChannels(): void {
     for (const [id, c] of Object.entries(this.options.config.channels)) {
       const base = { id, kind: c.kind, unit: c.unit, intervalMs: c.intervalMs, timers: this.timers };
+      const entry = c.source === "serial" ? this.linkEntries.get(c.link!) : undefined;
+      const stale = c.staleAfterMs !== undefined ? { staleAfterMs: c.staleAfterMs } : {};
       const inner: SensorChannel =
-        c.source === "serial"
+        entry?.protocol === "framed"
           ? new SerialSensorChannel({
               ...base,
+              ...stale,
               sensor: c.sensor!,
-              client: this.linkEntries.get(c.link!)!.client,
-              ...(c.staleAfterMs !== undefined ? { staleAfterMs: c.staleAfterMs } : {}),
+              client: entry.client,
               ...(c.stuckAfterMs !== undefined ? { stuckAfterMs: c.stuckAfterMs } : {}),
             })
-          : new DigitalInputChannel({ ...base, input: this.inputMap.get(c.input!)! });
+          : entry?.protocol === "line"
+            ? new LineSensorChannel({ ...base, ...stale, sensor: c.sensor!, values: entry.values })
+            : new DigitalInputChannel({ ...base, input: this.inputMap.get(c.input!)! });
       this.channelMap.set(
         id,
         new TrackedChannel(inner, c.source === "serial" ? c.link : undefined, (change) =>

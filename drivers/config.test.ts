@@ -82,6 +82,22 @@ describe("board config section", () => {
     assert.match(by["board.channels.d.sensor"]!.message, /serial channels only/);
   });
 
+  it("accepts line-protocol links for channels but not for actuators", () => {
+    const ps = problems(`${BASE}board:
+  serial:
+    uno: { path: /dev/ttyACM0, protocol: line, baudRate: 9600 }
+  outputs:
+    led: { source: serial, link: uno, actuator: led }
+  channels:
+    t: { source: serial, link: uno, sensor: temperature, kind: temperature, stuckAfterMs: 1000 }
+`);
+    const by = Object.fromEntries(ps.map((p) => [p.path, p.message]));
+    assert.match(by["board.outputs.led.link"]!, /line-protocol link; actuators need a framed link/);
+    assert.match(by["board.channels.t.stuckAfterMs"]!, /framed links only/);
+    const ok = parseConfig(`${BASE}board:\n  serial:\n    uno: { path: /dev/ttyACM0, protocol: line }\n`, "a.yaml");
+    assert.equal(ok.config.board.serial.uno!.maxLineBytes, 256);
+  });
+
   it("checks cross-references and pin ownership once the entries are valid", () => {
     const ps = problems(`${BASE}board:
   serial:

@@ -28,8 +28,10 @@ export const serialLinkSchema = obj({
   dataBits: def(int({ min: 5, max: 8 }), 8),
   parity: def(oneOf(["none", "even", "odd"]), "none"),
   stopBits: def(int({ min: 1, max: 2 }), 1),
-  /** Only the framed protocol of docs/serial-protocol.md is wired to channels today. */
-  protocol: def(oneOf(["framed"]), "framed"),
+  /** framed: docs/serial-protocol.md (request/response, CRC). line: the device prints `key=value` lines. */
+  protocol: def(oneOf(["framed", "line"]), "framed"),
+  /** line protocol: longest line kept, in bytes; longer lines are dropped whole. */
+  maxLineBytes: def(int({ min: 16, max: 65536 }), 256),
   /** Largest frame payload in either direction. */
   maxFrameBytes: def(int({ min: 16, max: 65535 }), 1024),
   /** A started frame with no new byte for this long is abandoned and counted as partial. */
@@ -125,20 +127,21 @@ export const boardConfigSchema = obj(
   {
     check(v, ctx) {
       const links = Object.keys(v.serial);
-      for (const [id, o] of Object.entries(v.outputs))
-        if (o.link !== undefined && !(o.link in v.serial))
-          ctx
-            .at("outputs")
-            .at(id)
-            .at("link")
-            .fail(`names no link in board.serial (have: ${links.join(", ") || "none"})`);
+      const noLink = `names no link in board.serial (have: ${links.join(", ") || "none"})`;
+      for (const [id, o] of Object.entries(v.outputs)) {
+        const at = ctx.at("outputs").at(id);
+        if (o.link === undefined) continue;
+        const link = v.serial[o.link];
+        if (!link) at.at("link").fail(noLink);
+        else if (link.protocol !== "framed")
+          at.at("link").fail(`names a ${link.protocol}-protocol link; actuators need a framed link`);
+      }
       for (const [id, c] of Object.entries(v.channels)) {
-        if (c.link !== undefined && !(c.link in v.serial))
-          ctx
-            .at("channels")
-            .at(id)
-            .at("link")
-            .fail(`names no link in board.serial (have: ${links.join(", ") || "none"})`);
+        const at = ctx.at("channels").at(id);
+        const link = c.link === undefined ? undefined : v.serial[c.link];
+        if (c.link !== undefined && !link) at.at("link").fail(noLink);
+        if (link && link.protocol !== "framed" && c.stuckAfterMs !== undefined)
+          at.at("stuckAfterMs").fail("applies to channels on framed links only");
         if (c.input !== undefined && !(c.input in v.inputs))
           ctx
             .at("channels")

@@ -134,9 +134,9 @@ export interface RequestStats {
 
 export type SerialLinkState = "closed" | "opening" | "open" | "unplugged";
 
-export interface SerialLinkEvents {
+/** Events every serial device reports, whatever protocol runs on it. */
+export interface SerialDeviceEvents {
   open: { linkId: string; path: string };
-  frame: Frame;
   /** The device went away (read/write error, EOF); channels served by it are now in error. */
   unplug: { linkId: string; path: string; error: DriverError };
   /** The device came back and was reopened after an unplug. */
@@ -144,16 +144,52 @@ export interface SerialLinkEvents {
   close: { linkId: string; path: string };
 }
 
-export interface SerialLink extends EventSource<SerialLinkEvents> {
+/** A serial device: opened with port settings, closed, and watched for unplug/replug. */
+export interface SerialDevice<E extends SerialDeviceEvents = SerialDeviceEvents> extends EventSource<E> {
   readonly id: string;
   readonly path: string;
+  readonly protocol: "framed" | "line";
   readonly state: SerialLinkState;
   readonly settings: SerialSettings;
   /** Opens with the given settings (or the configured ones); rejects with DriverError serial_open_failed. */
   open(settings?: Partial<SerialSettings>): Promise<void>;
-  writeFrame(frame: Frame): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface SerialLinkEvents extends SerialDeviceEvents {
+  frame: Frame;
+}
+
+/** A serial device speaking the framed protocol (docs/serial-protocol.md). */
+export interface SerialLink extends SerialDevice<SerialLinkEvents> {
+  readonly protocol: "framed";
+  writeFrame(frame: Frame): Promise<void>;
   stats(): SerialStats;
+}
+
+export interface LineLinkEvents extends SerialDeviceEvents {
+  line: string;
+}
+
+/** Counters of a line-protocol link. */
+export interface LineStats {
+  bytesIn: number;
+  bytesOut: number;
+  lines: number;
+  /** Lines longer than maxLineBytes, dropped whole. */
+  overlongLines: number;
+  droppedBytes: number;
+  /** Tokens that were not `key=number`. */
+  malformedTokens: number;
+  unplugs: number;
+  reopens: number;
+}
+
+/** A serial device that prints text lines (`temperature=21.5 humidity=40`), like many Arduino sketches. */
+export interface LineLink extends SerialDevice<LineLinkEvents> {
+  readonly protocol: "line";
+  writeLine(text: string): Promise<void>;
+  stats(): LineStats;
 }
 
 // ---------------------------------------------------------------------------------------------

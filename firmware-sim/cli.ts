@@ -110,7 +110,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     try {
       await sim.start();
       io.out(`agent-pty: ${sim.agentPath}`);
-      io.out(`firmware: ${mcu.firmware}; sensors: ${mcu.sensorNames().join(", ")}; scenario: ${scenario.name}`);
+      io.out(
+        `firmware: ${mcu.firmware}; protocol: ${scenario.protocol}; sensors: ${mcu.sensorNames().join(", ")}; scenario: ${scenario.name}`,
+      );
       logger.info("simulator running", { agentPath: sim.agentPath, pid: sim.pty.pid });
       runner.start();
       await (io.untilStopped ?? new Promise<void>(() => {}));

@@ -34,6 +34,12 @@ export interface SimSensorSpec {
 }
 
 export interface SimMcuOptions {
+  /**
+   * framed (default): answers requests of docs/serial-protocol.md. line: prints
+   * `name=value ...` every lineIntervalMs, like an Arduino sketch, and ignores input.
+   */
+  protocol?: "framed" | "line";
+  lineIntervalMs?: number;
   firmware?: string;
   sensors?: Record<string, SimSensorSpec>;
   actuators?: Record<string, number>;
@@ -84,6 +90,7 @@ export class SimulatedMcu {
   private responseDelayMs = 0;
   private muted = false;
   private corruptNext = 0;
+  private lineTimer: TimerHandle | undefined;
 
   constructor(private readonly options: SimMcuOptions = {}) {
     this.firmware = options.firmware ?? DEFAULT_FIRMWARE;
@@ -127,10 +134,14 @@ export class SimulatedMcu {
     port.onData((chunk) => {
       if (this.parser === parser) parser.write(chunk);
     });
+    if (this.options.protocol === "line")
+      this.lineTimer = this.timers.setInterval(() => this.printLine(), this.options.lineIntervalMs ?? 1000);
   }
 
   /** Stops serving (an unplug, or shutdown); answers not yet sent are dropped. */
   detach(): void {
+    this.lineTimer?.cancel();
+    this.lineTimer = undefined;
     for (const t of this.delayed) t.cancel();
     this.delayed.clear();
     this.parser?.destroy();
@@ -216,7 +227,27 @@ export class SimulatedMcu {
     return { value: Math.round(s.value * 1000) / 1000, ageMs: now - s.sampledAt };
   }
 
+  /** Line mode: one line with every sensor; a disconnected one prints "nan" (as a failed DHT read does), a frozen one is left out. */
+  printLine(): void {
+    const port = this.port;
+    if (!port || this.muted) return;
+    const parts: string[] = [];
+    for (const [name, s] of this.sensors) {
+      if (s.frozen) continue;
+      parts.push(`${name}=${s.disconnected ? "nan" : this.sample(s).value}`);
+    }
+    const bytes = Buffer.from(`${parts.join(" ")}\r\n`, "utf8");
+    if (this.corruptNext > 0 && bytes.length > 2) {
+      this.corruptNext--;
+      this.counters.corruptFramesSent++;
+      bytes[Math.floor(this.random() * (bytes.length - 2))] = 0x3f;
+    }
+    this.counters.responses++;
+    port.write(bytes).catch(() => {});
+  }
+
   private onRequest(frame: Frame): void {
+    if (this.options.protocol === "line") return;
     this.counters.requests++;
     if (this.muted) {
       this.counters.dropped++;

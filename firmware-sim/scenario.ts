@@ -93,6 +93,10 @@ export const scenarioSchema = obj(
     /** Seed of the random walks and garbage, for a reproducible run. Unset: random. */
     seed: opt(int({ min: 0, max: 0xffffffff })),
     firmware: def(str({ minLength: 1, maxLength: 64 }), "iot-sim-mcu 1.0.0"),
+    /** framed: answer requests (docs/serial-protocol.md); line: print `name=value` lines. */
+    protocol: def(oneOf(["framed", "line"]), "framed"),
+    /** line protocol: how often a line is printed. */
+    lineIntervalMs: def(ms({ min: 10 }), 1000),
     sensors: def(
       record(
         obj({

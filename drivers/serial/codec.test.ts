@@ -26,8 +26,14 @@ describe("serial codec", () => {
 
   it("produces the exact bytes of the example in docs/serial-protocol.md", () => {
     const hex = (b: Buffer) => b.toString("hex").toUpperCase();
-    assert.equal(hex(encodeFrame({ type: 0x10, seq: 7, payload: Buffer.from("temperature") })), "A55A011007000B74656D7065726174757265C995");
-    assert.equal(hex(encodeFrame({ type: 0x90, seq: 7, payload: encodeSensorValue({ value: 21.5, ageMs: 0 }) })), "A55A0190070008000053FC00000000FAD5");
+    assert.equal(
+      hex(encodeFrame({ type: 0x10, seq: 7, payload: Buffer.from("temperature") })),
+      "A55A011007000B74656D7065726174757265C995",
+    );
+    assert.equal(
+      hex(encodeFrame({ type: 0x90, seq: 7, payload: encodeSensorValue({ value: 21.5, ageMs: 0 }) })),
+      "A55A0190070008000053FC00000000FAD5",
+    );
   });
 
   it("refuses oversize payloads and non-byte fields with typed errors", () => {

@@ -1,27 +1,19 @@
 /**
- * FramedSerialLink: a serial device speaking the framed protocol. It owns the port handle, the
- * FrameParser and the unplug/replug cycle: when the port dies (EIO, EOF, the USB adapter pulled)
- * it reports `unplug`, then retries opening with exponential backoff and jitter until the device
- * is back (`replug`). Line noise is counted by the parser, never thrown.
+ * FramedSerialLink: a serial device speaking the framed protocol (docs/serial-protocol.md). The
+ * PortSession below it owns the port and the unplug/reopen cycle; this class adds the
+ * FrameParser (one for the link's life, so its noise counters survive replugs) and frame writes.
  */
-import { Backoff, type BackoffOptions } from "../../agent/core/backoff.js";
-import { describeError } from "../../agent/core/errors.js";
-import { type Logger, silentLogger } from "../../agent/core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../../agent/core/timers.js";
+import type { BackoffOptions } from "../../agent/core/backoff.js";
+import type { Logger } from "../../agent/core/log.js";
+import type { Timers } from "../../agent/core/timers.js";
 import { TypedEvents, type Unsubscribe } from "../events.js";
-import {
-  DEFAULT_SERIAL_SETTINGS,
-  DriverError,
-  type Frame,
-  type SerialLink,
-  type SerialLinkEvents,
-  type SerialLinkState,
-  type SerialSettings,
-  type SerialStats,
-} from "../types.js";
-import type { SerialBackend, SerialPortHandle } from "./backend.js";
+import type { Frame, SerialLink, SerialLinkEvents, SerialLinkState, SerialSettings, SerialStats } from "../types.js";
+import type { SerialBackend } from "./backend.js";
 import { encodeFrame } from "./codec.js";
 import { FrameParser } from "./parsers/frame.js";
+import { PortSession } from "./port-session.js";
+
+export { DEFAULT_REOPEN } from "./port-session.js";
 
 export interface FramedSerialLinkOptions {
   id: string;
@@ -37,222 +29,86 @@ export interface FramedSerialLinkOptions {
   random?: () => number;
 }
 
-export const DEFAULT_REOPEN: BackoffOptions = { initialDelayMs: 500, maxDelayMs: 30_000, factor: 2, minDelayMs: 50 };
-
 export class FramedSerialLink implements SerialLink {
+  readonly protocol = "framed" as const;
   readonly id: string;
   readonly path: string;
-  private currentSettings: SerialSettings;
-  private _state: SerialLinkState = "closed";
-  private handle: SerialPortHandle | undefined;
-  private parser: FrameParser | undefined;
-  private readonly events: TypedEvents<SerialLinkEvents>;
-  private readonly timers: Timers;
-  private readonly logger: Logger;
-  private readonly backoff: Backoff;
-  private reopenTimer: TimerHandle | undefined;
-  private reopenAttempts = 0;
-  private counters = { framesOut: 0, bytesOut: 0, unplugs: 0, reopens: 0 };
+  private readonly session: PortSession;
+  private readonly parser: FrameParser;
+  private readonly frames = new TypedEvents<{ frame: Frame }>();
+  private framesOut = 0;
 
   constructor(private readonly options: FramedSerialLinkOptions) {
     this.id = options.id;
     this.path = options.path;
-    this.currentSettings = { ...DEFAULT_SERIAL_SETTINGS, ...options.settings };
-    this.timers = options.timers ?? realTimers;
-    this.logger = (options.logger ?? silentLogger).child({ component: "serial", link: options.id });
-    this.backoff = new Backoff(options.reopen ?? DEFAULT_REOPEN, options.random);
-    this.events = new TypedEvents((err, event) =>
-      this.logger.error("serial link listener threw", { event: String(event), error: describeError(err) }),
-    );
+    this.session = new PortSession(options);
+    this.parser = new FrameParser({
+      maxLength: options.maxFrameBytes ?? 1024,
+      frameTimeoutMs: options.frameTimeoutMs ?? 100,
+      ...(options.timers ? { timers: options.timers } : {}),
+    });
+    this.parser.on("data", (frame: Frame) => this.frames.emit("frame", frame));
+    this.session.on("data", (chunk) => this.parser.write(chunk));
+    this.session.on("detach", () => this.parser.discardBuffered());
   }
 
   get state(): SerialLinkState {
-    return this._state;
+    return this.session.state;
   }
 
   get settings(): SerialSettings {
-    return { ...this.currentSettings };
+    return this.session.settings;
   }
 
   get device(): string {
-    return `serial:${this.id}`;
+    return this.session.device;
   }
 
   on<K extends keyof SerialLinkEvents>(event: K, listener: (payload: SerialLinkEvents[K]) => void): Unsubscribe {
-    return this.events.on(event, listener);
+    if (event === "frame") return this.frames.on("frame", listener as (f: Frame) => void);
+    return this.session.on(event as Exclude<K, "frame">, listener as never);
   }
 
-  /** Opens now or rejects with serial_open_failed. */
-  async open(settings?: Partial<SerialSettings>): Promise<void> {
-    if (this._state === "open" || this._state === "opening") return;
-    if (settings) this.currentSettings = { ...this.currentSettings, ...settings };
-    this._state = "opening";
-    try {
-      await this.attach();
-    } catch (err) {
-      this._state = "closed";
-      throw err;
-    }
-    this.events.emit("open", { linkId: this.id, path: this.path });
+  open(settings?: Partial<SerialSettings>): Promise<void> {
+    return this.session.open(settings);
   }
 
-  /**
-   * Opens if it can; if the device is absent, reports it as unplugged and keeps retrying with
-   * backoff. For start-up, where a missing device must not stop the agent.
-   */
-  async start(): Promise<void> {
-    try {
-      await this.open();
-    } catch (err) {
-      const error = err instanceof DriverError ? err : this.error("serial_open_failed", String(err), err);
-      this._state = "unplugged";
-      this.counters.unplugs++;
-      this.logger.warn("serial device absent at start; will retry", { path: this.path, error: describeError(error) });
-      this.events.emit("unplug", { linkId: this.id, path: this.path, error });
-      this.scheduleReopen();
-    }
+  /** Opens if it can, else reports unplugged and retries with backoff (see PortSession.start). */
+  start(): Promise<void> {
+    return this.session.start();
   }
 
-  async close(): Promise<void> {
-    this.reopenTimer?.cancel();
-    this.reopenTimer = undefined;
-    const wasOpen = this._state !== "closed";
-    this._state = "closed";
-    const handle = this.handle;
-    this.handle = undefined;
-    this.parser?.discardBuffered();
-    if (handle) await handle.close();
-    if (wasOpen) this.events.emit("close", { linkId: this.id, path: this.path });
+  close(): Promise<void> {
+    return this.session.close();
   }
 
   async writeFrame(frame: Frame): Promise<void> {
-    const handle = this.handle;
-    if (this._state !== "open" || !handle)
-      throw this.error(
-        this._state === "unplugged" ? "serial_disconnected" : "serial_not_open",
-        `${this.path} is ${this._state}`,
+    if (this.session.state !== "open")
+      throw this.session.error(
+        this.session.state === "unplugged" ? "serial_disconnected" : "serial_not_open",
+        `${this.path} is ${this.session.state}`,
       );
-    const bytes = encodeFrame(frame, this.options.maxFrameBytes ?? 1024);
-    try {
-      await handle.write(bytes);
-    } catch (err) {
-      throw this.error("serial_write_failed", `write to ${this.path} failed: ${(err as Error).message}`, err);
-    }
-    this.counters.framesOut++;
-    this.counters.bytesOut += bytes.length;
+    await this.session.write(encodeFrame(frame, this.options.maxFrameBytes ?? 1024));
+    this.framesOut++;
   }
 
-  /** Baud rate the OS reports for the open port. */
-  async actualBaudRate(): Promise<number> {
-    if (!this.handle) throw this.error("serial_not_open", `${this.path} is ${this._state}`);
-    return this.handle.getBaudRate();
+  actualBaudRate(): Promise<number> {
+    return this.session.actualBaudRate();
   }
 
   stats(): SerialStats {
-    const p = this.parser?.counters;
+    const p = this.parser.counters;
     return {
-      framesIn: p?.framesIn ?? 0,
-      framesOut: this.counters.framesOut,
-      garbageBytes: p?.garbageBytes ?? 0,
-      badCrc: p?.badCrc ?? 0,
-      partialFrames: p?.partialFrames ?? 0,
-      oversizeFrames: p?.oversizeFrames ?? 0,
-      bytesIn: p?.bytesIn ?? 0,
-      bytesOut: this.counters.bytesOut,
-      unplugs: this.counters.unplugs,
-      reopens: this.counters.reopens,
+      framesIn: p.framesIn,
+      framesOut: this.framesOut,
+      garbageBytes: p.garbageBytes,
+      badCrc: p.badCrc,
+      partialFrames: p.partialFrames,
+      oversizeFrames: p.oversizeFrames,
+      bytesIn: p.bytesIn,
+      bytesOut: this.session.counters.bytesOut,
+      unplugs: this.session.counters.unplugs,
+      reopens: this.session.counters.reopens,
     };
-  }
-
-  private error(code: ConstructorParameters<typeof DriverError>[0], message: string, cause?: unknown): DriverError {
-    return new DriverError(
-      code,
-      message,
-      { device: this.device, path: this.path },
-      cause === undefined ? undefined : { cause },
-    );
-  }
-
-  private parserFor(): FrameParser {
-    if (!this.parser) {
-      // One parser for the link's life, so its counters survive replugs.
-      this.parser = new FrameParser({
-        maxLength: this.options.maxFrameBytes ?? 1024,
-        frameTimeoutMs: this.options.frameTimeoutMs ?? 100,
-        timers: this.timers,
-      });
-      this.parser.on("data", (frame: Frame) => this.events.emit("frame", frame));
-    }
-    return this.parser;
-  }
-
-  private async attach(): Promise<void> {
-    let handle: SerialPortHandle;
-    try {
-      handle = await this.options.backend.open(this.path, this.currentSettings);
-    } catch (err) {
-      throw this.error("serial_open_failed", `cannot open ${this.path}: ${(err as Error).message}`, err);
-    }
-    if (this._state === "closed") {
-      // close() ran while the open was in flight.
-      await handle.close();
-      throw this.error("serial_not_open", `${this.path} was closed while opening`);
-    }
-    const parser = this.parserFor();
-    this.handle = handle;
-    this._state = "open";
-    handle.onData((chunk) => {
-      if (this.handle === handle) parser.write(chunk);
-    });
-    handle.onClosed((error) => {
-      if (this.handle !== handle) return;
-      this.handle = undefined;
-      this.onUnplug(error ?? new Error("port closed by the device"));
-    });
-  }
-
-  private onUnplug(cause: Error): void {
-    if (this._state === "closed") return;
-    this._state = "unplugged";
-    this.counters.unplugs++;
-    this.parser?.discardBuffered();
-    const error = this.error("serial_disconnected", `${this.path} went away: ${cause.message}`, cause);
-    this.logger.warn("serial device unplugged", { path: this.path, error: describeError(error) });
-    this.events.emit("unplug", { linkId: this.id, path: this.path, error });
-    this.backoff.reset();
-    this.reopenAttempts = 0;
-    this.scheduleReopen();
-  }
-
-  private scheduleReopen(): void {
-    this.reopenTimer?.cancel();
-    const delay = this.backoff.next();
-    this.reopenTimer = this.timers.setTimeout(() => {
-      this.reopenTimer = undefined;
-      void this.tryReopen();
-    }, delay);
-  }
-
-  private async tryReopen(): Promise<void> {
-    if (this._state !== "unplugged") return;
-    this.reopenAttempts++;
-    try {
-      await this.attach();
-    } catch (err) {
-      if (this._state !== "unplugged") return;
-      this.logger.debug("serial reopen failed", {
-        path: this.path,
-        attempt: this.reopenAttempts,
-        error: describeError(err),
-      });
-      this.scheduleReopen();
-      return;
-    }
-    this.counters.reopens++;
-    this.backoff.reset();
-    const attempts = this.reopenAttempts;
-    this.reopenAttempts = 0;
-    this.logger.info("serial device back", { path: this.path, attempts });
-    this.events.emit("replug", { linkId: this.id, path: this.path, attempts });
   }
 }

@@ -16,7 +16,7 @@ import { McuClient } from "../../drivers/serial/client.js";
 import { encodeFrame, MSG } from "../../drivers/serial/codec.js";
 import { FramedSerialLink } from "../../drivers/serial/link.js";
 import { SerialportBackend } from "../../drivers/serial/serialport-backend.js";
-import { DriverError, type Frame } from "../../drivers/types.js";
+import { DriverError, type Frame, type LineStats } from "../../drivers/types.js";
 import { SimulatedMcu } from "../../firmware-sim/mcu.js";
 import { PtySimulator } from "../../firmware-sim/pty-sim.js";
 import { seededRandom } from "../../firmware-sim/random.js";
@@ -276,6 +276,46 @@ describe("unplug and replug over a PTY, through the Board", () => {
     assert.equal(stats.link.unplugs, 1);
     assert.equal(stats.link.reopens, 1);
     t.diagnostic(`replug: link reopened ${recoveredMs} ms after the device came back (${events[1]})`);
+    await board.stop();
+  });
+});
+
+describe("line protocol over a PTY, through the Board", () => {
+  it("reads key=value lines printed by the device, and counts its nan values", async () => {
+    const mcu = new SimulatedMcu({ protocol: "line", lineIntervalMs: 20 });
+    const sim = new PtySimulator({ mcu, dir: tempDir(), settings: { baudRate: 9600 } });
+    await sim.start();
+    cleanups.push(() => sim.stop());
+    const ctx = new Ctx();
+    const config = boardConfigSchema.parse(
+      {
+        serial: { uno: { path: sim.agentPath, protocol: "line", baudRate: 9600 } },
+        channels: {
+          t: { source: "serial", link: "uno", sensor: "temperature", kind: "temperature", unit: "°C", intervalMs: 100 },
+          h: { source: "serial", link: "uno", sensor: "humidity", kind: "humidity", unit: "%", intervalMs: 100 },
+        },
+      },
+      ctx,
+    ) as BoardConfig;
+    assert.deepEqual(ctx.issues, []);
+    const board = new Board({ config, backends: { serial: new SerialportBackend() } });
+    await board.start();
+    cleanups.push(() => board.stop());
+    const lineStats = () => {
+      const st = board.stats().uno!;
+      assert.equal(st.protocol, "line");
+      return st.link as LineStats;
+    };
+    await until(() => lineStats().lines >= 2, 3000, "two lines");
+    const t = await board.channel("t").read();
+    assert.equal(t.quality, "good");
+    assert.ok(typeof t.value === "number" && t.value > -20 && t.value < 60);
+    mcu.setSensorFault("humidity", "disconnected", true);
+    await until(() => lineStats().malformedTokens >= 1, 3000, "a nan token");
+    assert.throws(
+      () => board.client("uno"),
+      (e: unknown) => e instanceof DriverError && e.code === "driver_bad_argument",
+    );
     await board.stop();
   });
 });
