@@ -8,7 +8,14 @@
  * Node's native crypto (about 1 s for 3072 bits instead of tens of seconds in forge's pure JS) and
  * handed to forge to build the certificate.
  */
-import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  X509Certificate,
+} from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import forge from "node-forge";
@@ -54,9 +61,9 @@ export interface FleetCa extends CaCertInfo {
   forgeCert: forge.pki.Certificate;
 }
 
+/** SHA-256 of the certificate DER, lowercase hex. Node's parser, so EC and Ed25519 server certificates work too. */
 export function certFingerprint(certPem: string): string {
-  const der = forge.asn1.toDer(forge.pki.certificateToAsn1(forge.pki.certificateFromPem(certPem))).getBytes();
-  return createHash("sha256").update(Buffer.from(der, "binary")).digest("hex");
+  return createHash("sha256").update(new X509Certificate(certPem).raw).digest("hex");
 }
 
 /** Normalises "AB:CD:..." or "abcd..." to 64 lowercase hex digits, or undefined when it is not one. */

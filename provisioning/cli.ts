@@ -58,8 +58,9 @@ const GLOBAL_HELP = `Global options (any command):
   XMPP admin connection (provision without --invite-token, rotate, revoke, list --online):
       --admin-jid JID            Admin account (or $IOT_FLEET_ADMIN_JID).
       --admin-password-file FILE (or $IOT_FLEET_ADMIN_PASSWORD_FILE; $IOT_FLEET_ADMIN_PASSWORD).
-      --server HOST:PORT         XMPP server (also written into bundles).
-      --ca-file FILE             The server's CA certificate (trusted for TLS; embedded in bundles).
+      --server HOST:PORT         XMPP server, also written into bundles (or $IOT_FLEET_SERVER).
+      --ca-file FILE             The server's CA certificate, trusted for TLS and embedded in bundles
+                                 (or $IOT_FLEET_SERVER_CA_FILE).
       --pin SHA256               ...or the server certificate's SHA-256 pin.
       --timeout SECONDS          Per network step (default 20).`;
 
@@ -219,6 +220,10 @@ class Context {
     readonly deps: FleetDeps,
   ) {
     this.home = resolve((v.home as string | undefined) ?? io.env.IOT_FLEET_HOME ?? "fleet");
+    // Connection settings repeat on every command; the environment saves typing them.
+    if (v.server === undefined && io.env.IOT_FLEET_SERVER) v.server = io.env.IOT_FLEET_SERVER;
+    if (v["ca-file"] === undefined && v.pin === undefined && io.env.IOT_FLEET_SERVER_CA_FILE)
+      v["ca-file"] = io.env.IOT_FLEET_SERVER_CA_FILE;
     this.store = new FleetStore(join(this.home, "fleet.json"));
   }
   get caDir(): string {
