@@ -4,6 +4,7 @@
  */
 import { boardConfigSchema } from "../../drivers/config.js";
 import { commandsConfigSchema } from "../commands/config.js";
+import { telemetryConfigSchema } from "../telemetry/config.js";
 import { xmppConfigSchema } from "../xmpp/config.js";
 import { arr, bareJid, def, obj, oneOf, opt, str, type Infer } from "./schema-dsl.js";
 
@@ -41,6 +42,7 @@ export const agentConfigSchema = obj({
   log: logSchema,
   board: boardConfigSchema,
   commands: commandsConfigSchema,
+  telemetry: telemetryConfigSchema,
 });
 
 export type AgentConfig = Exclude<Infer<typeof agentConfigSchema>, symbol>;
