@@ -5,7 +5,8 @@
  * since kernel 6.6 line numbers are offset by the chip base; lines are resolved through
  * drivers/gpio/sysfs.ts instead of assumed.
  */
-import { Gpio } from "onoff";
+import { createRequire } from "node:module";
+import type { Gpio as OnoffGpio } from "onoff";
 import { DriverError } from "../types.js";
 import type { Bit, GpioBackend, GpioLine, GpioLineRequest } from "./backend.js";
 import { listSysfsChips, resolveLine, SYSFS_GPIO_ROOT, type SysfsChip } from "./sysfs.js";
@@ -35,14 +36,38 @@ export interface OnoffBackendOptions {
   onWatchError?: (err: DriverError) => void;
 }
 
+/**
+ * onoff is loaded lazily: its native epoll addon is built at install time, and a device where
+ * that build failed must still run a board without GPIO (serial only) instead of dying at import.
+ */
+let loaded: { Gpio?: typeof OnoffGpio; error?: Error } | undefined;
+function loadOnoff(): { Gpio?: typeof OnoffGpio; error?: Error } {
+  if (!loaded) {
+    try {
+      loaded = { Gpio: (createRequire(import.meta.url)("onoff") as { Gpio: typeof OnoffGpio }).Gpio };
+    } catch (err) {
+      loaded = { error: err as Error };
+    }
+  }
+  return loaded;
+}
+
 export class OnoffGpioBackend implements GpioBackend {
   readonly name = "onoff";
   readonly accessible: boolean;
+  /** Why GPIO is not accessible, for logs and skipped tests. */
+  readonly unavailableReason: string | undefined;
   private chips: SysfsChip[] | undefined;
   private readonly open_ = new Set<number>();
 
   constructor(private readonly options: OnoffBackendOptions = {}) {
-    this.accessible = options.accessible ?? Gpio.accessible;
+    const onoff = options.gpioFactory ? {} : loadOnoff();
+    this.accessible = options.accessible ?? onoff.Gpio?.accessible === true;
+    this.unavailableReason = this.accessible
+      ? undefined
+      : onoff.error
+        ? `onoff failed to load: ${onoff.error.message}`
+        : "onoff Gpio.accessible is false: no writable /sys/class/gpio";
   }
 
   async open(request: GpioLineRequest): Promise<GpioLine> {
@@ -61,7 +86,10 @@ export class OnoffGpioBackend implements GpioBackend {
     if (this.open_.has(resolved.sysfsNumber))
       throw new DriverError("gpio_line_busy", `${device} is already open`, { device, channel: String(request.line) });
     const direction = request.direction === "in" ? "in" : request.initial === 1 ? "high" : "low";
-    const factory: OnoffGpioFactory = this.options.gpioFactory ?? ((n, d, e) => new Gpio(n, d, e) as OnoffGpioLike);
+    const Gpio = loadOnoff().Gpio;
+    const factory: OnoffGpioFactory | undefined =
+      this.options.gpioFactory ?? (Gpio ? (n, d, e) => new Gpio(n, d, e) as OnoffGpioLike : undefined);
+    if (!factory) throw new DriverError("gpio_unavailable", `${this.unavailableReason}`, { device: "gpio" });
     let gpio: OnoffGpioLike;
     try {
       gpio = factory(resolved.sysfsNumber, direction, request.direction === "in" ? (request.edge ?? "both") : "none");

@@ -34,7 +34,7 @@ gpioContract("simulator backend", async () => {
 const onoff = new OnoffGpioBackend();
 const loopback = /^(\d+):(\d+)$/.exec(process.env.IOT_GPIO_LOOPBACK ?? "");
 const realSkip = !onoff.accessible
-  ? "no GPIO on this machine (onoff Gpio.accessible is false: no /sys/class/gpio)"
+  ? `no GPIO on this machine (${onoff.unavailableReason})`
   : !loopback
     ? 'GPIO present but no loopback wire declared: set IOT_GPIO_LOOPBACK="OUT:IN" (two header lines wired together) to run these'
     : false;
