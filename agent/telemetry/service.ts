@@ -1,0 +1,228 @@
+/**
+ * Telemetry, assembled: sampler -> batcher -> spool -> publisher, with the sequence counter and the
+ * status item. The composition root (agent/main.ts) builds one TelemetryService with the session
+ * and a ChannelSource (boardChannelSource(board)) and calls start()/stop(). Nothing here knows the
+ * concrete session or drivers.
+ *
+ * Order matters:
+ *  1. spool opens first (its last seq is the sequence floor, and it replays what a crash left);
+ *  2. the sequence counter opens (persisting its first block);
+ *  3. the publisher starts (it drains the replayed spool as soon as the session is online);
+ *  4. the sampler starts last, so its first reading has somewhere to go.
+ * stop() runs the reverse: sampler, batcher flush, publisher, spool close.
+ */
+import { join } from "node:path";
+import { describeError } from "../core/errors.js";
+import { type Logger, silentLogger } from "../core/log.js";
+import { realTimers, type Timers } from "../core/timers.js";
+import { Batcher, type BatcherStats } from "./batcher.js";
+import { buildStatusPresence, type DeviceStatus } from "./codec.js";
+import type { TelemetryConfig } from "./config.js";
+import { SamplerError } from "./errors.js";
+import { FileSpoolStore } from "./file-spool.js";
+import { type PublisherStats, TelemetryPublisher } from "./publisher.js";
+import { type ChannelSource, Sampler, type SamplerStats } from "./sampler.js";
+import { SequenceCounter } from "./sequence.js";
+import type { SessionPort } from "./session-port.js";
+import { MemorySpoolStore, type SpoolStats, type SpoolStore } from "./spool.js";
+
+export interface TelemetryServiceOptions {
+  config: TelemetryConfig;
+  /** From the `pubsub` config section. Empty service = PEP. */
+  pubsub: { service?: string | undefined; nodePrefix: string };
+  deviceId: string;
+  /** Where spool/ and sequence.json go (normally <device.dataDir>/telemetry). */
+  dataDir: string;
+  session: SessionPort;
+  source: ChannelSource;
+  agentVersion: string;
+  firmwareVersion?: () => string | undefined;
+  timers?: Timers;
+  logger?: Logger;
+}
+
+export interface TelemetryStatus {
+  service: string;
+  nodes: { telemetry: string; status: string };
+  spool: SpoolStats;
+  publisher: PublisherStats;
+  batcher: BatcherStats;
+  sampler: SamplerStats;
+}
+
+/** Node names: <nodePrefix><deviceId>/telemetry and .../status (docs/protocol.md). */
+export function telemetryNodes(nodePrefix: string, deviceId: string): { telemetry: string; status: string } {
+  return { telemetry: `${nodePrefix}${deviceId}/telemetry`, status: `${nodePrefix}${deviceId}/status` };
+}
+
+export class TelemetryService {
+  private spool: SpoolStore | undefined;
+  private sampler: Sampler | undefined;
+  private batcher: Batcher | undefined;
+  private publisherInstance: TelemetryPublisher | undefined;
+  private readonly logger: Logger;
+  private readonly timers: Timers;
+  readonly nodes: { telemetry: string; status: string };
+  private readonly onOnline = () => void this.publishStatus();
+
+  constructor(private readonly options: TelemetryServiceOptions) {
+    this.logger = (options.logger ?? silentLogger).child({ component: "telemetry" });
+    this.timers = options.timers ?? realTimers;
+    this.nodes = telemetryNodes(options.pubsub.nodePrefix, options.deviceId);
+  }
+
+  get publisher(): TelemetryPublisher | undefined {
+    return this.publisherInstance;
+  }
+
+  async start(): Promise<void> {
+    if (this.spool) return;
+    const { config: c, session } = this.options;
+    const spool: SpoolStore =
+      c.spool.store === "file"
+        ? await FileSpoolStore.open({
+            dir: join(this.options.dataDir, "spool"),
+            maxBytes: c.spool.maxBytes,
+            segmentBytes: c.spool.segmentBytes,
+            maxRecordBytes: c.spool.maxRecordBytes,
+            overflow: c.spool.overflow,
+            fsync: c.spool.fsync,
+            fsyncIntervalMs: c.spool.fsyncIntervalMs,
+            timers: this.timers,
+            logger: this.logger,
+          })
+        : new MemorySpoolStore({
+            maxBytes: c.spool.maxBytes,
+            maxRecordBytes: c.spool.maxRecordBytes,
+            overflow: c.spool.overflow,
+            logger: this.logger,
+          });
+    this.spool = spool;
+    const sequence = new SequenceCounter({
+      path: join(this.options.dataDir, "sequence.json"),
+      blockSize: c.sequence.blockSize,
+      floor: spool.lastSeq + 1,
+      logger: this.logger,
+    });
+    sequence.open();
+    const publisher = new TelemetryPublisher({
+      session,
+      spool,
+      deviceId: this.options.deviceId,
+      service: this.options.pubsub.service,
+      nodes: this.nodes,
+      nodeConfig: {
+        persistItems: c.publish.persistItems,
+        maxItems: c.publish.maxItems,
+        accessModel: c.publish.accessModel,
+      },
+      publishOptions: c.publish.publishOptions,
+      inFlight: c.publish.inFlight,
+      requestTimeoutMs: c.publish.requestTimeoutMs,
+      retry: c.publish.retry,
+      timers: this.timers,
+      logger: this.logger,
+    });
+    this.publisherInstance = publisher;
+    this.batcher = new Batcher({
+      sink: async (readings) => {
+        await spool.append(readings);
+        publisher.notify();
+      },
+      maxReadings: c.batch.maxReadings,
+      maxAgeMs: c.batch.maxAgeMs,
+      maxQueuedBatches: c.batch.maxQueuedBatches,
+      timers: this.timers,
+      logger: this.logger,
+    });
+    const batcher = this.batcher;
+    this.sampler = new Sampler({
+      source: this.options.source,
+      sequence,
+      sink: (r) => batcher.add(r),
+      intervals: c.sampler.intervals,
+      minIntervalMs: c.sampler.minIntervalMs,
+      maxIntervalMs: c.sampler.maxIntervalMs,
+      readTimeoutMs: c.sampler.readTimeoutMs,
+      timers: this.timers,
+      logger: this.logger,
+    });
+    publisher.start();
+    session.on("online", this.onOnline);
+    this.sampler.start();
+    if (session.online) void this.publishStatus();
+    // Until the status command lands (commands issue), the figures an operator asks for are logged.
+    this.logger.info("telemetry started", this.summary());
+  }
+
+  async stop(): Promise<void> {
+    if (!this.spool) return;
+    this.sampler?.stop();
+    this.options.session.off("online", this.onOnline);
+    await this.batcher?.stop();
+    this.publisherInstance?.stop();
+    const spool = this.spool;
+    this.spool = undefined;
+    this.logger.info("telemetry stopped", this.summary(spool));
+    await spool.close();
+  }
+
+  /** Changes a channel's sampling interval now (for the set-sampling command). */
+  setInterval(channelId: string, ms: number): void {
+    if (!this.sampler)
+      throw new SamplerError("telemetry_not_started", "telemetry is not running", { channel: channelId });
+    this.sampler.setInterval(channelId, ms);
+  }
+
+  /** For the status command: pubsub service, node names, spool depth and drops, publisher state. */
+  status(): TelemetryStatus | undefined {
+    if (!this.spool || !this.publisherInstance || !this.batcher || !this.sampler) return undefined;
+    return {
+      service: this.options.pubsub.service || "(PEP)",
+      nodes: this.nodes,
+      spool: this.spool.stats(),
+      publisher: this.publisherInstance.stats(),
+      batcher: this.batcher.stats(),
+      sampler: this.sampler.stats(),
+    };
+  }
+
+  /** The device status as published in the status item; state "online" while running. */
+  deviceStatus(state: "online" | "offline" = "online"): DeviceStatus {
+    const fw = this.options.firmwareVersion?.();
+    return {
+      device: this.options.deviceId,
+      state,
+      timestamp: this.timers.now(),
+      agentVersion: this.options.agentVersion,
+      ...(fw ? { firmwareVersion: fw } : {}),
+      channels: this.sampler?.describe() ?? this.options.source.channels(),
+    };
+  }
+
+  /** Presence children the session can send with its initial presence (SessionOptions.presenceChildren). */
+  presenceChildren() {
+    return buildStatusPresence(this.deviceStatus()).children.filter((c) => typeof c !== "string");
+  }
+
+  async publishStatus(): Promise<void> {
+    try {
+      await this.publisherInstance?.publishStatus(this.deviceStatus());
+    } catch (err) {
+      // Already reported by the publisher ("failure" event + log); re-sent on the next online.
+      this.logger.debug("status item not published", { error: describeError(err) });
+    }
+  }
+
+  private summary(spool = this.spool): Record<string, unknown> {
+    const st = spool?.stats();
+    return {
+      service: this.options.pubsub.service || "(PEP)",
+      nodes: this.nodes,
+      spoolBatches: st?.batches,
+      spoolReadings: st?.readings,
+      spoolBytes: st?.bytes,
+      dropped: st?.droppedReadings,
+    };
+  }
+}
