@@ -16,7 +16,7 @@ import {
   randomBytes,
   X509Certificate,
 } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import forge from "node-forge";
 import { ProvisioningError } from "./errors.js";
@@ -295,9 +295,4 @@ export function isIssuedBy(certPem: string, caPem: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Writes a PEM that is public (certificate) with mode 0644, creating the file only. */
-export function writePublicPem(file: string, pem: string): void {
-  writeFileSync(file, pem, { mode: 0o644 });
 }

@@ -50,6 +50,8 @@ export interface FleetDeps {
   now?: () => Date;
   /** RSA size for `ca init`; tests pass 2048 to stay fast. */
   caKeyBits?: number;
+  /** How long to wait for another run's store lock (default 5 s). */
+  lockWaitMs?: number;
 }
 
 const GLOBAL_HELP = `Global options (any command):
@@ -224,7 +226,7 @@ class Context {
     if (v.server === undefined && io.env.IOT_FLEET_SERVER) v.server = io.env.IOT_FLEET_SERVER;
     if (v["ca-file"] === undefined && v.pin === undefined && io.env.IOT_FLEET_SERVER_CA_FILE)
       v["ca-file"] = io.env.IOT_FLEET_SERVER_CA_FILE;
-    this.store = new FleetStore(join(this.home, "fleet.json"));
+    this.store = new FleetStore(join(this.home, "fleet.json"), deps.lockWaitMs);
   }
   get caDir(): string {
     return join(this.home, "ca");
