@@ -146,6 +146,35 @@ describe("harness: Prosody + slixmpp operator", () => {
   });
 });
 
+describe("harness: Prosody without TLS", () => {
+  test("tls: false never offers STARTTLS: a client requiring it is refused, a plaintext client logs in", async () => {
+    const prosody = await startProsody({ tls: false });
+    try {
+      assert.equal(prosody.caFile, null);
+      await prosody.register("plain", "plain-pw");
+      await assert.rejects(
+        OperatorClient.login(prosody, "plain", "plain-pw", { timeoutMs: 5000 }),
+        (err: unknown) => err instanceof OperatorError && err.kind === "tls",
+      );
+      const op = await OperatorClient.start();
+      try {
+        const res = await op.connect({
+          jid: "plain@iot.test",
+          password: "plain-pw",
+          host: prosody.host,
+          port: prosody.port,
+          tls: "none",
+        });
+        assert.equal(res.tls, false);
+      } finally {
+        await op.stop();
+      }
+    } finally {
+      await prosody.stop();
+    }
+  });
+});
+
 describe("harness: link-breaking proxy on plain TCP", () => {
   let echo: Server;
   let echoPort: number;

@@ -135,8 +135,16 @@ class Operator:
             if not fut.done():
                 fut.set_result((kind, message))
 
+        def encrypted():
+            return x.transport is not None and x.transport.get_extra_info("ssl_object") is not None
+
         async def on_session_start(_):
             try:
+                # slixmpp 1.8 logs in over plaintext even with force_starttls=True when the server
+                # offers no STARTTLS, so "required" is enforced here.
+                if tls == "required" and not encrypted():
+                    settle("tls", "server did not offer STARTTLS; the session is not encrypted")
+                    return
                 if initial_presence:
                     x.send_presence()
                 settle("ok")
@@ -165,7 +173,7 @@ class Operator:
         if kind != "ok":
             self._drop()
             raise OpError(kind, message)
-        return {"jid": str(x.boundjid), "tls": x.transport is not None and x.transport.get_extra_info("ssl_object") is not None}
+        return {"jid": str(x.boundjid), "tls": encrypted()}
 
     def _drop(self):
         x = self.xmpp
