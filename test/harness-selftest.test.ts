@@ -76,6 +76,20 @@ describe("harness: Prosody + slixmpp operator", () => {
     }
   });
 
+  test("bad requests and python exceptions surface as typed errors with the traceback", async () => {
+    await assert.rejects(
+      alice.call("no_such_op"),
+      (e: unknown) => e instanceof OperatorError && e.kind === "bad-request",
+    );
+    await assert.rejects(
+      alice.iq("iot.test", "get", "<not-xml"),
+      (e: unknown) => e instanceof OperatorError && e.kind === "exception" && /Traceback/.test(e.message),
+    );
+    // The process survives both and keeps serving.
+    await alice.sendMessage("bob@iot.test", "still here", { id: "selftest-2" });
+    await bob.waitForMessage((m) => m.id === "selftest-2", 5000);
+  });
+
   test("wrong password fails with kind auth", async () => {
     await assert.rejects(
       OperatorClient.login(prosody, "alice", "wrong", { timeoutMs: 5000 }),
