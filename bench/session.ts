@@ -12,11 +12,12 @@
  * Figures are medians; the table and .tmp/bench/session.json carry them, with ratios ours/@xmpp/client.
  *
  * Run: node --import tsx bench/session.ts [--runs 3] [--logins 10] [--messages 10000] [--resets 3]
+ *      [--ours-ack-delay MS]  (diagnostic: our streamManagement.ackDelayMs instead of its default)
  * Prosody, the proxy and every child are torn down through the harness registry, also on Ctrl-C.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { runAllTeardowns } from "../test/harness/cleanup.js";
 import { runCommand } from "../test/harness/process.js";
@@ -50,6 +51,8 @@ const RUNS = Math.max(1, intArg("runs", 3));
 const LOGINS = Math.max(1, intArg("logins", 10));
 const MESSAGES = Math.max(1, intArg("messages", 10_000));
 const RESETS = intArg("resets", 3);
+/** Diagnostic: our streamManagement.ackDelayMs (default 2000), to see how much of a burst's time is the ack tail. */
+const OURS_ACK_DELAY = process.argv.includes("--ours-ack-delay") ? intArg("ours-ack-delay", 2000) : undefined;
 const WARMUP = 1000;
 /** Long enough to see @xmpp/client drop a just-resumed link (its stale close timer, see notes). */
 const SETTLE_MS = 1500;
@@ -63,7 +66,6 @@ interface Variant {
   /** 0 skips the logins child. */
   logins: number;
   runs: number;
-  ackDelayMs?: number;
 }
 
 interface VariantResult {
@@ -108,7 +110,7 @@ function job(kind: ChildJob["kind"], v: Variant, prosody: ProsodyHandle, port: n
     messages: MESSAGES,
     resets: RESETS,
     settleMs: SETTLE_MS,
-    ...(v.ackDelayMs === undefined ? {} : { ackDelayMs: v.ackDelayMs }),
+    ...(v.client === "ours" && OURS_ACK_DELAY !== undefined ? { ackDelayMs: OURS_ACK_DELAY } : {}),
   };
 }
 
@@ -139,9 +141,10 @@ async function runVariant(v: Variant, prosody: ProsodyHandle, proxy: LinkBreakin
       proxy,
       env,
       timeoutMs: 180_000,
+      serverPid: prosody.process.pid,
     });
     childWallMs += run.wallMs;
-    runs.push(parseThroughputRun(run.events, `${v.id} run ${i}`));
+    runs.push(parseThroughputRun(run.events, `${v.id} run ${i}`, run.serverCpuUs));
   }
   return { variant: v, loginsMs, runs, summary: summarize(loginsMs, runs), childWallMs };
 }
@@ -160,19 +163,21 @@ function offlineEntriesFor(prosody: ProsodyHandle, user: string): string[] {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  const loadAtStart = loadavg();
   // The harness unrefs its children and sockets; this keeps the parent alive while it waits on them.
   const keepAlive = setInterval(() => undefined, 60_000);
   try {
     const bundles = await buildBenchBundles();
     const baseline = await baselineRss(5);
-    const prosody = await startProsody({ smacksHibernationTime: 60 });
+    // Warnings only, to the console: the harness default (debug to a file, ~4 lines per stanza)
+    // makes Prosody several times slower per message and would hide the clients behind it.
+    const prosody = await startProsody({ smacksHibernationTime: 60, extraGlobalLua: 'log = { warn = "*console" }' });
     await prosody.register("bench", PASSWORD);
     await prosody.register("sink", randomBytes(12).toString("base64url"));
     const proxy = await startProxy({ targetPort: prosody.port });
 
-    // Ours with defaults and @xmpp/client bundled are the headline pair (RUNS runs each). The unbundled
-    // @xmpp/client runs the same code, so one run shows its memory/load cost. "ours, ackDelayMs 250"
-    // is a diagnostic: the ack policy (not the engine) sets our burst wall time, see docs/benchmarks.md.
+    // Ours and @xmpp/client bundled are the headline pair (RUNS runs each). The unbundled @xmpp/client
+    // runs the same code, so fewer logins and one run show its memory and load cost.
     const variants: Variant[] = [
       { id: "ours", title: "ours", client: "ours", bundle: bundles.ours, logins: LOGINS, runs: RUNS },
       {
@@ -191,15 +196,6 @@ async function main(): Promise<void> {
         logins: Math.ceil(LOGINS / 2),
         runs: 1,
       },
-      {
-        id: "ours-ack250",
-        title: "ours ackDelay 250",
-        client: "ours",
-        bundle: bundles.ours,
-        logins: 0,
-        runs: 1,
-        ackDelayMs: 250,
-      },
     ];
     const results: VariantResult[] = [];
     for (const v of variants) results.push(await runVariant(v, prosody, proxy));
@@ -208,7 +204,7 @@ async function main(): Promise<void> {
     if (offline.length > 0)
       throw new BenchError("bench_sink_not_cheap", `Prosody stored messages for the sink: ${offline.join(", ")}`);
 
-    const [ours, xBundle, xPlain] = results as [VariantResult, VariantResult, VariantResult, VariantResult];
+    const [ours, xBundle, xPlain] = results as [VariantResult, VariantResult, VariantResult];
     const table = renderTable(
       results.map((r) => ({ title: r.variant.title, summary: r.summary })),
       [
@@ -217,6 +213,8 @@ async function main(): Promise<void> {
       ],
     );
     const totalS = (performance.now() - started) / 1000;
+    // Other work on the machine moves every figure (logins most): the load average goes with them.
+    const load = { start: loadAtStart.map((x) => +x.toFixed(2)), end: loadavg().map((x) => +x.toFixed(2)) };
     const cpu = cpus();
     const machine = `${cpu.length}× ${cpu[0]?.model ?? "unknown CPU"}, Node ${process.version}, ${process.platform}/${process.arch}`;
     console.log(`\nXMPP session benchmark — ${new Date().toISOString()} — ${machine}`);
@@ -239,6 +237,7 @@ async function main(): Promise<void> {
       if (r.summary.unexpectedDrops > 0)
         console.log(`note: ${r.variant.title}: ${r.summary.unexpectedDrops} link drop(s) not caused by a proxy reset`);
     }
+    console.log(`load average (1/5/15 min) at start ${load.start.join(" ")}, at end ${load.end.join(" ")}`);
     console.log(`total ${totalS.toFixed(1)} s; figures in ${join(BENCH_OUT, "session.json")}`);
 
     const ratios = Object.fromEntries(
@@ -253,7 +252,16 @@ async function main(): Promise<void> {
     const json = {
       date: new Date().toISOString(),
       machine,
-      params: { logins: LOGINS, runs: RUNS, warmup: WARMUP, messages: MESSAGES, resets: RESETS, settleMs: SETTLE_MS },
+      loadAverage: load,
+      params: {
+        logins: LOGINS,
+        runs: RUNS,
+        warmup: WARMUP,
+        messages: MESSAGES,
+        resets: RESETS,
+        settleMs: SETTLE_MS,
+        oursAckDelayMs: OURS_ACK_DELAY ?? "default",
+      },
       baseline: { rssMiB: baseline.rss / MiB, heapUsedMiB: baseline.heapUsed / MiB },
       clients: Object.fromEntries(
         results.map((r) => [
@@ -261,7 +269,6 @@ async function main(): Promise<void> {
           {
             title: r.variant.title,
             bundleBytes: r.variant.bundle.bytes,
-            ackDelayMs: r.variant.ackDelayMs ?? null,
             summary: r.summary,
             loginsMs: r.loginsMs,
             runs: r.runs,

@@ -26,7 +26,7 @@ export interface ChildJob {
   resets: number;
   /** Quiet time after each resumption, to see a client drop a link it has just resumed. */
   settleMs: number;
-  /** Ours only: override streamManagement.ackDelayMs (default 2000) for the tuned variant. */
+  /** Ours only, from --ours-ack-delay: overrides streamManagement.ackDelayMs (default 2000). */
   ackDelayMs?: number;
 }
 

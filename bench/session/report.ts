@@ -13,6 +13,8 @@ export interface ThroughputRun {
   resumes: { resumeMs: number; reconnectMs: number; resumed: boolean }[];
   /** Link losses the client saw; more than the resets means it dropped a link by itself. */
   linkDrops: number;
+  /** Prosody's CPU time during the burst (from /proc), when readable. */
+  serverCpuUs: number | undefined;
 }
 
 export interface VariantSummary {
@@ -25,6 +27,7 @@ export interface VariantSummary {
   rssAfterMiB: number;
   heapAfterMiB: number;
   cpuUsPerMsg: number;
+  serverCpuUsPerMsg: number;
   msgsPerSec: number;
   resumeMs: number;
   reconnectMs: number;
@@ -33,7 +36,7 @@ export interface VariantSummary {
   unexpectedDrops: number;
 }
 
-export function parseThroughputRun(events: ChildEvent[], name: string): ThroughputRun {
+export function parseThroughputRun(events: ChildEvent[], name: string, serverCpuUs: number | undefined): ThroughputRun {
   const mem = (phase: "loaded" | "warm" | "after"): MemorySample => {
     const e = events.find((x) => x.event === "mem" && x.phase === phase);
     if (e?.event !== "mem") throw new BenchError("bench_missing", `${name}: no ${phase} memory sample`);
@@ -55,6 +58,7 @@ export function parseThroughputRun(events: ChildEvent[], name: string): Throughp
     cpuUs: tp.cpuUserUs + tp.cpuSystemUs,
     resumes,
     linkDrops: done.linkDrops,
+    serverCpuUs,
   };
 }
 
@@ -77,6 +81,7 @@ export function summarize(loginsMs: number[], runs: ThroughputRun[]): VariantSum
     rssAfterMiB: m((r) => r.after.rss) / MiB,
     heapAfterMiB: m((r) => r.after.heapUsed) / MiB,
     cpuUsPerMsg: m((r) => r.cpuUs / r.messages),
+    serverCpuUsPerMsg: m((r) => (r.serverCpuUs === undefined ? Number.NaN : r.serverCpuUs / r.messages)),
     msgsPerSec: m((r) => r.messages / (r.wallMs / 1000)),
     resumeMs: median(resumes.map((r) => r.resumeMs)),
     reconnectMs: median(resumes.map((r) => r.reconnectMs)),
@@ -100,6 +105,7 @@ export const TABLE_ROWS: Row[] = [
   { label: "RSS after 10k, MiB", key: "rssAfterMiB", digits: 1 },
   { label: "heapUsed after 10k, MiB", key: "heapAfterMiB", digits: 2 },
   { label: "CPU per message, µs", key: "cpuUsPerMsg", digits: 1 },
+  { label: "Prosody CPU per message, µs", key: "serverCpuUsPerMsg", digits: 1 },
   { label: "messages/s", key: "msgsPerSec", digits: 0 },
   { label: "resume after reset, ms", key: "resumeMs", digits: 0 },
   { label: "  of which reconnect→resumed, ms", key: "reconnectMs", digits: 1 },

@@ -3,6 +3,7 @@
  * pdeathsig, teardown registry, so Ctrl-C or a crash of the parent leaves nothing running), sends the
  * job, resets the proxy when the child asks, and collects the child's events.
  */
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { LinkBreakingProxy } from "../../test/harness/proxy.js";
 import { spawnPeer } from "../../test/harness/process.js";
@@ -13,6 +14,8 @@ import type { ChildEvent, ChildJob, ParentCommand } from "./protocol.js";
 export interface ChildRun {
   events: ChildEvent[];
   wallMs: number;
+  /** CPU time Prosody spent between the child's warm-up sample and its throughput figures (the burst). */
+  serverCpuUs: number | undefined;
 }
 
 export interface RunChildOptions {
@@ -25,6 +28,22 @@ export interface RunChildOptions {
   /** Extra environment (NODE_EXTRA_CA_CERTS for @xmpp/client, which has no per-connection CA option). */
   env?: NodeJS.ProcessEnv;
   timeoutMs: number;
+  /** Prosody's pid, to read its CPU time from /proc around the burst. */
+  serverPid?: number;
+}
+
+/** utime+stime of a process in µs from /proc/PID/stat (Linux); undefined elsewhere. */
+export function processCpuUs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 overall.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    // USER_HZ is 100 on every Linux this runs on (x86, arm); /proc reports clock ticks.
+    return Number.isFinite(ticks) ? ticks * 10_000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function runBenchChild(opts: RunChildOptions): Promise<ChildRun> {
@@ -40,6 +59,8 @@ export async function runBenchChild(opts: RunChildOptions): Promise<ChildRun> {
   const stdout = proc.child.stdout!;
   const send = (cmd: ParentCommand) => stdin.write(`${JSON.stringify(cmd)}\n`);
   const events: ChildEvent[] = [];
+  let serverCpuStart: number | undefined;
+  let serverCpuUs: number | undefined;
 
   const finished = new Promise<void>((resolve, reject) => {
     const rl = createInterface({ input: stdout });
@@ -52,6 +73,12 @@ export async function runBenchChild(opts: RunChildOptions): Promise<ChildRun> {
         return;
       }
       events.push(ev);
+      if (opts.serverPid !== undefined && ev.event === "mem" && ev.phase === "warm") {
+        serverCpuStart = processCpuUs(opts.serverPid);
+      } else if (opts.serverPid !== undefined && ev.event === "throughput" && serverCpuStart !== undefined) {
+        const end = processCpuUs(opts.serverPid);
+        serverCpuUs = end === undefined ? undefined : end - serverCpuStart;
+      }
       if (ev.event === "ready-for-reset") {
         opts.proxy.reset();
         send({ cmd: "reset-done", n: ev.n, at: absoluteNow() });
@@ -88,5 +115,5 @@ export async function runBenchChild(opts: RunChildOptions): Promise<ChildRun> {
     clearTimeout(timer);
     await proc.stop(1000);
   }
-  return { events, wallMs: performance.now() - t0 };
+  return { events, wallMs: performance.now() - t0, serverCpuUs };
 }
