@@ -158,7 +158,9 @@ describe("iot-fleet CLI", () => {
     let r = await run("provision", "d2", "--out", join(root, "d2.json"), "--admin-password");
     assert.equal(r.code, 0, r.err);
     assert.match(r.err, /in clear/);
-    assert.equal(JSON.parse(readFileSync(join(root, "d2.json"), "utf8")).payload.credential.type, "password");
+    const clear = JSON.parse(readFileSync(join(root, "d2.json"), "utf8")).payload.credential;
+    assert.equal(clear.type, "password");
+    assert.ok(!r.out.includes(clear.password) && !r.err.includes(clear.password), "password printed");
     const key = generateDeviceKey();
     const csr = join(root, "d3.csr");
     writeFileSync(csr, createCsr(key.privateKeyPem, "d3@iot.test"));

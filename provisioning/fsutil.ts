@@ -88,17 +88,14 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-const sleepBuffer = new Int32Array(new SharedArrayBuffer(4));
-function sleepSync(ms: number): void {
-  Atomics.wait(sleepBuffer, 0, 0, ms);
-}
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Takes `file` as an exclusive lock (O_EXCL create holding our pid). A lock left by a dead process
- * on this host is taken over; a live holder is waited for up to `waitMs`, then `store_locked`.
- * Synchronous on purpose: CLI commands are short and this keeps lock scope obvious.
+ * on this host is taken over; a live holder is waited for up to `waitMs` (polling, without blocking
+ * the event loop), then `store_locked`.
  */
-export function acquireLock(file: string, waitMs = 5_000): FileLock {
+export async function acquireLock(file: string, waitMs = 5_000): Promise<FileLock> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
@@ -140,6 +137,6 @@ export function acquireLock(file: string, waitMs = 5_000): FileLock {
         `fleet store is locked by process ${Number.isNaN(holder) ? "?" : holder} (${file}); another iot-fleet command is running`,
         { file, holder },
       );
-    sleepSync(50);
+    await sleep(50);
   }
 }

@@ -95,12 +95,23 @@ describe("fleet store", () => {
     const file = join(root, "d", "fleet.json");
     const store = new FleetStore(file, 100);
     await store.update(() => undefined);
-    const lock = acquireLock(`${file}.lock`);
+    const lock = await acquireLock(`${file}.lock`);
     await assert.rejects(
       store.update(() => undefined),
       (e: unknown) => isProvisioningError(e, "store_locked"),
     );
     lock.release();
+    // Two overlapping transactions: the second waits for the first, and neither change is lost.
+    const patient = new FleetStore(file, 2000);
+    const slow = patient.update(async (d) => {
+      await new Promise((r) => setTimeout(r, 150));
+      addProvisioned(d, { id: "a", jid: "a@iot.test", credentialPath: "invite", bundleId: "ba" }, NOW);
+    });
+    const fast = patient.update((d) =>
+      addProvisioned(d, { id: "b", jid: "b@iot.test", credentialPath: "invite", bundleId: "bb" }, NOW),
+    );
+    await Promise.all([slow, fast]);
+    assert.deepEqual(Object.keys(patient.read().devices).sort(), ["a", "b"]);
     // A lock file naming a process that no longer exists is stale.
     const child = spawn(process.execPath, ["-e", ""]);
     const deadPid = child.pid!;

@@ -133,7 +133,7 @@ export class FleetStore {
    */
   async update<T>(fn: (data: StoreData) => T | Promise<T>): Promise<T> {
     ensurePrivateDir(dirname(this.file));
-    const lock = acquireLock(`${this.file}.lock`, this.lockWaitMs);
+    const lock = await acquireLock(`${this.file}.lock`, this.lockWaitMs);
     try {
       const data = this.read();
       const result = await fn(data);

@@ -16,10 +16,14 @@ export const connectOnce: ConnectCheck = async (configFile, { timeoutMs, log = s
   const session = new XmppSession({ config: config.xmpp, password, log, presence: false });
   try {
     return await new Promise<{ jid: string }>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new ProvisioningError("enroll_login_failed", `not online within ${timeoutMs} ms`, { timeoutMs })),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => {
+        const last = session.stats().lastError;
+        reject(
+          new ProvisioningError("enroll_login_failed", `not online within ${timeoutMs} ms${last ? `: ${last}` : ""}`, {
+            timeoutMs,
+          }),
+        );
+      }, timeoutMs);
       session.once("online", (info) => {
         clearTimeout(timer);
         resolve({ jid: info.jid });

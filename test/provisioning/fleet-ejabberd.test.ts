@@ -36,6 +36,7 @@ describe("fleet provisioning against ejabberd (XEP-0133 path)", {
     const io = { out: (s: string) => out.push(s), err: (s: string) => err.push(s), env };
     const code =
       cli === "fleet" ? await fleet(args, io, { caKeyBits: 2048 }) : await enrollMain(args, io, { timeoutMs: 10_000 });
+    assert.ok(![...out, ...err].some((l) => l.includes(ADMIN_PASS)), "admin password printed");
     return { code, out: out.join("\n"), err: err.join("\n") };
   }
 

@@ -38,6 +38,7 @@ describe("fleet provisioning against Prosody", () => {
     const out: string[] = [];
     const err: string[] = [];
     const code = await fleet(args, { out: (s) => out.push(s), err: (s) => err.push(s), env }, { caKeyBits: 2048 });
+    assert.ok(![...out, ...err].some((l) => l.includes(ADMIN_PASS)), "admin password printed");
     return { code, out: out.join("\n"), err: err.join("\n") };
   }
 
@@ -45,6 +46,7 @@ describe("fleet provisioning against Prosody", () => {
     const out: string[] = [];
     const err: string[] = [];
     const code = await enrollMain(args, { out: (s) => out.push(s), err: (s) => err.push(s) }, { timeoutMs: 10_000 });
+    assert.ok(![...out, ...err].some((l) => l.includes(ADMIN_PASS)), "admin password printed");
     return { code, out: out.join("\n"), err: err.join("\n") };
   }
 
