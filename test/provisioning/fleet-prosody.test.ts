@@ -14,7 +14,11 @@ import { main as fleet } from "../../provisioning/cli.js";
 import { connectOnce } from "../../provisioning/device/connect-check.js";
 import { enrollMain } from "../../provisioning/device/cli.js";
 import { CredentialStore } from "../../provisioning/device/credentials.js";
-import { installRotationResponder } from "../../provisioning/device/rotation.js";
+import { rotationCommand } from "../../provisioning/device/rotation.js";
+import { AdhocCommands } from "../../agent/commands/adhoc.js";
+import { MemoryAuditSink } from "../../agent/commands/audit.js";
+import { Authorizer } from "../../agent/commands/authorize.js";
+import { CommandRegistry } from "../../agent/commands/registry.js";
 import { isProvisioningError } from "../../provisioning/errors.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
@@ -128,7 +132,17 @@ describe("fleet provisioning against Prosody", () => {
     const online = new Promise((res) => session.once("online", res));
     session.start();
     await online;
-    const unregister = installRotationResponder({ session, credentials: creds, allowed: [ADMIN] });
+    // Wired the way agent/main.ts is expected to: rotate-credentials is one more command in the
+    // registry, authorised by the operators the bundle listed (the admin is among them).
+    const audit = new MemoryAuditSink();
+    const adhoc = new AdhocCommands({
+      registry: new CommandRegistry().register(rotationCommand({ session, credentials: creds })),
+      authorizer: new Authorizer(loaded.config.operators),
+      audit,
+      ownJid: () => session.jid,
+    });
+    adhoc.start(session);
+    const unregister = () => adhoc.stop();
     try {
       await publish(session, 1);
       r = await runFleet("list", "--online", ...server());
@@ -155,6 +169,8 @@ describe("fleet provisioning against Prosody", () => {
         isProvisioningError(e, "enroll_login_failed"),
       );
       writeFileSync(creds.passwordFile, newPassword);
+      assert.ok(audit.records.some((a) => a.node === "rotate-credentials" && a.outcome === "completed"));
+      assert.ok(!JSON.stringify(audit.records).includes(newPassword), "password in the audit log");
       console.log(`# rotate round trip (CLI connect + ad-hoc + XEP-0077): ${rotateMs} ms`);
 
       r = await runFleet("revoke", "dev1", ...server());
