@@ -40,7 +40,10 @@ export interface BundlePayload {
   device: { id: string; jid: string };
   server: BundleServer;
   pubsub: { service?: string; nodePrefix?: string };
+  /** Bare JIDs (or domains) granted every device command. */
   operators: string[];
+  /** Fleet admin JIDs granted only the `rotate-credentials` command (least privilege). */
+  fleetAdmins?: string[];
   credential: BundleCredential;
   /** Client certificate for SASL EXTERNAL (XEP-0178), when the device sent a CSR. */
   clientCert?: { certPem: string; serial: string };
@@ -53,6 +56,7 @@ export interface CreateBundleInput {
   server: BundleServer;
   pubsub?: { service?: string; nodePrefix?: string };
   operators?: string[];
+  fleetAdmins?: string[];
   credential: BundleCredential;
   clientCert?: { certPem: string; serial: string };
   validForMs: number;
@@ -75,6 +79,7 @@ export function createBundle(input: CreateBundleInput, ca: Parameters<typeof sig
     server: input.server,
     pubsub: input.pubsub ?? {},
     operators: input.operators ?? [],
+    ...(input.fleetAdmins && input.fleetAdmins.length > 0 ? { fleetAdmins: input.fleetAdmins } : {}),
     credential: input.credential,
     ...(input.clientCert ? { clientCert: input.clientCert } : {}),
   };
@@ -197,6 +202,10 @@ function checkPayload(p: Record<string, unknown>): BundlePayload {
     fail("payload.pubsub.nodePrefix", "must be a string");
   if (!Array.isArray(p.operators)) fail("payload.operators", "must be a list");
   for (const [i, o] of p.operators.entries()) str(o, `payload.operators[${i}]`, DOMAIN_OR_JID);
+  if (p.fleetAdmins !== undefined) {
+    if (!Array.isArray(p.fleetAdmins)) fail("payload.fleetAdmins", "must be a list");
+    for (const [i, o] of p.fleetAdmins.entries()) str(o, `payload.fleetAdmins[${i}]`, BARE_JID);
+  }
   const cred = obj(p.credential, "payload.credential");
   switch (cred.type) {
     case "invite":

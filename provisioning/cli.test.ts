@@ -129,7 +129,8 @@ describe("iot-fleet CLI", () => {
     const caPem = readFileSync(join(home, "ca", "ca.cert.pem"), "utf8");
     const p = verifyBundle(b, { caCertPem: caPem }, new Date());
     assert.deepEqual(p.credential, { type: "invite", token: "TOKEN42", uri: "xmpp:iot.test?register;preauth=TOKEN42" });
-    assert.deepEqual(p.operators, ["alice@iot.test", "admin@iot.test"]);
+    assert.deepEqual(p.operators, ["alice@iot.test"]);
+    assert.deepEqual(p.fleetAdmins, ["admin@iot.test"]);
     assert.equal(p.device.jid, "d1@iot.test");
 
     r = await run("list", "--online");

@@ -114,7 +114,8 @@ Device:
 Bundle:
       --out FILE                 Where to write the bundle (mode 0600). Required.
       --pubsub SERVICE           Pubsub service JID (default: PEP).
-      --operator JID             Operator allowed to run commands (repeatable). The admin JID is added.
+      --operator JID             Operator allowed to run every command (repeatable). The admin JID is
+                                 added as a fleet admin, allowed only 'rotate-credentials'.
       --valid-for DURATION       Bundle lifetime: 30m, 12h, 7d (default 7d).
       --tls-servername NAME      TLS name if it differs from the domain.
       --force                    Issue a new bundle for an already enrolled device.
@@ -492,8 +493,9 @@ async function provision(ctx: Context, p: string[]): Promise<number> {
   const csrPem = v.csr ? readSecretFile(v.csr as string, "CSR file") : undefined;
   const csr = csrPem ? readCsr(csrPem) : undefined;
   const operators = [...((v.operator as string[] | undefined) ?? [])];
+  // The admin needs rotate-credentials on the device, and nothing more unless listed as an operator.
   const admin = ctx.adminJid()?.split("/")[0];
-  if (admin && !operators.includes(admin)) operators.push(admin);
+  const fleetAdmins = admin && !operators.includes(admin) ? [admin] : [];
   const now = ctx.now();
 
   // Refuse early (before creating anything on the server) when the store says no.
@@ -556,6 +558,7 @@ async function provision(ctx: Context, p: string[]): Promise<number> {
       server,
       pubsub: v.pubsub ? { service: v.pubsub as string } : {},
       operators,
+      fleetAdmins,
       credential,
       ...(clientCert ? { clientCert } : {}),
       validForMs,
@@ -620,7 +623,8 @@ async function rotate(ctx: Context, p: string[]): Promise<number> {
         device: { id, jid: device.jid },
         server,
         pubsub: ctx.v.pubsub ? { service: ctx.v.pubsub as string } : {},
-        operators: admin ? [admin] : [],
+        operators: [],
+        fleetAdmins: admin ? [admin] : [],
         credential,
         validForMs: parseDuration((ctx.v["valid-for"] as string | undefined) ?? "7d"),
         now,

@@ -21,6 +21,7 @@ import { writeFileAtomic } from "../fsutil.js";
 import { registerAccount, type RegisterOptions } from "../register.js";
 import { verifyRevocationList } from "../revocation.js";
 import type { TrustAnchor } from "../signed.js";
+import { NODE_ROTATE_CREDENTIALS } from "../xmpp-admin.js";
 import type { ConnectCheck } from "./connect-check.js";
 import {
   CLIENT_CERT_FILE,
@@ -137,7 +138,12 @@ function agentConfig(p: BundlePayload, o: EnrollOptions, creds: CredentialStore,
   return {
     device: { id: p.device.id, dataDir: resolve(o.dataDir) },
     xmpp,
-    operators: p.operators.map((jid) => ({ jid, commands: ["*"] })),
+    operators: [
+      ...p.operators.map((jid) => ({ jid, commands: ["*"] })),
+      ...(p.fleetAdmins ?? [])
+        .filter((jid) => !p.operators.includes(jid))
+        .map((jid) => ({ jid, commands: [NODE_ROTATE_CREDENTIALS] })),
+    ],
     pubsub,
   };
 }

@@ -124,7 +124,10 @@ describe("fleet provisioning against Prosody", () => {
 
     // The device runs.
     const loaded = loadConfig(d.config, {});
-    assert.deepEqual(loaded.config.operators.map((o) => o.jid).sort(), [ADMIN, "alice@iot.test"]);
+    assert.deepEqual(loaded.config.operators, [
+      { jid: "alice@iot.test", commands: ["*"] },
+      { jid: ADMIN, commands: ["rotate-credentials"] },
+    ]);
     assert.equal(loaded.config.pubsub.service, "pubsub.iot.test");
     const session = new XmppSession({ config: loaded.config.xmpp, password: loaded.password });
     const offline: string[] = [];
@@ -133,7 +136,7 @@ describe("fleet provisioning against Prosody", () => {
     session.start();
     await online;
     // Wired the way agent/main.ts is expected to: rotate-credentials is one more command in the
-    // registry, authorised by the operators the bundle listed (the admin is among them).
+    // registry, authorised by the operator rules enrol wrote (the admin may run only this command).
     const audit = new MemoryAuditSink();
     const adhoc = new AdhocCommands({
       registry: new CommandRegistry().register(rotationCommand({ session, credentials: creds })),
