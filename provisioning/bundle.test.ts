@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -8,7 +8,7 @@ import { initCa, isIssuedBy, loadCa, loadCaCert, signDeviceCsr, type FleetCa } f
 import { canonicalJson } from "./canonical.js";
 import { createCsr, generateDeviceKey, openSealed, readCsr, sealToPublicKey } from "./device-key.js";
 import { isProvisioningError, type ProvisioningErrorCode } from "./errors.js";
-import { createRevocationList, isRevoked, verifyRevocationList } from "./revocation.js";
+import { createRevocationList, isRevoked, loadRevocationListFile, verifyRevocationList } from "./revocation.js";
 
 const root = mkdtempSync(join(tmpdir(), "prov-bundle-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -175,6 +175,12 @@ describe("revocation list", () => {
     const bad = JSON.parse(JSON.stringify(list));
     bad.payload.bundleIds = [];
     refused("bundle_tampered", () => verifyRevocationList(bad, trust));
+    const file = join(root, "revocations.json");
+    writeFileSync(file, JSON.stringify(list));
+    assert.equal(loadRevocationListFile(file, trust).sequence, 3);
+    assert.equal(loadRevocationListFile(join(root, "none.json"), trust).sequence, 0);
+    writeFileSync(file, "{");
+    refused("bundle_malformed", () => loadRevocationListFile(file, trust));
     // A revocation list is never accepted as a bundle, nor the reverse.
     refused("bundle_malformed", () => verifyBundle(list, trust, NOW));
   });

@@ -4,6 +4,7 @@
  * devices as a file (config, image, or pushed by the operator), and `enroll` refuses listed bundles.
  * `sequence` only grows, so a device can refuse an older list replayed over a newer one.
  */
+import { readFileSync } from "node:fs";
 import { ProvisioningError } from "./errors.js";
 import { type SignedDocument, signDocument, type TrustAnchor, verifyDocument } from "./signed.js";
 
@@ -66,4 +67,30 @@ export function isRevoked(
     (what.certSerial !== undefined && list.certSerials.includes(what.certSerial.toLowerCase())) ||
     (what.jid !== undefined && list.jids.includes(what.jid.toLowerCase()))
   );
+}
+
+/**
+ * Reads and verifies a revocation list file for the running agent. A missing file is an empty list
+ * (a fleet that never revoked anything); an unreadable, forged or replayed one is an error.
+ */
+export function loadRevocationListFile(file: string, trust: TrustAnchor, minSequence = 0): RevocationPayload {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT")
+      return { issuedAt: new Date(0).toISOString(), sequence: 0, bundleIds: [], certSerials: [], jids: [] };
+    throw new ProvisioningError("enroll_io", `cannot read revocation list ${file}: ${(err as Error).message}`, {
+      file,
+    });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new ProvisioningError("bundle_malformed", `revocation list ${file} is not JSON: ${(err as Error).message}`, {
+      file,
+    });
+  }
+  return verifyRevocationList(doc, trust, minSequence);
 }
