@@ -45,6 +45,8 @@ export interface ProsodyOptions {
   extraHostLua?: string;
   /** Start timeout. Default 10 s. */
   startTimeoutMs?: number;
+  /** c2s port; default a free one. The demo uses a fixed port so examples/sim.yaml can name it. */
+  port?: number;
 }
 
 export interface ProsodyHandle {
@@ -162,7 +164,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodyHa
   const { mkdirSync } = await import("node:fs");
   mkdirSync(dataDir, { mode: 0o700 });
   const cert = tls ? (opts.certificate ?? (await createCertificate({ dir, host: domain }))) : null;
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   writeFileSync(
     configFile,
     renderProsodyConfig({
