@@ -152,8 +152,7 @@ function checkConfigCommand(args: string[], io: CliIo): number {
   return EXIT.ok;
 }
 
-async function enrollCommand(_args: string[], io: CliIo): Promise<number> {
-  // Wired to provisioning/device once the enrolment flow lands (issue: fleet provisioning).
-  io.err("iot-agent: enroll is not available in this build yet");
-  return EXIT.failure;
+async function enrollCommand(args: string[], io: CliIo): Promise<number> {
+  const { enrollMain } = await import("../provisioning/device/cli.js");
+  return enrollMain(args, io);
 }

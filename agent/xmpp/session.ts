@@ -133,9 +133,11 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   private lastError: string | undefined;
   private mechanism: string | undefined;
   private onlineSince: number | undefined;
+  private password: string;
 
   constructor(private readonly options: SessionOptions) {
     super();
+    this.password = options.password;
     this.cfg = options.config;
     this.log = (options.log ?? silentLogger).child({ component: "xmpp" });
     this.timers = options.timers ?? realTimers;
@@ -195,6 +197,15 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       lastError: this.lastError,
       onlineSince: this.onlineSince,
     };
+  }
+
+  /**
+   * Uses `password` from the next login on (credential rotation). A resumed stream needs no
+   * login, so the running session is not disturbed.
+   */
+  setPassword(password: string): void {
+    if (password.length === 0) throw new AgentError("bad_password", "password must not be empty");
+    this.password = password;
   }
 
   start(): void {
@@ -396,7 +407,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     try {
       result = await negotiate(conn, {
         username: this.local,
-        password: this.options.password,
+        password: this.password,
         resource: parseJid(this.cfg.jid).resource ?? this.cfg.resource,
         tls: this.tls,
         directTls: this.cfg.directTls,
