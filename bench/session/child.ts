@@ -4,6 +4,7 @@
  * identically for both, so only the client code differs between the two bundles.
  */
 import { createInterface } from "node:readline";
+import { AgentError } from "../../agent/core/errors.js";
 import { BenchError } from "../lib/errors.js";
 import type { ChildEvent, ChildJob, ParentCommand, ResetDone } from "./protocol.js";
 
@@ -58,7 +59,13 @@ export async function runChild(factory: BenchClientFactory): Promise<void> {
   const rl = createInterface({ input: process.stdin });
   rl.on("line", (line) => {
     if (line.trim() === "") return;
-    const cmd = JSON.parse(line) as ParentCommand;
+    let cmd: ParentCommand;
+    try {
+      cmd = JSON.parse(line) as ParentCommand;
+    } catch {
+      emit({ event: "error", message: `bench_protocol: not a JSON line on stdin: ${line.slice(0, 200)}` });
+      process.exit(1);
+    }
     if (waiter) {
       const w = waiter;
       waiter = undefined;
@@ -80,11 +87,13 @@ export async function runChild(factory: BenchClientFactory): Promise<void> {
     if (job.cmd !== "job") throw new BenchError("bench_protocol", `expected a job, got ${job.cmd}`);
     if (job.kind === "logins") await runLogins(factory, job);
     else await runThroughput(factory, job, next);
-    finished = true;
   } catch (err) {
-    emit({ event: "error", message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    // The code, not err.name: class names are minified in the bundle.
+    const what = err instanceof AgentError ? err.code : err instanceof Error ? err.name : "error";
+    emit({ event: "error", message: `${what}: ${err instanceof Error ? err.message : String(err)}` });
     process.exitCode = 1;
   }
+  finished = true;
   rl.close();
   // Library timers (keepalives, reconnect) must not keep a finished child alive.
   process.exit();

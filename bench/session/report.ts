@@ -119,10 +119,12 @@ export function ratio(a: number, b: number): number {
 export function renderTable(
   columns: { title: string; summary: VariantSummary }[],
   ratioColumns: { title: string; num: VariantSummary; den: VariantSummary }[],
+  messages: number,
 ): string {
   const header = ["figure", ...columns.map((c) => c.title), ...ratioColumns.map((r) => r.title)];
+  const burst = messages % 1000 === 0 ? `${messages / 1000}k` : String(messages);
   const body = TABLE_ROWS.map((row) => [
-    row.label,
+    row.label.replace("10k", burst),
     ...columns.map((c) => fmt(c.summary[row.key] as number, row.digits)),
     ...ratioColumns.map((r) =>
       row.key === "unexpectedDrops" ? "" : fmt(ratio(r.num[row.key] as number, r.den[row.key] as number), 2),
