@@ -38,7 +38,7 @@ export const xmppConfigSchema = obj(
       /** Request an ack after this many unacked stanzas... */
       ackEvery: def(int({ min: 1, max: 10_000 }), 10),
       /** ...or this long after the first unacked stanza. */
-      ackDelayMs: def(ms({ min: 10 }), 2_000),
+      ackDelayMs: def(ms({ min: 10 }), 500),
       /** Resumption lifetime we ask for (seconds); the server's `max` wins when smaller. */
       resumeMaxSeconds: def(int({ min: 0, max: 86_400 }), 600),
     }),

@@ -298,7 +298,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       this.queue.markSent(entry);
       wrote++;
       // Ask for an ack every `ackEvery` stanzas so the queue drains during a long burst.
-      if (this.smActive && this.queue.unackedCount % this.cfg.streamManagement.ackEvery === 0) this.requestAck();
+      if (this.smActive && this.queue.unackedCount >= this.cfg.streamManagement.ackEvery) this.requestAck();
     }
     if (wrote === 0) return;
     this.counters.stanzasOut += wrote;
@@ -589,7 +589,10 @@ export class XmppSession extends EventEmitter<SessionEvents> {
           this.protocolError(err as AgentError);
           return;
         }
-        this.armAckTimer();
+        // Mid-burst, stanzas written after our <r/> are still open: ask again right away rather
+        // than leave them to the timer (otherwise a burst stalls for ackDelayMs per round).
+        if (this.queue.unackedCount >= this.cfg.streamManagement.ackEvery) this.requestAck();
+        else this.armAckTimer();
         return;
       }
     }
