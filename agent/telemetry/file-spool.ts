@@ -266,9 +266,12 @@ export class FileSpoolStore implements SpoolStore {
       this.active = undefined;
       this.state = "closed";
       if (fh) {
-        // A clean stop flushes whatever the policy left pending, whatever the policy.
-        if (this.dirty) await fh.datasync();
-        await fh.close();
+        try {
+          // A clean stop flushes whatever the policy left pending, whatever the policy.
+          if (this.dirty) await fh.datasync();
+        } finally {
+          await fh.close();
+        }
       }
     });
   }

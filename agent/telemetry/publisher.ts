@@ -230,8 +230,15 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
     this.inflight.set(b.id, b);
     if (b.firstSeq > this.highestDispatched) this.highestDispatched = b.firstSeq;
     const itemId = itemIdFor(b);
-    const payload = encodeReadings(b.readings, { device: this.options.deviceId });
-    const iq = buildPublish(this.service, node, itemId, payload, this.usePublishOptions ? this.nodeConfig : undefined);
+    let iq: ReturnType<typeof buildPublish>;
+    try {
+      const payload = encodeReadings(b.readings, { device: this.options.deviceId });
+      iq = buildPublish(this.service, node, itemId, payload, this.usePublishOptions ? this.nodeConfig : undefined);
+    } catch (err) {
+      // Cannot happen for a batch the spool validated; if it does, keep it (retried, reported).
+      this.onPublishFailed(node, b, err);
+      return;
+    }
     this.options.session.request(iq, { timeoutMs: this.timeoutMs }).then(
       () => this.onPublished(b, itemId),
       (err) => this.onPublishFailed(node, b, err),
