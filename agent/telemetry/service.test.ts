@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { Element } from "ltx";
-import { FakeSession, settle } from "../../test/telemetry/fake-session.js";
+import { FakeSession } from "../../test/telemetry/fake-session.js";
 import { Ctx, INVALID } from "../config/schema-dsl.js";
 import { isAgentError } from "../core/errors.js";
 import { FakeTimers } from "../core/timers.js";
