@@ -1,48 +1,243 @@
 /**
  * Composition root: the only place that knows the session, the hardware, telemetry and commands
- * together, and wires them in a fixed order. Everything else gets what it needs as typed
- * dependencies.
+ * together. Each room gets what it needs as typed dependencies; this file wires them in a fixed
+ * order (start top to bottom, stop bottom to top):
+ *
+ *   1. state directory
+ *   2. hardware backends (real or simulated, from `hardware`) and the Board
+ *   3. the XMPP session (not started yet: it needs the presence payload from telemetry)
+ *   4. telemetry: spool -> publisher -> sampler (drains what a crash left as soon as online)
+ *   5. commands: authoriser, audit log, registry (built-ins + credential rotation), XEP-0050
+ *   6. presence subscription policy (operators only)
+ *   7. session.start()
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { Board, type BoardBackends } from "../drivers/board.js";
+import { OnoffGpioBackend } from "../drivers/gpio/onoff-backend.js";
+import { SerialportBackend } from "../drivers/serial/serialport-backend.js";
+import { createSimBoard, type SimBoard } from "../firmware-sim/backends.js";
+import { CredentialStore, PASSWORD_FILE } from "../provisioning/device/credentials.js";
+import { rotationCommand } from "../provisioning/device/rotation.js";
+import { AdhocCommands, COMMAND_FEATURES } from "./commands/adhoc.js";
+import { AuditLog } from "./commands/audit.js";
+import { Authorizer } from "./commands/authorize.js";
+import { registerBuiltins } from "./commands/builtin/index.js";
+import { portsFromBoard } from "./commands/hal-adapter.js";
+import type { StatusSnapshot, StatusSource } from "./commands/ports.js";
+import { SubscriptionPolicy } from "./commands/presence.js";
+import { CommandRegistry } from "./commands/registry.js";
 import type { LoadedConfig } from "./config/load.js";
+import type { AgentConfig } from "./config/schema.js";
 import { describeError } from "./core/errors.js";
 import { createLogger, type Logger } from "./core/log.js";
+import { realTimers, type Timers } from "./core/timers.js";
+import { boardChannelSource } from "./telemetry/board-source.js";
+import { SamplingSettings } from "./telemetry/sampling-settings.js";
+import { TelemetryService } from "./telemetry/service.js";
 import { AGENT_NAME, AGENT_VERSION } from "./version.js";
 import { XmppSession } from "./xmpp/session.js";
 
 export interface Agent {
   readonly session: XmppSession;
+  readonly board: Board;
+  readonly telemetry: TelemetryService | undefined;
+  readonly commands: AdhocCommands;
+  /** The simulated board when `hardware` selects the simulator (tests and the demo drive it). */
+  readonly sim: SimBoard | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export interface AgentDeps {
   log?: Logger;
+  timers?: Timers;
+  /** Replaces the backends chosen by `hardware` (tests). */
+  backends?: BoardBackends;
+}
+
+function chooseBackends(config: AgentConfig): { backends: BoardBackends; sim: SimBoard | undefined } {
+  const { gpio, serial } = config.hardware;
+  const sim = gpio === "sim" || serial === "sim" ? createSimBoard(config.board) : undefined;
+  return {
+    sim,
+    backends: {
+      gpio:
+        gpio === "sim"
+          ? sim!.gpio
+          : new OnoffGpioBackend(config.board.gpio.chip ? { defaultChip: config.board.gpio.chip } : {}),
+      serial: serial === "sim" ? sim!.serial : new SerialportBackend(),
+    },
+  };
+}
+
+/** The first framed serial link: the microcontroller that reports the firmware version. */
+function mcuLinkId(config: AgentConfig): string | undefined {
+  return Object.entries(config.board.serial).find(([, l]) => l.protocol === "framed")?.[0];
 }
 
 export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
   const { config, password } = loaded;
   const log = deps.log ?? createLogger({ level: config.log.level }).child({ device: config.device.id });
+  const timers = deps.timers ?? realTimers;
+  const dataDir = config.device.dataDir;
+  const started = timers.now();
 
-  // 1. The XMPP session: owns the link, knows nothing of sensors.
+  // 2. Hardware.
+  const chosen = deps.backends ? { backends: deps.backends, sim: undefined } : chooseBackends(config);
+  const board = new Board({ config: config.board, backends: chosen.backends, timers, logger: log });
+  const mcuLink = mcuLinkId(config);
+  let firmwareVersion: string | undefined;
+  const refreshFirmwareVersion = async () => {
+    if (!mcuLink) return;
+    try {
+      firmwareVersion = await board.client(mcuLink).version();
+    } catch (err) {
+      log.debug("firmware version unavailable", { link: mcuLink, error: describeError(err) });
+    }
+  };
+
+  // 3. Session. Presence carries the device status (telemetry) and caps.
+  let telemetry: TelemetryService | undefined;
   const session = new XmppSession({
     config: config.xmpp,
     password,
     log,
+    timers,
     software: { name: AGENT_NAME, version: AGENT_VERSION },
+    presenceChildren: () => telemetry?.presenceChildren() ?? [],
   });
   session.on("fault", (err) => log.error("needs attention", { error: err }));
 
+  // 4. Telemetry.
+  if (config.telemetry.enabled) {
+    telemetry = new TelemetryService({
+      config: config.telemetry,
+      pubsub: config.pubsub,
+      deviceId: config.device.id,
+      dataDir: join(dataDir, "telemetry"),
+      session,
+      source: boardChannelSource(board, { inputIntervalMs: config.telemetry.sampler.inputIntervalMs }),
+      agentVersion: AGENT_VERSION,
+      firmwareVersion: () => firmwareVersion,
+      timers,
+      logger: log,
+    });
+    telemetry.publisher?.on("failure", (err) => log.warn("publish failed; readings stay in the spool", { error: err }));
+  }
+  const sampling = telemetry
+    ? new SamplingSettings({
+        path: join(dataDir, "sampling.json"),
+        defaults: Object.fromEntries([
+          ...Object.entries(config.board.channels).map(([id, c]) => [id, c.intervalMs]),
+          ...Object.keys(config.board.inputs).map((id) => [id, config.telemetry.sampler.inputIntervalMs]),
+        ]),
+        target: telemetry,
+        minIntervalMs: config.telemetry.sampler.minIntervalMs,
+        maxIntervalMs: config.telemetry.sampler.maxIntervalMs,
+        logger: log,
+      })
+    : undefined;
+
+  // 5. Commands.
+  const authorizer = new Authorizer(config.operators);
+  const audit = new AuditLog({
+    ...config.commands.audit,
+    path: resolve(dataDir, config.commands.audit.path),
+    logger: log,
+  });
+  const status: StatusSource = {
+    async snapshot(): Promise<StatusSnapshot> {
+      const st = session.stats();
+      const mem = process.memoryUsage();
+      const tel = telemetry?.status();
+      return {
+        uptimeS: Math.round((timers.now() - started) / 1000),
+        agentVersion: AGENT_VERSION,
+        ...(firmwareVersion ? { firmwareVersion } : {}),
+        memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed },
+        link: {
+          state: st.state,
+          ...(st.onlineSince !== undefined ? { since: st.onlineSince } : {}),
+          ...(config.xmpp.server ? { server: config.xmpp.server } : {}),
+        },
+        streamManagement: { enabled: st.smEnabled, resumes: st.resumes, unacked: st.unacked },
+        reconnects: st.disconnects,
+        ...(tel
+          ? {
+              spool: { depth: tel.spool.readings, drops: tel.spool.droppedReadings },
+              pubsub: { service: tel.service, nodes: [tel.nodes.telemetry, tel.nodes.status] },
+            }
+          : {}),
+      };
+    },
+  };
+  const registry = registerBuiltins(new CommandRegistry(), {
+    status,
+    ...(sampling ? { sampling } : {}),
+    ...portsFromBoard(board, { ...(mcuLink ? { mcuLink } : {}), timers, logger: log }),
+  });
+  // Credential rotation applies to enrolled devices, whose password lives in the credential store.
+  const passwordFile = config.xmpp.passwordFile;
+  if (passwordFile && existsSync(passwordFile) && passwordFile.endsWith(`/${PASSWORD_FILE}`)) {
+    registry.register(rotationCommand({ session, credentials: new CredentialStore(dirname(passwordFile)), log }));
+  }
+  const commands = new AdhocCommands({
+    registry,
+    authorizer,
+    audit,
+    limits: config.commands,
+    timers,
+    logger: log,
+    ownJid: () => session.jid,
+  });
+  session.disco.addFeature(...COMMAND_FEATURES);
+  for (const node of commands.discoNodes()) session.disco.addNode(node, commands.discoProvider);
+  const policy = new SubscriptionPolicy(authorizer, { logger: log });
+
+  const onOnline = () => void refreshFirmwareVersion();
+
   return {
     session,
+    board,
+    telemetry,
+    commands,
+    sim: chosen.sim,
     async start() {
-      mkdirSync(config.device.dataDir, { recursive: true, mode: 0o700 });
-      log.info("starting", { version: AGENT_VERSION, jid: config.xmpp.jid, dataDir: config.device.dataDir });
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      log.info("starting", {
+        version: AGENT_VERSION,
+        jid: config.xmpp.jid,
+        dataDir,
+        hardware: config.hardware,
+        operators: config.operators.map((o) => o.jid),
+      });
+      chosen.sim?.start();
+      await board.start();
+      await refreshFirmwareVersion();
+      if (telemetry) {
+        await telemetry.start();
+        sampling?.load();
+      }
+      await audit.start();
+      commands.start(session);
+      policy.start(session);
+      session.on("online", onOnline);
       session.start();
     },
     async stop() {
       log.info("stopping");
+      session.off("online", onOnline);
+      policy.stop();
+      commands.stop();
+      // Telemetry stops before the session so its last batch reaches the spool, and the session
+      // goes offline politely (the server marks the device unavailable at once).
+      await telemetry?.stop();
       await session.stop();
+      await audit.stop();
+      await board.stop();
+      await chosen.sim?.stop();
+      log.info("stopped");
     },
   };
 }
@@ -51,31 +246,38 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
 export async function runAgent(loaded: LoadedConfig): Promise<number> {
   const log = createLogger({ level: loaded.config.log.level }).child({ device: loaded.config.device.id });
   const agent = createAgent(loaded, { log });
-  let stopping: Promise<void> | undefined;
-  const stop = (signal: string) => {
-    if (stopping) {
-      log.warn("second signal: exiting now", { signal });
-      process.exit(1);
-    }
-    log.info("signal", { signal });
-    stopping = agent.stop();
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  let stopRequested: () => void = () => undefined;
+  const stopSignal = new Promise<string>((resolve) => {
+    stopRequested = () => resolve("signal");
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        log.warn("second signal: exiting now", { signal });
+        process.exit(1);
+      }
+      signalled = true;
+      log.info("signal", { signal });
+      resolve(signal);
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
   try {
     await agent.start();
   } catch (err) {
     log.error("start failed", { error: describeError(err) });
-    await agent.stop().catch(() => undefined);
+    await agent
+      .stop()
+      .catch((e: unknown) => log.error("stop after failed start also failed", { error: describeError(e) }));
+    stopRequested();
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    const wait = setInterval(() => {
-      if (stopping) {
-        clearInterval(wait);
-        stopping.then(resolve, resolve);
-      }
-    }, 100);
-  });
-  return 0;
+  await stopSignal;
+  try {
+    await agent.stop();
+    return 0;
+  } catch (err) {
+    log.error("stop failed", { error: describeError(err) });
+    return 1;
+  }
 }

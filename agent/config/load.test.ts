@@ -35,7 +35,10 @@ describe("config loader", () => {
   });
 
   it("names the key and the line of each problem, all at once", () => {
-    const text = GOOD.replace("server: 127.0.0.1:5222", "server: nowhere\n  streamManagement:\n    maxQueue: -3\n  colour: red");
+    const text = GOOD.replace(
+      "server: 127.0.0.1:5222",
+      "server: nowhere\n  streamManagement:\n    maxQueue: -3\n  colour: red",
+    );
     const ps = problems(() => parseConfig(text, "a.yaml"));
     const byPath = Object.fromEntries(ps.map((p) => [p.path, p]));
     assert.equal(byPath["xmpp.server"]?.line, 7);

@@ -83,6 +83,9 @@ export function parseConfig(text: string, file: string, env: EnvOverrides = {}):
   config.device.dataDir = abs(config.device.dataDir);
   if (config.xmpp.caFile) config.xmpp.caFile = abs(config.xmpp.caFile);
   if (config.xmpp.passwordFile) config.xmpp.passwordFile = abs(config.xmpp.passwordFile);
+  // Serial device paths: absolute ones (/dev/...) as they are; relative ones (a PTY of the
+  // simulator next to the config) relative to the config file, like every other path.
+  for (const link of Object.values(config.board.serial)) link.path = abs(link.path);
 
   let password = config.xmpp.password;
   if (password === undefined && config.xmpp.passwordFile) {
@@ -124,7 +127,12 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new ConfigError("config_unreadable", `cannot read config ${file}: ${(err as Error).message}`, { file }, { cause: err });
+    throw new ConfigError(
+      "config_unreadable",
+      `cannot read config ${file}: ${(err as Error).message}`,
+      { file },
+      { cause: err },
+    );
   }
   return parseConfig(text, file, pickEnv(env));
 }

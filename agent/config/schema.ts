@@ -30,6 +30,17 @@ export const pubsubSchema = obj({
   nodePrefix: def(str(), "devices/"),
 });
 
+/**
+ * Which backend drives the board. The board section names lines and devices; this picks real
+ * hardware or the simulator for them, so the same board description runs on a Pi and a laptop.
+ */
+export const hardwareSchema = obj({
+  /** onoff: Linux sysfs GPIO. sim: the in-process simulated pins of firmware-sim/. */
+  gpio: def(oneOf(["onoff", "sim"]), "onoff"),
+  /** serialport: real serial devices (or a PTY from `iot-sim run`). sim: in-process simulated MCU. */
+  serial: def(oneOf(["serialport", "sim"]), "serialport"),
+});
+
 export const logSchema = obj({
   level: def(oneOf(["debug", "info", "warn", "error"]), "info"),
 });
@@ -39,6 +50,7 @@ export const agentConfigSchema = obj({
   xmpp: xmppConfigSchema,
   operators: def(arr(operatorSchema, { maxItems: 1000 }), []),
   pubsub: pubsubSchema,
+  hardware: hardwareSchema,
   log: logSchema,
   board: boardConfigSchema,
   commands: commandsConfigSchema,
