@@ -58,7 +58,7 @@ export const telemetryConfigSchema = obj(
       publishOptions: def(bool(), true),
       persistItems: def(bool(), true),
       /** Items the telemetry node keeps: a number, or "max" for the server's limit. */
-      maxItems: def(maxItemsSchema, 256),
+      maxItems: def(maxItemsSchema, 32),
       accessModel: def(oneOf(["open", "presence", "roster", "whitelist"]), "open"),
       retry: obj({
         initialDelayMs: def(ms({ min: 10 }), 1000),
