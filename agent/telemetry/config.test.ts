@@ -20,7 +20,7 @@ describe("telemetry config", () => {
     assert.equal(c.spool.fsync, "always");
     assert.equal(c.batch.maxReadings, 50);
     assert.equal(c.publish.inFlight, 4);
-    assert.equal(c.publish.maxItems, 256);
+    assert.equal(c.publish.maxItems, 32);
   });
 
   it("accepts maxItems 'max' or a number and names bad keys", () => {
