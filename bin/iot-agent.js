@@ -1,16 +1,4 @@
 #!/usr/bin/env node
-// Launcher: the built bundle when present (dist/), else the TypeScript sources through tsx (a checkout).
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { launch } from "./launch.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const bundle = join(root, "dist", "iot-agent.mjs");
-let cli;
-if (existsSync(bundle)) {
-  cli = await import(pathToFileURL(bundle).href);
-} else {
-  await import("tsx/esm");
-  cli = await import(pathToFileURL(join(root, "agent", "cli.ts")).href);
-}
-process.exitCode = await cli.main(process.argv.slice(2));
+await launch("iot-agent", "agent/cli.ts");

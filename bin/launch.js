@@ -1,0 +1,38 @@
+// Shared by the bin/ launchers: runs the built bundle (dist/NAME.mjs) when present, else the
+// TypeScript sources through tsx (a source checkout). Each CLI module exports
+// main(argv, io) -> exit code.
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** `stoppable`: the CLI runs until SIGINT/SIGTERM and is handed a promise for that (iot-sim). */
+export async function launch(name, source, { stoppable = false } = {}) {
+  // `iot-agent --help | head` closes our stdout early: that is not an error worth a stack trace.
+  process.stdout.on("error", (err) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+  const bundle = join(root, "dist", `${name}.mjs`);
+  let cli;
+  if (existsSync(bundle)) {
+    cli = await import(pathToFileURL(bundle).href);
+  } else {
+    await import("tsx/esm");
+    cli = await import(pathToFileURL(join(root, source)).href);
+  }
+  const io = {
+    out: (s) => process.stdout.write(`${s}\n`),
+    err: (s) => process.stderr.write(`${s}\n`),
+    env: process.env,
+  };
+  if (stoppable) {
+    // Listening for the signals replaces Node's default exit, so only CLIs that stop themselves do.
+    io.untilStopped = new Promise((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    });
+  }
+  process.exitCode = await cli.main(process.argv.slice(2), io);
+}
