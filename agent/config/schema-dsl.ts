@@ -32,6 +32,10 @@ export class Ctx {
 
 export interface Schema<T> {
   readonly describe: string;
+  /** For mappings: the schema of each key (used to document and check the config reference). */
+  readonly shape?: Readonly<Record<string, Schema<unknown>>>;
+  /** For free-form mappings (record): the schema of each value. */
+  readonly values?: Schema<unknown>;
   /** Present when a missing key takes this value. */
   readonly defaultValue?: () => T;
   readonly optional?: boolean;
@@ -155,6 +159,7 @@ export function obj<S extends Shape>(
 ): Schema<InferShape<S>> {
   const schema: Schema<InferShape<S>> = {
     describe: "a mapping",
+    shape,
     // A section whose every key has a default may be left out entirely.
     ...(Object.values(shape).every((s) => s.defaultValue || s.optional)
       ? { defaultValue: () => schema.parse({}, new Ctx()) as InferShape<S> }
@@ -203,6 +208,7 @@ export function obj<S extends Shape>(
 export function record<T>(value: Schema<T>, opts: { keyPattern?: RegExp } = {}): Schema<Record<string, T>> {
   return {
     describe: `a mapping of ${value.describe}`,
+    values: value as Schema<unknown>,
     defaultValue: () => ({}),
     parse(v, ctx) {
       if (typeof v !== "object" || v === null || Array.isArray(v))
