@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import tls from "node:tls";
-import { Element } from "ltx";
+import type { Element } from "ltx";
 import { NS_STREAM, XmlStreamParser } from "../../agent/xmpp/xml-stream.js";
 import type { Certificate } from "../harness/certs.js";
 
