@@ -119,6 +119,8 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   private ackRequested = false;
   private ackTimer: TimerHandle | undefined;
   private flushScheduled = false;
+  /** A 'drain' listener is waiting on the socket (flushing paused at the high-water mark). */
+  private awaitingDrain = false;
   private waitTimer: { handle: TimerHandle; wake: () => void } | undefined;
   private stopping = false;
   private loop: Promise<void> | undefined;
@@ -291,7 +293,13 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     let wrote = 0;
     for (const entry of this.queue.unsent()) {
       if (conn.writableLength > WRITE_HIGH_WATER) {
-        conn.rawSocket.once("drain", () => this.scheduleFlush());
+        if (!this.awaitingDrain) {
+          this.awaitingDrain = true;
+          conn.rawSocket.once("drain", () => {
+            this.awaitingDrain = false;
+            this.scheduleFlush();
+          });
+        }
         break;
       }
       conn.writeRaw(entry.data);
@@ -424,6 +432,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       });
     } catch (err) {
       conn.destroy(err instanceof AgentError ? err : new AgentError("negotiation_failed", String(err)));
+      this.conn = undefined;
       throw err;
     }
 
@@ -433,6 +442,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     } catch (err) {
       conn.sendStreamError("undefined-condition", (err as Error).message);
       conn.destroy(err as AgentError);
+      this.conn = undefined;
       throw err;
     }
     if (!resumed) this.boundJid = result.jid;
@@ -456,6 +466,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       const presence = new Element("presence");
       for (const c of this.options.presenceChildren?.() ?? []) presence.cnode(c);
       presence.cnode(this.disco.capsElement());
+      // Settles on the server's ack; it can only be rejected by stop(), which needs no report.
       this.queue.pushFront(presence.toString()).catch(() => undefined);
     }
     this.onlineSince = this.timers.now();
@@ -471,6 +482,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     this.ackTimer?.cancel();
     this.ackTimer = undefined;
     this.ackRequested = false;
+    this.awaitingDrain = false;
     this.conn = undefined;
     this.onlineSince = undefined;
     this.counters.disconnects++;
