@@ -11,14 +11,13 @@
  *   6. presence subscription policy (operators only)
  *   7. session.start()
  */
-import { existsSync, mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { Board, type BoardBackends } from "../drivers/board.js";
 import { OnoffGpioBackend } from "../drivers/gpio/onoff-backend.js";
 import { SerialportBackend } from "../drivers/serial/serialport-backend.js";
 import { createSimBoard, type SimBoard } from "../firmware-sim/backends.js";
-import { CredentialStore, PASSWORD_FILE } from "../provisioning/device/credentials.js";
-import { rotationCommand } from "../provisioning/device/rotation.js";
+import { deviceCredentialsFor } from "../provisioning/device/agent-credentials.js";
 import { AdhocCommands, COMMAND_FEATURES } from "./commands/adhoc.js";
 import { AuditLog } from "./commands/audit.js";
 import { Authorizer } from "./commands/authorize.js";
@@ -29,7 +28,7 @@ import { SubscriptionPolicy } from "./commands/presence.js";
 import { CommandRegistry } from "./commands/registry.js";
 import type { LoadedConfig } from "./config/load.js";
 import type { AgentConfig } from "./config/schema.js";
-import { describeError } from "./core/errors.js";
+import { ConfigError, describeError } from "./core/errors.js";
 import { createLogger, type Logger } from "./core/log.js";
 import { realTimers, type Timers } from "./core/timers.js";
 import { boardChannelSource } from "./telemetry/board-source.js";
@@ -108,6 +107,17 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
     presenceChildren: () => telemetry?.presenceChildren() ?? [],
   });
   session.on("fault", (err) => log.error("needs attention", { error: err }));
+  // Enrolled devices (password in a credential store): revocation check at start, recovery of an
+  // interrupted rotation, rotate-credentials, optional self-rotation (provisioning/device/).
+  const credentials = deviceCredentialsFor({
+    passwordFile: config.xmpp.passwordFile,
+    config: config.provisioning,
+    configFile: loaded.file,
+    session,
+    sessionPassword: password,
+    log,
+    timers,
+  });
 
   // 4. Telemetry.
   if (config.telemetry.enabled) {
@@ -177,11 +187,7 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
     ...(sampling ? { sampling } : {}),
     ...portsFromBoard(board, { ...(mcuLink ? { mcuLink } : {}), timers, logger: log }),
   });
-  // Credential rotation applies to enrolled devices, whose password lives in the credential store.
-  const passwordFile = config.xmpp.passwordFile;
-  if (passwordFile && existsSync(passwordFile) && passwordFile.endsWith(`/${PASSWORD_FILE}`)) {
-    registry.register(rotationCommand({ session, credentials: new CredentialStore(dirname(passwordFile)), log }));
-  }
+  if (credentials) registry.register(credentials.command());
   const commands = new AdhocCommands({
     registry,
     authorizer,
@@ -204,6 +210,8 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
     commands,
     sim: chosen.sim,
     async start() {
+      // First: a revoked device must not touch its hardware or the network.
+      await credentials?.start();
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       log.info("starting", {
         version: AGENT_VERSION,
@@ -228,6 +236,7 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
     async stop() {
       log.info("stopping");
       session.off("online", onOnline);
+      credentials?.stop();
       policy.stop();
       commands.stop();
       // Telemetry stops before the session so its last batch reaches the spool, and the session
@@ -270,6 +279,8 @@ export async function runAgent(loaded: LoadedConfig): Promise<number> {
       .stop()
       .catch((e: unknown) => log.error("stop after failed start also failed", { error: describeError(e) }));
     stopRequested();
+    // A revoked device or an unverifiable revocation list: the CLI prints it and exits 3 (no restart).
+    if (err instanceof ConfigError) throw err;
     return 1;
   }
   await stopSignal;

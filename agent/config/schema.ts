@@ -3,6 +3,7 @@
  * Documented key by key in docs/configuration.md.
  */
 import { boardConfigSchema } from "../../drivers/config.js";
+import { provisioningConfigSchema } from "../../provisioning/config.js";
 import { commandsConfigSchema } from "../commands/config.js";
 import { telemetryConfigSchema } from "../telemetry/config.js";
 import { xmppConfigSchema } from "../xmpp/config.js";
@@ -55,6 +56,7 @@ export const agentConfigSchema = obj({
   board: boardConfigSchema,
   commands: commandsConfigSchema,
   telemetry: telemetryConfigSchema,
+  provisioning: provisioningConfigSchema,
 });
 
 export type AgentConfig = Exclude<Infer<typeof agentConfigSchema>, symbol>;

@@ -122,6 +122,8 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   /** A 'drain' listener is waiting on the socket (flushing paused at the high-water mark). */
   private awaitingDrain = false;
   private waitTimer: { handle: TimerHandle; wake: () => void } | undefined;
+  /** retryNow() was called during an attempt: the wait after it is skipped. */
+  private skipNextWait = false;
   private stopping = false;
   private loop: Promise<void> | undefined;
   private readonly counters = {
@@ -208,6 +210,18 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   setPassword(password: string): void {
     if (password.length === 0) throw new AgentError("bad_password", "password must not be empty");
     this.password = password;
+  }
+
+  /**
+   * Ends the current reconnect wait now, or, called during a connection attempt (e.g. from a
+   * `fault` listener that just changed the password), skips the wait after it. For callers that
+   * know the next attempt has a better chance than the last (credential recovery). No effect
+   * while online, offline before start(), or stopped.
+   */
+  retryNow(): void {
+    if (this.stopping || !this.loop) return;
+    if (this.waitTimer) this.waitTimer.wake();
+    else if (this._state === "connecting" || this._state === "resuming") this.skipNextWait = true;
   }
 
   start(): void {
@@ -366,7 +380,11 @@ export class XmppSession extends EventEmitter<SessionEvents> {
         });
         if (persistent) this.emit("fault", failure);
       } else {
-        if (wasOnline) this.backoff.reset();
+        if (wasOnline) {
+          this.backoff.reset();
+          // A retryNow() aimed at an attempt that then succeeded is spent.
+          this.skipNextWait = false;
+        }
         delay = this.backoff.next();
       }
       this.setState("waiting");
@@ -375,6 +393,10 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.skipNextWait) {
+      this.skipNextWait = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const wake = () => {
         this.waitTimer?.handle.cancel();

@@ -116,14 +116,51 @@ export function installRotationResponder(deps: RotationDeps & { allowed: string[
   });
 }
 
-/** Optional periodic self-rotation; `intervalMs` comes from config. Failures are logged and retried next period. */
-export function startPeriodicRotation(deps: RotationDeps & { intervalMs: number; timers?: Timers }): { stop(): void } {
+/** How often periodic rotation checks whether a rotation is due (when the interval is longer). */
+export const ROTATION_CHECK_MS = 60 * 60 * 1000;
+
+export interface PeriodicRotationOptions extends RotationDeps {
+  intervalMs: number;
+  timers?: Timers;
+  /**
+   * When the current password was set (epoch ms, same clock as `timers.now()`), e.g. the password
+   * file's mtime. With it, a rotation is due `intervalMs` after that moment, so an agent that
+   * restarts more often than `intervalMs` still rotates. Without it, the clock starts at start().
+   */
+  lastRotatedAt?: () => number | undefined;
+  /** How often to check whether a rotation is due; default min(intervalMs, ROTATION_CHECK_MS). */
+  checkEveryMs?: number;
+}
+
+/**
+ * Optional periodic self-rotation; `intervalMs` comes from config (provisioning.selfRotationIntervalMs).
+ * A check runs every `checkEveryMs`; when online and the password is at least `intervalMs` old, it
+ * rotates. Failures are logged and retried at the next check.
+ */
+export function startPeriodicRotation(deps: PeriodicRotationOptions): { stop(): void } {
   const timers = deps.timers ?? realTimers;
   const log = (deps.log ?? silentLogger).child({ component: "rotation" });
-  let handle: TimerHandle | undefined = timers.setInterval(() => {
-    if (!deps.session.online) return;
-    rotateOwnPassword(deps).catch((err) => log.warn("periodic rotation failed", { error: err }));
-  }, deps.intervalMs);
+  let since = timers.now();
+  let running = false;
+  const due = () => {
+    const last = deps.lastRotatedAt?.() ?? since;
+    return timers.now() - last >= deps.intervalMs;
+  };
+  let handle: TimerHandle | undefined = timers.setInterval(
+    () => {
+      if (!deps.session.online || running || !due()) return;
+      running = true;
+      rotateOwnPassword(deps)
+        .then(() => {
+          since = timers.now();
+        })
+        .catch((err) => log.warn("periodic rotation failed", { error: err }))
+        .finally(() => {
+          running = false;
+        });
+    },
+    Math.min(deps.intervalMs, deps.checkEveryMs ?? ROTATION_CHECK_MS),
+  );
   return {
     stop() {
       handle?.cancel();

@@ -1,0 +1,126 @@
+/**
+ * Finishes a rotation that a crash interrupted. A rotation journals the new password in
+ * `password.next` before asking the server; if the agent died before renaming it over `password`,
+ * nobody knows which of the two the server has. At start this tries them in order
+ * (CredentialStore.candidates(): current, then journalled): each refused login (`fault` with code
+ * `auth_failed`) switches the session to the next candidate and asks it to retry at once, instead
+ * of waiting xmpp.reconnect.authFailureDelayMs. The first login that works settles the journal:
+ *   - the current password worked: the server never got the change, drop the journal;
+ *   - the journalled one worked: the server did, make it current (commitRotation).
+ * If every candidate is refused, the session keeps alternating between them at its slow
+ * auth-failure pace and the journal stays for a person (or the admin's reset) to resolve.
+ */
+import type { AgentError } from "../../agent/core/errors.js";
+import { type Logger, silentLogger } from "../../agent/core/log.js";
+import type { SessionEvents } from "../../agent/xmpp/session.js";
+import type { CredentialStore } from "./credentials.js";
+
+/** What this needs of the session (XmppSession fits). */
+export interface RecoverableSession {
+  setPassword(password: string): void;
+  retryNow(): void;
+  on(event: "fault", listener: (...args: SessionEvents["fault"]) => void): unknown;
+  on(event: "online", listener: (...args: SessionEvents["online"]) => void): unknown;
+  off(event: "fault", listener: (...args: SessionEvents["fault"]) => void): unknown;
+  off(event: "online", listener: (...args: SessionEvents["online"]) => void): unknown;
+}
+
+export type RecoveryOutcome = "nothing-pending" | "kept-current" | "committed-journalled";
+
+export interface LoginRecoveryOptions {
+  session: RecoverableSession;
+  credentials: CredentialStore;
+  /** The password the session was created with; recovery applies only if it is the store's current one. */
+  sessionPassword: string;
+  log?: Logger;
+  /** Told once the journal is settled (tests, status). */
+  onSettled?: (outcome: RecoveryOutcome) => void;
+}
+
+export class LoginRecovery {
+  private readonly log: Logger;
+  private candidates: string[] = [];
+  private index = 0;
+  private attempts = 0;
+  private active = false;
+
+  constructor(private readonly opts: LoginRecoveryOptions) {
+    this.log = (opts.log ?? silentLogger).child({ component: "credential-recovery" });
+  }
+
+  /** True while a journalled rotation is being resolved. */
+  get pending(): boolean {
+    return this.active;
+  }
+
+  /** Call before session.start(). Returns whether there was an interrupted rotation to resolve. */
+  start(): boolean {
+    if (this.active) return true;
+    const { credentials, session } = this.opts;
+    if (credentials.pendingRotation() === undefined) return false;
+    const candidates = credentials.candidates();
+    if (candidates[0] !== this.opts.sessionPassword) {
+      // The session's password came from elsewhere (AGENT_PASSWORD, xmpp.password): guessing would
+      // only mislead. Leave the journal as it is and say so.
+      this.log.warn("interrupted rotation left unresolved: the session does not use the credential store's password", {
+        dir: credentials.dir,
+      });
+      return false;
+    }
+    if (candidates.length < 2) {
+      // The journal holds the current password: the rename was all that was left to do, or never needed.
+      credentials.abortRotation();
+      this.opts.onSettled?.("kept-current");
+      return false;
+    }
+    this.candidates = candidates;
+    this.index = 0;
+    this.attempts = 1;
+    this.active = true;
+    session.setPassword(candidates[0]!);
+    session.on("fault", this.onFault);
+    session.on("online", this.onOnline);
+    this.log.warn("a password rotation was interrupted; trying the current password, then the journalled one", {
+      candidates: candidates.length,
+    });
+    return true;
+  }
+
+  stop(): void {
+    if (!this.active) return;
+    this.active = false;
+    this.opts.session.off("fault", this.onFault);
+    this.opts.session.off("online", this.onOnline);
+  }
+
+  private readonly onFault = (err: AgentError): void => {
+    if (!this.active || err.code !== "auth_failed") return;
+    this.index = (this.index + 1) % this.candidates.length;
+    this.opts.session.setPassword(this.candidates[this.index]!);
+    // One prompt round through the candidates; after that the session's slow pace applies.
+    const prompt = this.attempts < this.candidates.length;
+    this.attempts++;
+    this.log.warn("login refused; switching to the other password candidate", {
+      candidate: this.index === 0 ? "current" : "journalled",
+      retry: prompt ? "now" : "after xmpp.reconnect.authFailureDelayMs",
+    });
+    if (prompt) this.opts.session.retryNow();
+  };
+
+  private readonly onOnline = (): void => {
+    if (!this.active) return;
+    const { credentials } = this.opts;
+    const outcome: RecoveryOutcome = this.index === 0 ? "kept-current" : "committed-journalled";
+    this.stop();
+    try {
+      if (outcome === "kept-current") credentials.abortRotation();
+      else credentials.commitRotation();
+    } catch (err) {
+      // The session is up with a known-good password; only the files lag. The next start resolves it again.
+      this.log.error("could not settle the rotation journal", { error: err, outcome });
+      return;
+    }
+    this.log.info("interrupted rotation settled", { outcome });
+    this.opts.onSettled?.(outcome);
+  };
+}
