@@ -187,6 +187,10 @@ describe("credential rotation", () => {
     const cands = credentials.candidates();
     assert.equal(cands.length, 2);
     assert.equal(cands[0], "old-pw");
+    // A later rotation that is refused puts that earlier journal back: the server may hold it.
+    session.responder = () => Promise.reject(iqError("not-allowed"));
+    await assert.rejects(rotateOwnPassword({ session, credentials }));
+    assert.deepEqual(credentials.candidates(), cands);
   });
 
   it("answers rotate-credentials only for allowed requesters", async () => {

@@ -57,11 +57,28 @@ function setup(current: string, journalled?: string, sessionPassword = current) 
 }
 
 describe("LoginRecovery (interrupted rotation)", () => {
-  it("does nothing without a journal", () => {
+  it("without a journal: nothing to resolve; a refused login changes nothing", () => {
     const { session, recovery } = setup("pw-a");
     assert.equal(recovery.start(), false);
-    assert.equal(session.listenerCount("fault"), 0);
     assert.equal(session.listenerCount("online"), 0);
+    session.refuse();
+    assert.equal(session.password, "pw-a");
+    assert.equal(session.retries, 0);
+    recovery.stop();
+    assert.equal(session.listenerCount("fault"), 0);
+  });
+
+  it("a journal left while running (rotation answer never came): a refused re-login tries it at once", () => {
+    const { credentials, session, recovery, outcomes } = setup("pw-old");
+    recovery.start();
+    credentials.beginRotation("pw-new"); // what rotateOwnPassword leaves after an iq_timeout
+    session.refuse(); // the link dropped, resumption failed, the old password is refused
+    assert.equal(session.password, "pw-new");
+    assert.equal(session.retries, 1);
+    session.online();
+    assert.equal(credentials.readPassword(), "pw-new");
+    assert.equal(credentials.pendingRotation(), undefined);
+    assert.deepEqual(outcomes, ["committed-journalled"]);
   });
 
   it("current password refused -> switches to the journalled one, retries at once, commits it on login", () => {
@@ -76,8 +93,9 @@ describe("LoginRecovery (interrupted rotation)", () => {
     assert.equal(credentials.pendingRotation(), undefined);
     assert.deepEqual(outcomes, ["committed-journalled"]);
     assert.equal(recovery.pending, false);
-    assert.equal(session.listenerCount("fault"), 0, "listeners removed once settled");
-    assert.equal(session.listenerCount("online"), 0);
+    assert.equal(session.listenerCount("online"), 0, "online listener removed once settled");
+    recovery.stop();
+    assert.equal(session.listenerCount("fault"), 0);
   });
 
   it("current password accepted -> the server never got the change: journal dropped", () => {
@@ -136,6 +154,7 @@ describe("LoginRecovery (interrupted rotation)", () => {
     recovery.start();
     recovery.stop();
     assert.equal(session.listenerCount("fault"), 0);
+    assert.equal(session.listenerCount("online"), 0);
     session.refuse();
     session.online();
     assert.equal(credentials.pendingRotation(), "pw-new");

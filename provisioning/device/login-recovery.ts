@@ -9,6 +9,8 @@
  *   - the journalled one worked: the server did, make it current (commitRotation).
  * If every candidate is refused, the session keeps alternating between them at its slow
  * auth-failure pace and the journal stays for a person (or the admin's reset) to resolve.
+ * The same happens while running: a rotation whose answer never came leaves its journal, and if a
+ * later re-login (not a resumption) is refused, the journalled password is tried at once.
  */
 import type { AgentError } from "../../agent/core/errors.js";
 import { type Logger, silentLogger } from "../../agent/core/log.js";
@@ -43,6 +45,7 @@ export class LoginRecovery {
   private index = 0;
   private attempts = 0;
   private active = false;
+  private watching = false;
 
   constructor(private readonly opts: LoginRecoveryOptions) {
     this.log = (opts.log ?? silentLogger).child({ component: "credential-recovery" });
@@ -53,20 +56,46 @@ export class LoginRecovery {
     return this.active;
   }
 
-  /** Call before session.start(). Returns whether there was an interrupted rotation to resolve. */
+  /**
+   * Call before session.start(). Resolves a journal left by an earlier run, and from then on also
+   * one left while running (a rotation whose answer never came, then a re-login the server
+   * refuses). Returns whether there was an interrupted rotation to resolve at start.
+   */
   start(): boolean {
-    if (this.active) return true;
+    if (this.watching) return this.active;
     const { credentials, session } = this.opts;
-    if (credentials.pendingRotation() === undefined) return false;
-    const candidates = credentials.candidates();
-    if (candidates[0] !== this.opts.sessionPassword) {
+    if (credentials.readPassword() !== this.opts.sessionPassword) {
       // The session's password came from elsewhere (AGENT_PASSWORD, xmpp.password): guessing would
-      // only mislead. Leave the journal as it is and say so.
-      this.log.warn("interrupted rotation left unresolved: the session does not use the credential store's password", {
-        dir: credentials.dir,
-      });
+      // only mislead. Leave any journal as it is and say so.
+      if (credentials.pendingRotation() !== undefined)
+        this.log.warn(
+          "interrupted rotation left unresolved: the session does not use the credential store's password",
+          { dir: credentials.dir },
+        );
       return false;
     }
+    this.watching = true;
+    session.on("fault", this.onFault);
+    if (credentials.pendingRotation() === undefined) return false;
+    if (!this.activate()) return false;
+    session.setPassword(this.candidates[0]!);
+    this.log.warn("a password rotation was interrupted; trying the current password, then the journalled one", {
+      candidates: this.candidates.length,
+    });
+    return true;
+  }
+
+  stop(): void {
+    this.deactivate();
+    if (!this.watching) return;
+    this.watching = false;
+    this.opts.session.off("fault", this.onFault);
+  }
+
+  /** Takes the store's candidates; false when there is nothing to choose between. */
+  private activate(): boolean {
+    const { credentials } = this.opts;
+    const candidates = credentials.candidates();
     if (candidates.length < 2) {
       // The journal holds the current password: the rename was all that was left to do, or never needed.
       credentials.abortRotation();
@@ -77,24 +106,24 @@ export class LoginRecovery {
     this.index = 0;
     this.attempts = 1;
     this.active = true;
-    session.setPassword(candidates[0]!);
-    session.on("fault", this.onFault);
-    session.on("online", this.onOnline);
-    this.log.warn("a password rotation was interrupted; trying the current password, then the journalled one", {
-      candidates: candidates.length,
-    });
+    this.opts.session.on("online", this.onOnline);
     return true;
   }
 
-  stop(): void {
+  private deactivate(): void {
     if (!this.active) return;
     this.active = false;
-    this.opts.session.off("fault", this.onFault);
     this.opts.session.off("online", this.onOnline);
   }
 
   private readonly onFault = (err: AgentError): void => {
-    if (!this.active || err.code !== "auth_failed") return;
+    if (err.code !== "auth_failed") return;
+    if (!this.active) {
+      // The current password was just refused: if a journal appeared while running, the server may
+      // have taken the journalled password after all.
+      if (this.opts.credentials.pendingRotation() === undefined || !this.activate()) return;
+      this.log.warn("login refused while a rotation journal exists; trying the journalled password");
+    }
     this.index = (this.index + 1) % this.candidates.length;
     this.opts.session.setPassword(this.candidates[this.index]!);
     // One prompt round through the candidates; after that the session's slow pace applies.
@@ -111,7 +140,7 @@ export class LoginRecovery {
     if (!this.active) return;
     const { credentials } = this.opts;
     const outcome: RecoveryOutcome = this.index === 0 ? "kept-current" : "committed-journalled";
-    this.stop();
+    this.deactivate();
     try {
       if (outcome === "kept-current") credentials.abortRotation();
       else credentials.commitRotation();

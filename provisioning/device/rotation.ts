@@ -50,12 +50,18 @@ export function rotateOwnPassword(deps: RotationDeps): Promise<RotationOutcome> 
 async function doRotate(deps: RotationDeps): Promise<RotationOutcome> {
   const log = (deps.log ?? silentLogger).child({ component: "rotation" });
   const next = generatePassword();
+  // A journal from a rotation whose answer never came: the server may hold that password. A change
+  // that succeeds now settles it; one that is refused must put it back, not lose it.
+  const earlier = deps.credentials.pendingRotation();
   deps.credentials.beginRotation(next);
   try {
     await changeOwnPassword(deps.session, next, deps.timeoutMs !== undefined ? { timeoutMs: deps.timeoutMs } : {});
   } catch (err) {
     // A refusal means the old password is still valid: drop the journal. A timeout is unknown: keep it.
-    if (!isAgentError(err, "iq_timeout") && !isAgentError(err, "xmpp_timeout")) deps.credentials.abortRotation();
+    if (!isAgentError(err, "iq_timeout") && !isAgentError(err, "xmpp_timeout")) {
+      if (earlier !== undefined) deps.credentials.beginRotation(earlier);
+      else deps.credentials.abortRotation();
+    }
     log.warn("password rotation failed", { error: err });
     throw err;
   }
