@@ -6,7 +6,8 @@
  *   iot-agent enroll BUNDLE [options]  enrol this device from a fleet bundle
  *   iot-agent --version | --help
  *
- * Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid config.
+ * Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid config or a revoked device (a
+ * restart cannot fix either: the systemd unit does not restart on 2 or 3).
  */
 import { parseArgs } from "node:util";
 import { ConfigError, describeError } from "./core/errors.js";
