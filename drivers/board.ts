@@ -13,6 +13,9 @@ import { TypedEvents, type Unsubscribe } from "./events.js";
 import type { GpioBackend } from "./gpio/backend.js";
 import { DigitalInputChannel } from "./gpio/channel.js";
 import { GpioInputPin, GpioOutputPin } from "./gpio/pins.js";
+import type { MqttBrokerConfig } from "./mqtt/config.js";
+import { MqttDeviceHub } from "./mqtt/hub.js";
+import type { MqttLink } from "./mqtt/link.js";
 import { SerialActuatorOutput } from "./serial/actuator.js";
 import type { SerialBackend } from "./serial/backend.js";
 import { SerialSensorChannel } from "./serial/channel.js";
@@ -40,6 +43,8 @@ import {
 export interface BoardBackends {
   gpio?: GpioBackend;
   serial?: SerialBackend;
+  /** Makes the connection to board.mqtt (normally an MqttConnection; tests pass a fake link). */
+  mqtt?: (config: MqttBrokerConfig) => MqttLink;
 }
 
 export interface BoardOptions {
@@ -83,6 +88,7 @@ export class Board implements EventSource<BoardEvents> {
   private readonly inputMap = new Map<string, GpioInputPin>();
   private readonly channelMap = new Map<string, TrackedChannel>();
   private subscriptions: Unsubscribe[] = [];
+  private mqttHub: MqttDeviceHub | undefined;
   private started = false;
 
   constructor(private readonly options: BoardOptions) {
@@ -115,9 +121,23 @@ export class Board implements EventSource<BoardEvents> {
       throw new DriverError("driver_backend_missing", "board uses serial links but no serial backend was given", {
         device: "serial",
       });
+    const usesMqtt = [...Object.values(config.outputs), ...Object.values(config.channels)].some(
+      (e) => e.source === "mqtt",
+    );
+    if (usesMqtt && (!backends.mqtt || !config.mqtt))
+      throw new DriverError("driver_backend_missing", "board uses MQTT devices but no MQTT backend was given", {
+        device: "mqtt",
+      });
     this.started = true;
     try {
       this.buildLinks();
+      if (usesMqtt)
+        this.mqttHub = new MqttDeviceHub({
+          link: backends.mqtt!(config.mqtt!),
+          broker: config.mqtt!,
+          timers: this.timers,
+          logger: this.logger,
+        });
       await this.openGpio();
       this.buildChannels();
       for (const [id, entry] of this.linkEntries) {
@@ -130,6 +150,8 @@ export class Board implements EventSource<BoardEvents> {
         );
       }
       await Promise.all([...this.linkEntries.values()].map(({ link }) => link.start()));
+      // A broker that is down does not fail start: MQTT channels read "error"/"stale" until it answers.
+      await this.mqttHub?.start();
     } catch (err) {
       await this.stop();
       throw err;
@@ -150,6 +172,8 @@ export class Board implements EventSource<BoardEvents> {
       else entry.values.stop();
       closing.push(entry.link.close());
     }
+    if (this.mqttHub) closing.push(this.mqttHub.stop());
+    this.mqttHub = undefined;
     const results = await Promise.allSettled(closing);
     for (const r of results)
       if (r.status === "rejected") this.logger.warn("release failed during stop", { error: describeError(r.reason) });
@@ -181,6 +205,11 @@ export class Board implements EventSource<BoardEvents> {
 
   input(id: string): DigitalInput {
     return this.get(this.inputMap, id, "input");
+  }
+
+  /** The MQTT devices and their counters (undefined when the board has none). */
+  mqtt(): MqttDeviceHub | undefined {
+    return this.mqttHub;
   }
 
   links(): SerialDevice[] {
@@ -283,6 +312,10 @@ export class Board implements EventSource<BoardEvents> {
     const { config } = this.options;
     const gpio = this.options.backends.gpio;
     for (const [id, o] of Object.entries(config.outputs)) {
+      if (o.source === "mqtt") {
+        this.outputMap.set(id, this.mqttHub!.addOutput(id, o.mqtt!));
+        continue;
+      }
       if (o.source === "serial") {
         const entry = this.linkEntries.get(o.link!);
         // The config check guarantees a framed link here.
@@ -340,17 +373,19 @@ export class Board implements EventSource<BoardEvents> {
       const entry = c.source === "serial" ? this.linkEntries.get(c.link!) : undefined;
       const stale = c.staleAfterMs !== undefined ? { staleAfterMs: c.staleAfterMs } : {};
       const inner: SensorChannel =
-        entry?.protocol === "framed"
-          ? new SerialSensorChannel({
-              ...base,
-              ...stale,
-              sensor: c.sensor!,
-              client: entry.client,
-              ...(c.stuckAfterMs !== undefined ? { stuckAfterMs: c.stuckAfterMs } : {}),
-            })
-          : entry?.protocol === "line"
-            ? new LineSensorChannel({ ...base, ...stale, sensor: c.sensor!, values: entry.values })
-            : new DigitalInputChannel({ ...base, input: this.inputMap.get(c.input!)! });
+        c.source === "mqtt"
+          ? this.mqttHub!.addChannel({ ...base, ...stale, mqtt: c.mqtt! })
+          : entry?.protocol === "framed"
+            ? new SerialSensorChannel({
+                ...base,
+                ...stale,
+                sensor: c.sensor!,
+                client: entry.client,
+                ...(c.stuckAfterMs !== undefined ? { stuckAfterMs: c.stuckAfterMs } : {}),
+              })
+            : entry?.protocol === "line"
+              ? new LineSensorChannel({ ...base, ...stale, sensor: c.sensor!, values: entry.values })
+              : new DigitalInputChannel({ ...base, input: this.inputMap.get(c.input!)! });
       this.channelMap.set(
         id,
         new TrackedChannel(inner, c.source === "serial" ? c.link : undefined, (change) =>

@@ -29,6 +29,7 @@ describe("board config section", () => {
       outputs: {},
       inputs: {},
       channels: {},
+      mqtt: undefined,
     });
   });
 

@@ -5,6 +5,7 @@
  * Documented in docs/hardware.md.
  */
 import { bool, def, int, ms, num, obj, oneOf, opt, record, str, type Infer } from "../agent/config/schema-dsl.js";
+import { mqttBrokerSchema, mqttChannelSchema, mqttOutputSchema } from "./mqtt/config.js";
 
 /** Same rule as the telemetry channel ids (agent/telemetry/reading.ts), repeated here so drivers/ stays independent. */
 export const BOARD_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/;
@@ -48,7 +49,7 @@ export const serialLinkSchema = obj({
 
 export const outputSchema = obj(
   {
-    source: oneOf(["gpio", "serial"]),
+    source: oneOf(["gpio", "serial", "mqtt"]),
     /** gpio: chip-relative line number ("BCM 17" is 17 whatever the kernel's sysfs base). */
     line: opt(int({ min: 0, max: 1023 })),
     chip: opt(str({ minLength: 1, maxLength: 64 })),
@@ -58,10 +59,17 @@ export const outputSchema = obj(
     /** serial: the link id (a key of board.serial) and the actuator's name on the device. */
     link: opt(str({ minLength: 1 })),
     actuator: opt(name()),
+    /** mqtt: command topic, payloads, optional state topic for confirmation (docs/mqtt.md). */
+    mqtt: opt(mqttOutputSchema),
   },
   {
     check(v, ctx) {
-      if (v.source === "gpio") {
+      if (v.source !== "mqtt" && v.mqtt !== undefined) ctx.at("mqtt").fail("applies to mqtt outputs only");
+      if (v.source === "mqtt") {
+        if (v.mqtt === undefined) ctx.at("mqtt").fail("is required for an mqtt output (mqtt.commandTopic at least)");
+        for (const k of ["line", "chip", "link", "actuator"] as const)
+          if (v[k] !== undefined) ctx.at(k).fail("does not apply to mqtt outputs");
+      } else if (v.source === "gpio") {
         if (v.line === undefined) ctx.at("line").fail("is required for a gpio output");
         if (v.link !== undefined) ctx.at("link").fail("applies to serial outputs only");
         if (v.actuator !== undefined) ctx.at("actuator").fail("applies to serial outputs only");
@@ -86,7 +94,7 @@ export const inputSchema = obj({
 
 export const channelSchema = obj(
   {
-    source: oneOf(["serial", "gpio"]),
+    source: oneOf(["serial", "gpio", "mqtt"]),
     /** What is measured: temperature, humidity, contact, ... */
     kind: str({ minLength: 1, maxLength: 64 }),
     unit: def(str({ maxLength: 32 }), ""),
@@ -96,14 +104,21 @@ export const channelSchema = obj(
     sensor: opt(name()),
     /** gpio: an input id (a key of board.inputs). */
     input: opt(str({ minLength: 1 })),
-    /** serial: a sample older than this is "stale". Default 3 × intervalMs. */
+    /** serial: a sample older than this is "stale". Default 3 × intervalMs. mqtt: no message for this long is "stale"; default from discovery's expire_after, else never. */
     staleAfterMs: opt(ms({ min: 1 })),
     /** serial: a value unchanged for this long is "stale" (stuck sensor). Unset: off. */
     stuckAfterMs: opt(ms({ min: 1 })),
+    /** mqtt: the topic and (optionally) the JSON path of the value (docs/mqtt.md). */
+    mqtt: opt(mqttChannelSchema),
   },
   {
     check(v, ctx) {
-      if (v.source === "serial") {
+      if (v.source !== "mqtt" && v.mqtt !== undefined) ctx.at("mqtt").fail("applies to mqtt channels only");
+      if (v.source === "mqtt") {
+        if (v.mqtt === undefined) ctx.at("mqtt").fail("is required for an mqtt channel (mqtt.topic at least)");
+        for (const k of ["link", "sensor", "input", "stuckAfterMs"] as const)
+          if (v[k] !== undefined) ctx.at(k).fail("does not apply to mqtt channels");
+      } else if (v.source === "serial") {
         if (v.link === undefined) ctx.at("link").fail("is required for a serial channel");
         if (v.sensor === undefined) ctx.at("sensor").fail("is required for a serial channel");
         if (v.input !== undefined) ctx.at("input").fail("applies to gpio channels only");
@@ -123,9 +138,18 @@ export const boardConfigSchema = obj(
     outputs: record(outputSchema, { keyPattern: BOARD_ID_PATTERN }),
     inputs: record(inputSchema, { keyPattern: BOARD_ID_PATTERN }),
     channels: record(channelSchema, { keyPattern: BOARD_ID_PATTERN }),
+    /** The local MQTT broker of MQTT channels and outputs (docs/mqtt.md). */
+    mqtt: opt(mqttBrokerSchema),
   },
   {
     check(v, ctx) {
+      if (v.mqtt === undefined)
+        for (const [section, entries] of [
+          ["outputs", v.outputs],
+          ["channels", v.channels],
+        ] as const)
+          for (const [id, e] of Object.entries(entries))
+            if (e.source === "mqtt") ctx.at(section).at(id).at("source").fail("mqtt needs a broker in board.mqtt");
       const links = Object.keys(v.serial);
       const noLink = `names no link in board.serial (have: ${links.join(", ") || "none"})`;
       for (const [id, o] of Object.entries(v.outputs)) {
