@@ -15,6 +15,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Board, type BoardBackends } from "../drivers/board.js";
 import { OnoffGpioBackend } from "../drivers/gpio/onoff-backend.js";
+import { MqttConnection } from "../drivers/mqtt/connection.js";
 import { SerialportBackend } from "../drivers/serial/serialport-backend.js";
 import { createSimBoard, type SimBoard } from "../firmware-sim/backends.js";
 import { deviceCredentialsFor } from "../provisioning/device/agent-credentials.js";
@@ -32,6 +33,7 @@ import { ConfigError, describeError } from "./core/errors.js";
 import { createLogger, type Logger } from "./core/log.js";
 import { realTimers, type Timers } from "./core/timers.js";
 import { boardChannelSource } from "./telemetry/board-source.js";
+import { MqttMirror, mirrorTopics } from "./telemetry/mqtt-mirror.js";
 import { SamplingSettings } from "./telemetry/sampling-settings.js";
 import { TelemetryService } from "./telemetry/service.js";
 import { AGENT_NAME, AGENT_VERSION } from "./version.js";
@@ -84,7 +86,14 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
 
   // 2. Hardware.
   const chosen = deps.backends ? { backends: deps.backends, sim: undefined } : chooseBackends(config);
-  const board = new Board({ config: config.board, backends: chosen.backends, timers, logger: log });
+  // MQTT devices always talk to a real broker (the simulator plays devices on that broker: firmware-sim/mqtt).
+  const backends: BoardBackends = {
+    ...chosen.backends,
+    mqtt:
+      chosen.backends.mqtt ??
+      ((c) => new MqttConnection({ config: c, clientId: `${config.device.id}-board`, timers, logger: log })),
+  };
+  const board = new Board({ config: config.board, backends, timers, logger: log });
   const mcuLink = mcuLinkId(config);
   let firmwareVersion: string | undefined;
   const refreshFirmwareVersion = async () => {
@@ -121,6 +130,28 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
 
   // 4. Telemetry.
   if (config.telemetry.enabled) {
+    // Optional second uplink: the same readings to an MQTT broker, from its own spool (docs/mqtt.md).
+    const m = config.mqttMirror;
+    let mirror: MqttMirror | undefined;
+    if (m.enabled && m.broker) {
+      const topics = mirrorTopics(m.topicPrefix, config.device.id);
+      mirror = new MqttMirror({
+        config: m,
+        deviceId: config.device.id,
+        port: new MqttConnection({
+          config: m.broker,
+          clientId: `${config.device.id}-mirror`,
+          will: { topic: topics.availability, payload: "offline", retain: true, qos: 1 },
+          birth: { topic: topics.availability, payload: "online", retain: true, qos: 1 },
+          timers,
+          logger: log,
+        }),
+        dataDir: join(dataDir, "telemetry"),
+        fileSpool: config.telemetry.spool,
+        timers,
+        logger: log,
+      });
+    }
     telemetry = new TelemetryService({
       config: config.telemetry,
       pubsub: config.pubsub,
@@ -132,6 +163,7 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
       firmwareVersion: () => firmwareVersion,
       timers,
       logger: log,
+      ...(mirror ? { mirror } : {}),
     });
     telemetry.publisher?.on("failure", (err) => log.warn("publish failed; readings stay in the spool", { error: err }));
   }

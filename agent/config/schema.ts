@@ -6,6 +6,7 @@ import { boardConfigSchema } from "../../drivers/config.js";
 import { provisioningConfigSchema } from "../../provisioning/config.js";
 import { commandsConfigSchema } from "../commands/config.js";
 import { telemetryConfigSchema } from "../telemetry/config.js";
+import { mqttMirrorConfigSchema } from "../telemetry/mqtt-mirror-config.js";
 import { xmppConfigSchema } from "../xmpp/config.js";
 import { arr, bareJid, def, obj, oneOf, opt, str, type Infer } from "./schema-dsl.js";
 
@@ -56,6 +57,7 @@ export const agentConfigSchema = obj({
   board: boardConfigSchema,
   commands: commandsConfigSchema,
   telemetry: telemetryConfigSchema,
+  mqttMirror: mqttMirrorConfigSchema,
   provisioning: provisioningConfigSchema,
 });
 

@@ -21,10 +21,23 @@ import type { TelemetryConfig } from "./config.js";
 import { SamplerError } from "./errors.js";
 import { FileSpoolStore } from "./file-spool.js";
 import { type PublisherStats, TelemetryPublisher } from "./publisher.js";
+import type { Reading } from "./reading.js";
 import { type ChannelSource, Sampler, type SamplerStats } from "./sampler.js";
 import { SequenceCounter } from "./sequence.js";
 import type { SessionPort } from "./session-port.js";
 import { MemorySpoolStore, type SpoolStats, type SpoolStore } from "./spool.js";
+
+/**
+ * A second uplink fed with every batch (the MQTT mirror, agent/telemetry/mqtt-mirror.ts). It keeps
+ * its own spool and acknowledgements, so it never holds up XMPP publishing and XMPP never holds it
+ * up. append() failures are logged and counted by the mirror; they do not affect the XMPP spool.
+ */
+export interface TelemetryMirror {
+  start(): Promise<void>;
+  append(readings: readonly Reading[]): Promise<void>;
+  stop(): Promise<void>;
+  stats(): unknown;
+}
 
 export interface TelemetryServiceOptions {
   config: TelemetryConfig;
@@ -39,6 +52,8 @@ export interface TelemetryServiceOptions {
   firmwareVersion?: () => string | undefined;
   timers?: Timers;
   logger?: Logger;
+  /** Optional second uplink (MQTT mirror); started after the spool, stopped after the last batch. */
+  mirror?: TelemetryMirror;
 }
 
 export interface TelemetryStatus {
@@ -48,6 +63,7 @@ export interface TelemetryStatus {
   publisher: PublisherStats;
   batcher: BatcherStats;
   sampler: SamplerStats;
+  mirror?: unknown;
 }
 
 /** Node names: <nodePrefix><deviceId>/telemetry and .../status (docs/protocol.md). */
@@ -124,10 +140,23 @@ export class TelemetryService {
       logger: this.logger,
     });
     this.publisherInstance = publisher;
+    const mirror = this.options.mirror;
+    if (mirror) await mirror.start();
     this.batcher = new Batcher({
       sink: async (readings) => {
-        await spool.append(readings);
-        publisher.notify();
+        // Both uplinks get the batch; a mirror that cannot store it must not cost XMPP anything.
+        const mirrored = mirror?.append(readings).catch((err: unknown) => {
+          this.logger.warn("batch not stored for the mirror", {
+            firstSeq: readings[0]?.seq,
+            error: describeError(err),
+          });
+        });
+        try {
+          await spool.append(readings);
+          publisher.notify();
+        } finally {
+          await mirrored;
+        }
       },
       maxReadings: c.batch.maxReadings,
       maxAgeMs: c.batch.maxAgeMs,
@@ -161,6 +190,7 @@ export class TelemetryService {
     this.options.session.off("online", this.onOnline);
     await this.batcher?.stop();
     this.publisherInstance?.stop();
+    await this.options.mirror?.stop();
     const spool = this.spool;
     this.spool = undefined;
     this.logger.info("telemetry stopped", this.summary(spool));
@@ -184,6 +214,7 @@ export class TelemetryService {
       publisher: this.publisherInstance.stats(),
       batcher: this.batcher.stats(),
       sampler: this.sampler.stats(),
+      ...(this.options.mirror ? { mirror: this.options.mirror.stats() } : {}),
     };
   }
 
