@@ -548,7 +548,7 @@ export class MqttOutput implements DigitalOutput {
         reject(
           new MqttError(
             "mqtt_confirm_timeout",
-            `${this.id}: the device did not report ${value ? "on" : "off"} on ${this.cfg.stateTopic} within ${this.cfg.confirmTimeoutMs} ms`,
+            `${this.id}: the device did not confirm ${value ? "on" : "off"} on ${this.cfg.stateTopic} within ${this.cfg.confirmTimeoutMs} ms`,
             {
               output: this.id,
               topic: this.cfg.stateTopic,
