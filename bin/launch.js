@@ -1,6 +1,7 @@
-// Shared by the bin/ launchers: runs the built bundle (dist/NAME.mjs) when present, else the
-// TypeScript sources through tsx (a source checkout). Each CLI module exports
-// main(argv, io) -> exit code.
+// Shared by the bin/ launchers. An installed copy (no TypeScript sources beside it) runs the bundle
+// dist/NAME.mjs. A source checkout runs the sources through tsx, so an old dist/ never shadows
+// newer code; IOT_USE_DIST=1 runs the bundle there too (the demo does, to run as it ships).
+// Each CLI module exports main(argv, io) -> exit code.
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -15,8 +16,9 @@ export async function launch(name, source, { stoppable = false } = {}) {
     throw err;
   });
   const bundle = join(root, "dist", `${name}.mjs`);
+  const checkout = existsSync(join(root, source));
   let cli;
-  if (existsSync(bundle)) {
+  if (existsSync(bundle) && (!checkout || process.env.IOT_USE_DIST === "1")) {
     cli = await import(pathToFileURL(bundle).href);
   } else {
     await import("tsx/esm");

@@ -14,11 +14,15 @@ import { decodeReadings } from "../agent/telemetry/codec.js";
 import { runAllTeardowns } from "../test/harness/cleanup.js";
 import { OperatorClient } from "../test/harness/operator.js";
 import { type PeerProcess, spawnPeer } from "../test/harness/process.js";
+import { startMosquitto } from "../test/harness/mosquitto.js";
 import { startProsody } from "../test/harness/prosody.js";
+import { SimMqttDevices } from "../firmware-sim/mqtt/devices.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const DEMO = join(ROOT, ".demo");
 const PORT = Number(process.env.DEMO_PORT ?? 5322);
+// examples/sim.yaml names this broker port.
+const MQTT_PORT = 1884;
 const DEVICE = "sim-01";
 const DEVICE_PASSWORD = "demo-device-password"; // the same as examples/sim.yaml (demo only)
 const NODE = `devices/${DEVICE}/telemetry`;
@@ -43,6 +47,15 @@ async function main(): Promise<void> {
   await prosody.register("operator", operatorPassword);
   copyFileSync(prosody.caFile!, join(DEMO, "ca.pem"));
 
+  say(`Starting mosquitto on 127.0.0.1:${MQTT_PORT} with a simulated Zigbee2MQTT sensor and plug ...`);
+  const broker = await startMosquitto({ port: MQTT_PORT, persistence: false });
+  const zigbee = new SimMqttDevices({
+    url: broker.url,
+    sensors: [{ name: "outside_sensor", periodMs: 5000, temperature: 12, humidity: 70, expireAfterS: 30 }],
+    switches: [{ name: "vent_plug", delayMs: 50 }],
+  });
+  await zigbee.start();
+
   say("Starting the simulated board (iot-sim) on a pseudo-terminal ...");
   const sim = spawnPeer(
     process.execPath,
@@ -54,7 +67,7 @@ async function main(): Promise<void> {
       "--link",
       join(DEMO, "pty"),
     ],
-    { name: "iot-sim" },
+    { name: "iot-sim", env: { IOT_USE_DIST: "1" } },
   );
   await waitForFile(join(DEMO, "pty", "agent"), "the simulator's PTY", sim);
 
@@ -65,7 +78,7 @@ async function main(): Promise<void> {
       "-c",
       `exec "${process.execPath}" "${join(ROOT, "bin/iot-agent.js")}" run --config "${join(ROOT, "examples/sim.yaml")}" 2>>"${join(DEMO, "agent.log")}"`,
     ],
-    { name: "iot-agent", env: { AGENT_SERVER: `127.0.0.1:${PORT}` } },
+    { name: "iot-agent", env: { AGENT_SERVER: `127.0.0.1:${PORT}`, IOT_USE_DIST: "1" } },
   );
 
   const op = await OperatorClient.login(prosody, "operator", operatorPassword, { name: "demo-operator" });
@@ -89,6 +102,7 @@ async function main(): Promise<void> {
   say(`  device        ${deviceFull}  (password in examples/sim.yaml)`);
   say(`  operator      operator@iot.test  password: ${operatorPassword}`);
   say(`  telemetry     pubsub.iot.test, node ${NODE}`);
+  say(`  MQTT bus      ${broker.url} (zigbee2mqtt/outside_sensor, zigbee2mqtt/vent_plug)`);
   say("=".repeat(78));
   say();
   say("Readings as the demo operator receives them (subscribed to the node):");
@@ -110,9 +124,11 @@ async function main(): Promise<void> {
   }
 
   say();
-  say("The demo operator runs set-output (fan on), then status:");
-  const set = await op.execute(deviceFull, "set-output", { output: "fan", value: true });
-  say(`  set-output -> ${set.status}: ${set.notes.map((n) => n.text).join(" ")}`);
+  say("The demo operator runs set-output on the MCU's fan and on the Zigbee plug, then status:");
+  for (const output of ["fan", "vent"]) {
+    const set = await op.execute(deviceFull, "set-output", { output, value: true });
+    say(`  set-output ${output} -> ${set.status}: ${set.notes.map((n) => n.text).join(" ")}`);
+  }
   const st = await op.execute(deviceFull, "status");
   for (const f of st.form?.fields ?? [])
     if (f.values.length > 0) say(`  ${String(f.var).padEnd(18)} ${f.values.join(", ")}`);
@@ -143,6 +159,8 @@ async function main(): Promise<void> {
   const exit = await agent.stop(20_000);
   say(`agent exited (${exit.code ?? exit.signal})`);
   await sim.stop();
+  await zigbee.stop();
+  await broker.dispose();
   await prosody.stop();
 }
 
