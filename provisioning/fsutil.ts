@@ -3,20 +3,8 @@
  * (tmp + fsync + rename + fsync of the directory, so a power cut leaves either the old or the new
  * file, never a torn one), and an exclusive lock file against two CLI runs racing on one store.
  */
-import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-  chmodSync,
-} from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { writeFileAtomic as writeDurable } from "../agent/core/fsutil.js";
 import { ProvisioningError } from "./errors.js";
 
 export const PRIVATE_DIR_MODE = 0o700;
@@ -29,39 +17,11 @@ export function ensurePrivateDir(dir: string): void {
   if ((statSync(dir).mode & 0o777) !== PRIVATE_DIR_MODE) chmodSync(dir, PRIVATE_DIR_MODE);
 }
 
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, "r");
-    fsyncSync(fd);
-  } catch (err) {
-    // Some filesystems refuse fsync on a directory (EINVAL/EISDIR); the rename itself already happened.
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "EINVAL" && code !== "EISDIR" && code !== "EPERM") throw err;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
 /** Replaces `file` atomically with `data`, created with `mode` (default 0600) from the first byte. */
 export function writeFileAtomic(file: string, data: string | Uint8Array, mode = PRIVATE_FILE_MODE): void {
-  const dir = dirname(file);
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  let fd: number | undefined;
   try {
-    fd = openSync(tmp, "wx", mode);
-    const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    chmodSync(tmp, mode); // the umask may have masked bits off; be exact
-    renameSync(tmp, file);
-    fsyncDir(dir);
+    writeDurable(file, data, mode);
   } catch (err) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
     throw new ProvisioningError(
       "store_io",
       `cannot write ${file}: ${(err as Error).message}`,

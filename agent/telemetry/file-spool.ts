@@ -28,7 +28,7 @@ import { describeError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/log.js";
 import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
 import { SpoolError } from "./errors.js";
-import { fsyncDir } from "./fsutil.js";
+import { fsyncDir } from "../core/fsutil.js";
 import type { Reading } from "./reading.js";
 import {
   type AckTarget,

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import type { Logger } from "../core/log.js";
 import { SamplerError } from "./errors.js";
-import { writeFileAtomicSync } from "./fsutil.js";
+import { writeFileAtomic } from "../core/fsutil.js";
 
 export interface ChannelSettings {
   intervalMs: number;
@@ -114,7 +114,7 @@ export class SamplingSettings {
 
   private save(): void {
     const file: StoredFile = { version: 1, channels: Object.fromEntries(this.current) };
-    writeFileAtomicSync(this.opts.path, `${JSON.stringify(file, null, 2)}\n`);
+    writeFileAtomic(this.opts.path, `${JSON.stringify(file, null, 2)}\n`);
   }
 }
 

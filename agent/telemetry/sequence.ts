@@ -20,7 +20,7 @@ import { dirname } from "node:path";
 import { describeError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/log.js";
 import { SequenceError } from "./errors.js";
-import { writeFileAtomicSync } from "./fsutil.js";
+import { writeFileAtomic } from "../core/fsutil.js";
 
 export interface SequenceSource {
   /** Returns the next number; strictly greater than every number returned before, in any process lifetime. */
@@ -99,7 +99,7 @@ export class SequenceCounter implements SequenceSource {
     const mark = this.nextValue + this.blockSize;
     if (!Number.isSafeInteger(mark)) throw new SequenceError("sequence_exhausted", "sequence numbers exhausted", {});
     try {
-      writeFileAtomicSync(this.options.path, `${JSON.stringify({ format: FORMAT, next: mark })}\n`);
+      writeFileAtomic(this.options.path, `${JSON.stringify({ format: FORMAT, next: mark })}\n`);
     } catch (err) {
       // Handing out numbers that are not covered by a durable mark could reuse them after a crash.
       this.logger.error("cannot persist sequence mark", { path: this.options.path, error: describeError(err) });
