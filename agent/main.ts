@@ -141,6 +141,8 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
         port: new MqttConnection({
           config: m.broker,
           clientId: `${config.device.id}-mirror`,
+          // Exactly once across broker outages: the QoS 2 flows survive reconnects (docs/mqtt.md).
+          persistentSession: { expiryS: m.sessionExpiryS },
           will: { topic: topics.availability, payload: "offline", retain: true, qos: 1 },
           birth: { topic: topics.availability, payload: "online", retain: true, qos: 1 },
           timers,

@@ -15,8 +15,13 @@ export const mqttMirrorConfigSchema = obj(
     topicPrefix: def(str({ pattern: /^[^#+\u0000]{0,200}$/, patternHint: "a topic prefix without wildcards" }), "iot/"),
     /** Keep each channel's last value retained on the broker (new subscribers see it at once). */
     retain: def(bool(), true),
-    /** Readings published and not yet acknowledged (PUBACK) at once. */
+    /** Readings published (QoS 2) whose flow has not completed (PUBCOMP) at once; they survive reconnects. */
     inFlight: def(int({ min: 1, max: 1024 }), 32),
+    /**
+     * MQTT 5: how long the broker keeps the mirror's session (its unfinished QoS 2 flows) after the
+     * link drops. An outage longer than this may duplicate the readings in flight when it began.
+     */
+    sessionExpiryS: def(int({ min: 10, max: 4_294_967_295 }), 86_400),
     spool: obj({
       /** The mirror's own spool (<device.dataDir>/telemetry/mqtt-spool for "file"); neither uplink waits for the other. */
       store: def(oneOf(["file", "memory"]), "file"),

@@ -1,6 +1,6 @@
 /**
  * The MQTT telemetry mirror: every reading the sampler produces is also published to an MQTT
- * broker, one message per reading on `<prefix><device>/channel/<channel>` (QoS 1, retained by
+ * broker, one message per reading on `<prefix><device>/channel/<channel>` (QoS 2, retained by
  * default, so the topic also holds each channel's last value), with an availability topic
  * `<prefix><device>/availability` ("online" as birth on every connect, "offline" as last will and
  * on a clean stop; both retained).
@@ -12,10 +12,15 @@
  * each batch twice; the alternative (one store with per-consumer ack cursors) would make the XMPP
  * spool's space depend on the slower uplink. See docs/mqtt.md.
  *
- * Delivery is at least once, ordered per batch: a batch leaves the mirror spool only when every
- * reading in it got its PUBACK. Readings whose PUBACK was lost with a connection are re-sent (and
- * may then arrive twice: the `seq` field lets a consumer drop duplicates); readings already
- * acknowledged in a partly sent batch are not re-sent while the agent runs.
+ * Delivery is exactly once across broker outages and reconnects, at least once across an agent
+ * restart. Each reading is a QoS 2 publish over a port with a persistent MQTT session
+ * (MqttConnection persistentSession): a flow cut by a lost connection is NOT failed to us; MQTT.js
+ * finishes it after the reconnect (same packet id, or PUBREL if PUBREC had arrived) and the broker
+ * delivers it once. So the mirror re-sends from its spool only what never entered a flow (refused:
+ * mqtt_offline, mqtt_busy) or what the broker refused; a reading whose flow is still held waits for
+ * that flow's callback. A batch leaves the mirror spool only when every reading's flow completed
+ * (PUBCOMP). The flows live in MQTT.js's memory: after an agent crash or restart the spool re-sends
+ * the batches not yet removed, and those readings may arrive twice (`seq` lets a consumer drop them).
  */
 import { Backoff } from "../core/backoff.js";
 import { AgentError, describeError } from "../core/errors.js";
@@ -32,7 +37,8 @@ export interface MirrorBrokerPort {
   readonly connected: boolean;
   start(): void;
   stop(): Promise<void>;
-  publish(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  /** QoS 2 publishes must survive a reconnect (persistent session), or exactly once does not hold. */
+  publish(topic: string, payload: string, opts: { qos: 0 | 1 | 2; retain: boolean }): Promise<void>;
   on(event: "connect", listener: () => void): () => void;
 }
 
@@ -258,7 +264,7 @@ export class MqttMirror implements TelemetryMirror {
     this.inflight++;
     const payload = encodeMirrorReading(r, ab.batch.historical);
     this.options.port
-      .publish(this.topics.channel(r.channelId), payload, { qos: 1, retain: this.options.config.retain })
+      .publish(this.topics.channel(r.channelId), payload, { qos: 2, retain: this.options.config.retain })
       .then(
         () => {
           this.inflight--;
@@ -269,7 +275,8 @@ export class MqttMirror implements TelemetryMirror {
         },
         (err: unknown) => {
           this.inflight--;
-          // Back in seq order, ahead of anything not yet sent.
+          // Never sent, refused by the broker, or the port stopped: no flow holds it any more, so it
+          // goes back in seq order, ahead of anything not yet sent.
           ab.unsent.push(r);
           ab.unsent.sort((x, y) => x.seq - y.seq);
           this.fail(err);

@@ -2,17 +2,23 @@
  * One broker connection over MQTT.js, with the agent's rules rather than the library's defaults:
  *
  * - Reconnect with full-jitter exponential backoff (agent/core/backoff.ts) instead of MQTT.js's
- *   fixed period. Each attempt uses a fresh MQTT.js client (clean session): its offline store is
- *   discarded with it, so nothing is re-sent behind our back. Publishes pending when a connection
- *   closes are failed at once (mqtt_publish_failed) and their owner decides (the mirror re-sends
- *   from its spool; an output command fails and is reported).
+ *   fixed period. By default each attempt uses a fresh MQTT.js client (clean session): its offline
+ *   store is discarded with it, so nothing is re-sent behind our back. Publishes pending when a
+ *   connection closes are failed at once (mqtt_publish_failed) and their owner decides (an output
+ *   command fails and is reported).
+ * - With `persistentSession` (the telemetry mirror) it is the other way round: ONE MQTT.js client
+ *   and one in-memory packet store for the connection's whole life, clean session off, and the
+ *   broker keeps the session (MQTT 5: sessionExpiryInterval). A QoS 1/2 publish pending when the
+ *   connection closes stays pending: MQTT.js re-sends its unfinished flow (same packet id; PUBREL
+ *   if PUBREC had arrived) after the reconnect, and the publish settles when that flow completes,
+ *   so a QoS 2 publish reaches subscribers once across broker outages. Only stop() fails them.
  * - A bounded in-flight window (maxInFlight): a publish beyond it is refused (mqtt_busy).
  * - Publishing while offline is refused (mqtt_offline), never queued in RAM.
  * - Subscriptions are remembered and re-sent on every connect.
  * - Optional birth message (published on every connect) and will (left with the broker).
  */
 import { readFileSync } from "node:fs";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import mqtt, { type IClientOptions, type MqttClient, Store } from "mqtt";
 import { Backoff } from "../../agent/core/backoff.js";
 import { describeError } from "../../agent/core/errors.js";
 import { type Logger, silentLogger } from "../../agent/core/log.js";
@@ -27,6 +33,11 @@ export interface MqttConnectionOptions {
   /** Used when config.clientId is unset. */
   clientId: string;
   will?: { topic: string; payload: string; retain: boolean; qos: 0 | 1 };
+  /**
+   * Keep one MQTT session across reconnects (see the header). expiryS: how long the broker keeps
+   * the session after a disconnect (MQTT 5 sessionExpiryInterval; MQTT 3.1.1 sessions never expire).
+   */
+  persistentSession?: { expiryS: number };
   /** Published after every connect (availability "online"). */
   birth?: { topic: string; payload: string; retain: boolean; qos: 0 | 1 };
   timers?: Timers;
@@ -50,6 +61,8 @@ export class MqttConnection implements MqttLink {
   private readonly subscriptions = new Map<string, 0 | 1>();
   private readonly pending = new Set<Pending>();
   private client: MqttClient | undefined;
+  /** persistentSession only: MQTT.js's packet stores, kept across reconnects (bounded by maxInFlight). */
+  private stores: { incomingStore: Store; outgoingStore: Store } | undefined;
   private retryTimer: TimerHandle | undefined;
   private running = false;
   private isConnected = false;
@@ -92,9 +105,12 @@ export class MqttConnection implements MqttLink {
     this.retryTimer = undefined;
     const client = this.client;
     this.client = undefined;
+    this.stores = undefined;
     this.failPending(new MqttError("mqtt_offline", "connection stopped", { broker: this.url }));
+    const wasConnected = this.isConnected;
     this.isConnected = false;
-    if (client) await this.dispose(client, false);
+    // A persistent client between attempts has no socket to say goodbye on.
+    if (client) await this.dispose(client, !wasConnected && this.options.persistentSession !== undefined);
   }
 
   subscribe(topic: string, qos: 0 | 1): void {
@@ -191,10 +207,14 @@ export class MqttConnection implements MqttLink {
 
   private clientOptions(): IClientOptions {
     const c = this.options.config;
+    const persistent = this.options.persistentSession;
     const opts: IClientOptions = {
       clientId: this.clientId,
-      clean: true,
-      // We reconnect ourselves (backoff with jitter) with a fresh client each time.
+      // Persistent: always resume, even on the first connect (mosquitto 2.0 does not save a session
+      // that began with clean start, whatever its expiry). A session left by an earlier run may hold
+      // packet ids we no longer know; mosquitto treats a reused id with a different message as new.
+      clean: persistent === undefined,
+      // We reconnect ourselves (backoff with jitter): a fresh client each time, or client.reconnect() when persistent.
       reconnectPeriod: 0,
       resubscribe: false,
       queueQoSZero: false,
@@ -205,9 +225,13 @@ export class MqttConnection implements MqttLink {
     };
     if (c.username !== undefined) opts.username = c.username;
     if (c.tlsServername !== undefined) opts.servername = c.tlsServername;
-    if (c.protocolVersion === 5)
+    if (c.protocolVersion === 5) {
       // Lets the broker drop oversized packets before they reach us; the slack covers topic and properties.
       opts.properties = { maximumPacketSize: c.maxPayloadBytes + 4096 };
+      // MQTT 5 ends a session with its connection unless told otherwise.
+      if (persistent) opts.properties.sessionExpiryInterval = persistent.expiryS;
+    }
+    if (this.stores) Object.assign(opts, this.stores);
     if (this.options.will) opts.will = { ...this.options.will };
     return opts;
   }
@@ -215,7 +239,19 @@ export class MqttConnection implements MqttLink {
   private attempt(): void {
     this.retryTimer = undefined;
     if (!this.running) return;
+    if (this.options.persistentSession && this.client && this.stores) {
+      // Same client, same stores: MQTT.js re-sends its unfinished QoS 1/2 flows once connected.
+      // (reconnect() without stores would replace them with empty ones.)
+      try {
+        this.client.reconnect({ ...this.stores });
+      } catch (err) {
+        this.noteError(err as Error);
+        this.scheduleRetry();
+      }
+      return;
+    }
     const connect = this.options.connect ?? ((url: string, o: IClientOptions) => mqtt.connect(url, o));
+    if (this.options.persistentSession) this.stores = { incomingStore: new Store(), outgoingStore: new Store() };
     let client: MqttClient;
     try {
       client = connect(this.url, this.clientOptions());
@@ -225,7 +261,7 @@ export class MqttConnection implements MqttLink {
       return;
     }
     this.client = client;
-    client.on("connect", () => {
+    client.on("connect", (connack) => {
       if (this.client !== client) return;
       this.isConnected = true;
       this.backoff.reset();
@@ -233,6 +269,10 @@ export class MqttConnection implements MqttLink {
       const reconnect = this.everConnected;
       this.everConnected = true;
       this.logger.info("mqtt connected", { clientId: this.clientId, reconnect });
+      if (this.options.persistentSession && reconnect && !connack.sessionPresent)
+        this.logger.warn("the broker lost this client's session (restart without persistence, or it expired)", {
+          clientId: this.clientId,
+        });
       this.sendSubscriptions(client, [...this.subscriptions.keys()]);
       const birth = this.options.birth;
       if (birth)
@@ -241,6 +281,14 @@ export class MqttConnection implements MqttLink {
         );
       this.events.emit("connect", { reconnect });
     });
+    if (this.options.persistentSession)
+      // Runs before MQTT.js handles the CONNACK (and re-sends its store). If the broker lost our
+      // session, a re-sent PUBREL would be answered PUBCOMP for a message it no longer has: a loss.
+      // So the unfinished flows are failed instead and their owner re-sends them (at least once).
+      client.on("packetreceive", (packet) => {
+        if (this.client !== client || packet.cmd !== "connack" || packet.sessionPresent) return;
+        for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
+      });
     client.on("message", (topic, payload, packet) => {
       if (this.client !== client) return;
       this.counters.messagesIn++;
@@ -251,13 +299,17 @@ export class MqttConnection implements MqttLink {
     });
     client.on("close", () => {
       if (this.client !== client) return;
-      this.client = undefined;
       const wasConnected = this.isConnected;
       this.isConnected = false;
-      this.failPending(
-        new MqttError("mqtt_publish_failed", "connection closed before the broker acknowledged", { broker: this.url }),
-      );
-      void this.dispose(client, true);
+      if (!this.options.persistentSession) {
+        this.client = undefined;
+        this.failPending(
+          new MqttError("mqtt_publish_failed", "connection closed before the broker acknowledged", {
+            broker: this.url,
+          }),
+        );
+        void this.dispose(client, true);
+      }
       if (wasConnected) {
         this.counters.disconnects++;
         this.logger.warn("mqtt connection lost", { lastError: this.lastError?.message });

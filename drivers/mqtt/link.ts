@@ -19,7 +19,8 @@ export interface MqttLinkEvents {
 }
 
 export interface MqttPublishOptions {
-  qos: 0 | 1;
+  /** 2 (exactly once) is meant for a connection with persistentSession (the telemetry mirror). */
+  qos: 0 | 1 | 2;
   retain: boolean;
 }
 
@@ -47,7 +48,7 @@ export interface MqttLink extends EventSource<MqttLinkEvents> {
   /** Adds a subscription kept across reconnects. */
   subscribe(topic: string, qos: 0 | 1): void;
   /**
-   * Resolves on PUBACK (QoS 1) or once written (QoS 0). Rejects with MqttError: mqtt_offline,
+   * Resolves on PUBACK (QoS 1), PUBCOMP (QoS 2) or once written (QoS 0). Rejects with MqttError: mqtt_offline,
    * mqtt_busy (nothing sent), mqtt_publish_failed (closed before PUBACK, or refused).
    */
   publish(topic: string, payload: string | Buffer, opts: MqttPublishOptions): Promise<void>;
