@@ -6,12 +6,14 @@
  *   iot-agent enroll BUNDLE [options]  enrol this device from a fleet bundle
  *   iot-agent --version | --help
  *
- * Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid config or a revoked device (a
- * restart cannot fix either: the systemd unit does not restart on 2 or 3).
+ * Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid config, a revoked device, or a
+ * config this install cannot run (real GPIO without onoff installed): a restart cannot fix any of
+ * these, and the systemd unit does not restart on 2 or 3.
  */
 import { parseArgs } from "node:util";
 import { ConfigError, describeError } from "./core/errors.js";
 import { loadConfig } from "./config/load.js";
+import type { AgentConfig } from "./config/schema.js";
 import { AGENT_NAME, AGENT_VERSION } from "./version.js";
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3 } as const;
@@ -31,7 +33,7 @@ Environment overrides (for systemd EnvironmentFile= and containers):
   AGENT_JID, AGENT_PASSWORD or AGENT_PASSWORD_FILE, AGENT_SERVER (host:port), AGENT_CA_FILE,
   AGENT_PUBSUB_SERVICE, AGENT_OPERATORS (comma-separated bare JIDs granted every command).
 
-Docs: docs/configuration.md, docs/operations.md`;
+Docs: docs/configuration.md, docs/deployment.md`;
 
 const RUN_USAGE = `Usage: iot-agent run --config FILE [--log-level LEVEL]
 
@@ -42,7 +44,8 @@ Runs the agent in the foreground until SIGTERM or SIGINT; logs JSON lines on std
 const CHECK_USAGE = `Usage: iot-agent check-config FILE
 
 Validates FILE together with the AGENT_* environment. Prints every problem with its key and
-line, or a summary of the effective settings. Exit 0 when valid, 3 when not.`;
+line, or a summary of the effective settings. Also reports what this install lacks to run it
+(e.g. GPIO wired but onoff not installed). Exit 0 when valid, 3 when not.`;
 
 export interface CliIo {
   out: (s: string) => void;
@@ -71,7 +74,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case "run":
         return await runCommand(rest, io);
       case "check-config":
-        return checkConfigCommand(rest, io);
+        return await checkConfigCommand(rest, io);
       case "enroll":
         return await enrollCommand(rest, io);
       default:
@@ -133,7 +136,7 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
   return runAgent(loaded);
 }
 
-function checkConfigCommand(args: string[], io: CliIo): number {
+async function checkConfigCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, {}, CHECK_USAGE);
   if (values.help) {
     io.out(CHECK_USAGE);
@@ -142,6 +145,11 @@ function checkConfigCommand(args: string[], io: CliIo): number {
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new UsageError(`check-config takes exactly one FILE\n\n${CHECK_USAGE}`);
   const { config, fromEnv } = loadConfig(file, io.env);
+  const problems = await installProblems(config);
+  if (problems.length > 0) {
+    for (const p of problems) io.err(`${file}: valid, but cannot run on this install: ${p}`);
+    return EXIT.config;
+  }
   io.out(`${file}: valid`);
   io.out(`  device       ${config.device.id} (data in ${config.device.dataDir})`);
   io.out(`  jid          ${config.xmpp.jid}`);
@@ -151,6 +159,13 @@ function checkConfigCommand(args: string[], io: CliIo): number {
   io.out(`  operators    ${config.operators.map((o) => o.jid).join(", ") || "(none: no one can run commands)"}`);
   if (fromEnv.size > 0) io.out(`  from env     ${[...fromEnv].join(", ")}`);
   return EXIT.ok;
+}
+
+/** Problems of this install (not of the file) that would stop `run`: reported by check-config too. */
+async function installProblems(config: AgentConfig): Promise<string[]> {
+  const { gpioInstallProblem } = await import("./main.js");
+  const gpio = gpioInstallProblem(config);
+  return gpio ? [gpio] : [];
 }
 
 async function enrollCommand(args: string[], io: CliIo): Promise<number> {

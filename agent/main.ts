@@ -14,7 +14,8 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Board, type BoardBackends } from "../drivers/board.js";
-import { OnoffGpioBackend } from "../drivers/gpio/onoff-backend.js";
+import { boardUsesGpio } from "../drivers/config.js";
+import { OnoffGpioBackend, onoffAvailability } from "../drivers/gpio/onoff-backend.js";
 import { MqttConnection } from "../drivers/mqtt/connection.js";
 import { SerialportBackend } from "../drivers/serial/serialport-backend.js";
 import { createSimBoard, type SimBoard } from "../firmware-sim/backends.js";
@@ -57,8 +58,23 @@ export interface AgentDeps {
   backends?: BoardBackends;
 }
 
+/**
+ * A board wired to real GPIO on an install where onoff was skipped (no compiler at `npm ci`) can
+ * never start: say so as a config-level error (exit 3, no restart loop) with the fix, instead of
+ * failing at the first pin. A broken build (e.g. after a Node.js upgrade) is reported by the pin.
+ */
+export function gpioInstallProblem(config: AgentConfig): string | undefined {
+  if (config.hardware.gpio !== "onoff" || !boardUsesGpio(config.board)) return undefined;
+  const onoff = onoffAvailability();
+  return onoff.state === "not-installed"
+    ? `hardware.gpio is onoff and the board uses GPIO, but ${onoff.reason}`
+    : undefined;
+}
+
 function chooseBackends(config: AgentConfig): { backends: BoardBackends; sim: SimBoard | undefined } {
   const { gpio, serial } = config.hardware;
+  const problem = gpioInstallProblem(config);
+  if (problem) throw new ConfigError("gpio_not_installed", problem, { path: "hardware.gpio" });
   const sim = gpio === "sim" || serial === "sim" ? createSimBoard(config.board) : undefined;
   return {
     sim,

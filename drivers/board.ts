@@ -8,7 +8,7 @@ import type { BackoffOptions } from "../agent/core/backoff.js";
 import { describeError } from "../agent/core/errors.js";
 import { type Logger, silentLogger } from "../agent/core/log.js";
 import { realTimers, type Timers } from "../agent/core/timers.js";
-import type { BoardConfig } from "./config.js";
+import { type BoardConfig, boardUsesGpio } from "./config.js";
 import { TypedEvents, type Unsubscribe } from "./events.js";
 import type { GpioBackend } from "./gpio/backend.js";
 import { DigitalInputChannel } from "./gpio/channel.js";
@@ -111,9 +111,7 @@ export class Board implements EventSource<BoardEvents> {
   async start(): Promise<void> {
     if (this.started) return;
     const { config, backends } = this.options;
-    const usesGpio =
-      Object.keys(config.inputs).length > 0 || Object.values(config.outputs).some((o) => o.source === "gpio");
-    if (usesGpio && !backends.gpio)
+    if (boardUsesGpio(config) && !backends.gpio)
       throw new DriverError("driver_backend_missing", "board uses GPIO but no GPIO backend was given", {
         device: "gpio",
       });

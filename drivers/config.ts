@@ -198,3 +198,8 @@ export type SerialLinkConfig = BoardConfig["serial"][string];
 export type OutputConfig = BoardConfig["outputs"][string];
 export type InputConfig = BoardConfig["inputs"][string];
 export type ChannelConfig = BoardConfig["channels"][string];
+
+/** Whether the board needs a GPIO backend: any input (inputs are GPIO lines) or a GPIO output. */
+export function boardUsesGpio(config: Pick<BoardConfig, "inputs" | "outputs">): boolean {
+  return Object.keys(config.inputs).length > 0 || Object.values(config.outputs).some((o) => o.source === "gpio");
+}

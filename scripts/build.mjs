@@ -4,18 +4,23 @@
 // path: node-forge (~290 KiB, only `iot-agent enroll` needs it) is loaded on demand.
 // Native addons (onoff's epoll, serialport's bindings) cannot be bundled: they stay external and
 // are installed beside dist/ with `npm ci --omit=dev` (docs/deployment.md). Prints the sizes.
+// `--outdir DIR` builds elsewhere (tests build a throwaway copy without touching dist/).
 import { rmSync, statSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { build } from "esbuild";
 
+const { values } = parseArgs({ options: { outdir: { type: "string", default: "dist" } } });
+const outdir = values.outdir;
+
 const external = ["onoff", "epoll", "serialport", "@serialport/*", "bufferutil", "utf-8-validate"];
-rmSync("dist", { recursive: true, force: true });
+rmSync(outdir, { recursive: true, force: true });
 const result = await build({
   entryPoints: {
     "iot-agent": "agent/cli.ts",
     "iot-fleet": "provisioning/cli.ts",
     "iot-sim": "firmware-sim/cli.ts",
   },
-  outdir: "dist",
+  outdir,
   outExtension: { ".js": ".mjs" },
   chunkNames: "chunks/[name]-[hash]",
   bundle: true,

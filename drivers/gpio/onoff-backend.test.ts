@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { DriverError } from "../types.js";
 import type { Bit } from "./backend.js";
-import { type OnoffGpioLike, OnoffGpioBackend } from "./onoff-backend.js";
+import { classifyOnoffLoadError, type OnoffGpioLike, OnoffGpioBackend } from "./onoff-backend.js";
 
 const root = mkdtempSync(join(tmpdir(), "onoff-sysfs-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -84,5 +84,30 @@ describe("OnoffGpioBackend (with a fake onoff and a fake sysfs tree)", () => {
       backend.open({ line: 17, direction: "out" }),
       (e: unknown) => e instanceof DriverError && e.code === "gpio_unavailable",
     );
+  });
+
+  it("tells an install that skipped onoff (no compiler) from a broken build, each with its fix", async () => {
+    const notFound = (message: string) => Object.assign(new Error(message), { code: "MODULE_NOT_FOUND" });
+    const skipped = classifyOnoffLoadError(
+      notFound("Cannot find module 'onoff'\nRequire stack:\n- /opt/iot-agent/dist/x.mjs"),
+    );
+    assert.equal(skipped.state, "not-installed");
+    const backend = new OnoffGpioBackend({ availability: skipped });
+    assert.equal(backend.accessible, false);
+    await assert.rejects(
+      backend.open({ line: 17, direction: "out" }),
+      (e: unknown) =>
+        e instanceof DriverError &&
+        e.code === "gpio_unavailable" &&
+        /onoff is not installed/.test(e.message) &&
+        /apt-get install make g\+\+ python3/.test(e.message) &&
+        /npm ci --omit=dev/.test(e.message),
+    );
+    // onoff present, its addon missing or built for another Node.js: rebuild, not reinstall.
+    const noAddon = classifyOnoffLoadError(notFound("Cannot find module '../build/Release/epoll.node'"));
+    assert.equal(noAddon.state, "broken");
+    const abi = classifyOnoffLoadError(new Error("was compiled against a different Node.js version"));
+    assert.equal(abi.state, "broken");
+    assert.match(abi.state === "broken" ? abi.reason : "", /npm rebuild epoll/);
   });
 });
