@@ -311,7 +311,7 @@ export class Board implements EventSource<BoardEvents> {
     const gpio = this.options.backends.gpio;
     for (const [id, o] of Object.entries(config.outputs)) {
       if (o.source === "mqtt") {
-        this.outputMap.set(id, this.mqttHub!.addOutput(id, o.mqtt!));
+        this.outputMap.set(id, this.mqttHub!.addOutput(id, o.mqtt!, { maxPulseMs: config.maxPulseMs }));
         continue;
       }
       if (o.source === "serial") {
@@ -324,7 +324,7 @@ export class Board implements EventSource<BoardEvents> {
             id,
             actuator: o.actuator!,
             client: entry.client,
-            maxPulseMs: config.gpio.maxPulseMs,
+            maxPulseMs: config.maxPulseMs,
             timers: this.timers,
           }),
         );
@@ -338,7 +338,7 @@ export class Board implements EventSource<BoardEvents> {
           chip: o.chip ?? config.gpio.chip,
           activeLow: o.activeLow,
           initial: o.initial,
-          maxPulseMs: config.gpio.maxPulseMs,
+          maxPulseMs: config.maxPulseMs,
         },
         { timers: this.timers },
       );

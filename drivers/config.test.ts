@@ -24,7 +24,8 @@ describe("board config section", () => {
   it("is optional and defaults to no hardware", () => {
     const { config } = parseConfig(BASE, "agent.yaml");
     assert.deepEqual(config.board, {
-      gpio: { chip: undefined, maxPulseMs: 60_000 },
+      gpio: { chip: undefined },
+      maxPulseMs: 60_000,
       serial: {},
       outputs: {},
       inputs: {},

@@ -18,8 +18,6 @@ export const gpioSectionSchema = obj({
    * Unset: the Raspberry Pi header chip, found by label, or the only chip.
    */
   chip: opt(str({ minLength: 1, maxLength: 64 })),
-  /** Longest pulse any output accepts. */
-  maxPulseMs: def(ms({ min: 1, max: 3_600_000 }), 60_000),
 });
 
 export const serialLinkSchema = obj({
@@ -134,6 +132,8 @@ export const channelSchema = obj(
 export const boardConfigSchema = obj(
   {
     gpio: gpioSectionSchema,
+    /** Longest pulse any output accepts, whatever drives it (GPIO, MCU actuator, MQTT switch): drivers/pulse.ts. */
+    maxPulseMs: def(ms({ min: 1, max: 3_600_000 }), 60_000),
     serial: record(serialLinkSchema, { keyPattern: BOARD_ID_PATTERN }),
     outputs: record(outputSchema, { keyPattern: BOARD_ID_PATTERN }),
     inputs: record(inputSchema, { keyPattern: BOARD_ID_PATTERN }),

@@ -36,6 +36,7 @@ export type DriverErrorCode =
   | "gpio_unexported"
   | "gpio_wrong_direction"
   | "gpio_io"
+  | "pulse_out_of_range"
   | "serial_open_failed"
   | "serial_not_open"
   | "serial_disconnected"
@@ -55,10 +56,19 @@ export type DriverErrorCode =
 export interface DigitalOutput {
   readonly id: string;
   set(value: boolean): Promise<void>;
-  /** Drives `value` (default true) for `durationMs`, then the opposite; resolves when restored. A set() during a pulse cancels the restore. */
-  pulse(durationMs: number, value?: boolean): Promise<void>;
+  /**
+   * Drives `value` (default true) for `durationMs`, then the opposite (drivers/pulse.ts: one rule for
+   * every kind). Resolves once the level is applied, rejects if the pulse is refused or cannot start;
+   * `restored` settles when the pulse ends. A set() or a newer pulse cancels the restore.
+   */
+  pulse(durationMs: number, value?: boolean): Promise<PulseStarted>;
   /** Reads the level back from the backend (not a cached copy). */
   read(): Promise<boolean>;
+}
+
+/** A pulse that has started; `restored` resolves when the other level is back (or a set() took over), rejects if restoring failed. */
+export interface PulseStarted {
+  readonly restored: Promise<void>;
 }
 
 export type EdgeFilter = "rising" | "falling" | "both";

@@ -6,6 +6,7 @@ import { StanzaError } from "../xmpp/stanza-error.js";
 import { AdhocCommands, type CommandSessionPort, NS_COMMANDS } from "./adhoc.js";
 import { MemoryAuditSink } from "./audit.js";
 import { Authorizer } from "./authorize.js";
+import { DeviceFailure } from "./ports.js";
 import { findForm, parseForm } from "./forms.js";
 import { CommandRegistry } from "./registry.js";
 
@@ -137,6 +138,13 @@ function buildRegistry(): CommandRegistry {
     },
   });
   r.register({
+    node: "unplugged",
+    name: "Device side fails",
+    async run() {
+      throw new DeviceFailure("serial_disconnected", "/dev/ttyUSB0 is unplugged", { device: "serial:mcu0" });
+    },
+  });
+  r.register({
     node: "hang",
     name: "Never answers",
     timeoutMs: 500,
@@ -183,7 +191,7 @@ describe("XEP-0050 ad-hoc commands", () => {
         { jid: DEVICE, node: "ping", name: "Ping" },
         { jid: DEVICE, node: "configure", name: "Configure channel" },
       ]);
-      assert.equal((await adhoc.discoItems(ALICE, NS_COMMANDS))!.length, 6);
+      assert.equal((await adhoc.discoItems(ALICE, NS_COMMANDS))!.length, 7);
       assert.deepEqual(await adhoc.discoItems(EVE, NS_COMMANDS), []);
       assert.equal(await adhoc.discoItems(ALICE, "nope"), undefined);
       assert.deepEqual(await adhoc.discoItems(ALICE, "ping"), []);
@@ -199,7 +207,16 @@ describe("XEP-0050 ad-hoc commands", () => {
       await rejects(adhoc.discoInfo(BOB, "set"), "forbidden");
       await rejects(adhoc.discoInfo(EVE, "ping"), "forbidden");
       assert.equal(await adhoc.discoInfo(ALICE, "nope"), undefined);
-      assert.deepEqual(adhoc.discoNodes(), [NS_COMMANDS, "ping", "set", "configure", "boom", "hang", "fails"]);
+      assert.deepEqual(adhoc.discoNodes(), [
+        NS_COMMANDS,
+        "ping",
+        "set",
+        "configure",
+        "boom",
+        "unplugged",
+        "hang",
+        "fails",
+      ]);
     });
   });
 
@@ -478,6 +495,20 @@ describe("XEP-0050 ad-hoc commands", () => {
     it("turns a throwing handler into internal-server-error with its message, audited", async () => {
       await rejects(adhoc.handle(iq(ALICE, cmd("boom"))), "internal-server-error", undefined, /boom failed: wire cut/);
       assert.equal(audit.records.at(-1)!.outcome, "error");
+    });
+
+    it("answers a device-side failure as completed with an error note 'CODE: message', audited as failed", async () => {
+      const res = await adhoc.handle(iq(ALICE, cmd("unplugged")));
+      assert.equal(res.attrs.status, "completed");
+      const notes = res.getChildren("note");
+      assert.equal(notes.length, 1);
+      assert.equal(notes[0]!.attrs.type, "error");
+      assert.equal(notes[0]!.text(), "serial_disconnected: /dev/ttyUSB0 is unplugged");
+      const rec = audit.records.at(-1)!;
+      assert.equal(rec.outcome, "failed");
+      assert.equal(rec.reason, "serial_disconnected: /dev/ttyUSB0 is unplugged");
+      assert.equal(adhoc.stats.deviceFailures, 1);
+      assert.equal(adhoc.stats.errors, 0);
     });
 
     it("answers a handler that outruns its timeout with an error, never a hang", async () => {

@@ -29,6 +29,7 @@ import {
   parseForm,
   validateSubmission,
 } from "./forms.js";
+import { DeviceFailure } from "./ports.js";
 import {
   type CommandContext,
   type CommandDefinition,
@@ -119,7 +120,17 @@ export class AdhocCommands {
   private readonly ended = new Set<string>();
   private readonly running = new Set<AbortController>();
   private unregister: (() => void) | undefined;
-  readonly stats = { executions: 0, rejected: 0, forbidden: 0, timeouts: 0, errors: 0, expired: 0 };
+  readonly stats = {
+    executions: 0,
+    rejected: 0,
+    forbidden: 0,
+    timeouts: 0,
+    /** Commands that ran and failed on the device side (completed with an error note). */
+    deviceFailures: 0,
+    /** Handler bugs (internal-server-error). */
+    errors: 0,
+    expired: 0,
+  };
 
   constructor(opts: AdhocOptions) {
     this.registry = opts.registry;
@@ -483,6 +494,13 @@ export class AdhocCommands {
       return this.completed(def, requester, sessionid, action, outcome, params, t0);
     } catch (err) {
       if (err instanceof StanzaError && (err as { audited?: boolean }).audited) throw err;
+      if (err instanceof DeviceFailure) {
+        // The command ran and the device side failed: an outcome, not an agent error (ports.ts).
+        this.stats.deviceFailures++;
+        this.logger.warn("command failed on the device", { node: def.node, sessionid, error: describeError(err) });
+        const failed: CommandResult = { failed: true, notes: [{ type: "error", text: err.noteText }] };
+        return this.completed(def, requester, sessionid, action, failed, params, t0);
+      }
       this.stats.errors++;
       const text = `${def.node} failed: ${err instanceof Error ? err.message : String(err)}`;
       this.logger.error("command handler threw", { node: def.node, sessionid, error: describeError(err) });

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { AgentError } from "../core/errors.js";
 import { FakeTimers } from "../core/timers.js";
-import type { DigitalInput, DigitalOutput, SensorChannel } from "../../drivers/types.js";
+import { type DigitalInput, type DigitalOutput, DriverError, type SensorChannel } from "../../drivers/types.js";
 import { ChannelNotFoundError, hardwareFromHal, type McuClientLike, mcuPortFrom } from "./hal-adapter.js";
+import { DeviceFailure } from "./ports.js";
 
 class FakeOutput implements DigitalOutput {
   level = false;
@@ -13,9 +14,13 @@ class FakeOutput implements DigitalOutput {
   async set(v: boolean) {
     this.level = v;
   }
+  refusePulse = false;
   async pulse(ms: number, v = true) {
+    if (this.refusePulse)
+      throw new DriverError("pulse_out_of_range", "a pulse on relay must last 1..1000 ms", { device: "gpio:x/17" });
     this.pulses.push([ms, v]);
     this.level = v;
+    return { restored: new Promise<void>(() => {}) };
   }
   async read() {
     if (this.failRead) throw new Error("gpio read failed");
@@ -65,6 +70,35 @@ describe("hardwareFromHal", () => {
     assert.equal((await hw.setOutput("relay", true)).previous, undefined);
     relay.failRead = false;
     await assert.rejects(hw.setOutput("temp", true), ChannelNotFoundError);
+  });
+
+  it("a refused pulse is the command's failure (DeviceFailure with the driver's code), not a claimed pulse", async () => {
+    relay.refusePulse = true;
+    try {
+      await assert.rejects(
+        hw.setOutput("relay", true, { pulseMs: 5000 }),
+        (e: unknown) => e instanceof DeviceFailure && e.code === "pulse_out_of_range" && e.cause instanceof DriverError,
+      );
+    } finally {
+      relay.refusePulse = false;
+    }
+  });
+
+  it("typed hardware errors become DeviceFailures; a bug in a driver stays a bug", async () => {
+    const broken = new FakeOutput("broken");
+    broken.set = async () => {
+      throw new DriverError("serial_timeout", "no answer within 1000 ms", { device: "serial:mcu0" });
+    };
+    const buggy = new FakeOutput("buggy");
+    buggy.set = async () => {
+      throw new TypeError("undefined is not a function");
+    };
+    const port = hardwareFromHal(() => ({ sensors: [], inputs: [], outputs: [broken, buggy] }));
+    await assert.rejects(
+      port.setOutput("broken", true),
+      (e: unknown) => e instanceof DeviceFailure && e.noteText === "serial_timeout: no answer within 1000 ms",
+    );
+    await assert.rejects(port.setOutput("buggy", true), TypeError);
   });
 });
 

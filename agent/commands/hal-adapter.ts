@@ -6,18 +6,20 @@
  * Both adapters take a getter, not the objects: after `restart-drivers` the composition root hands
  * out the new objects and the commands follow.
  */
-import { AgentError, describeError } from "../core/errors.js";
+import { describeError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/log.js";
 import { realTimers, type Timers } from "../core/timers.js";
 import type { DigitalInput, DigitalOutput, SensorChannel } from "../../drivers/types.js";
-import type {
-  ChannelInfo,
-  ChannelReading,
-  DriversPort,
-  HardwarePort,
-  McuPort,
-  McuRequestInfo,
-  OutputChange,
+import {
+  asDeviceFailure,
+  type ChannelInfo,
+  type ChannelReading,
+  DeviceFailure,
+  type DriversPort,
+  type HardwarePort,
+  type McuPort,
+  type McuRequestInfo,
+  type OutputChange,
 } from "./ports.js";
 
 export interface HalObjects {
@@ -29,8 +31,8 @@ export interface HalObjects {
   inputKinds?: Readonly<Record<string, string>>;
 }
 
-/** A channel or output id that is not on the board. */
-export class ChannelNotFoundError extends AgentError {
+/** A channel or output id that is not on the board (e.g. gone after restart-drivers with a new config). */
+export class ChannelNotFoundError extends DeviceFailure {
   constructor(id: string) {
     super("channel_not_found", `no channel ${id}`, { channel: id });
   }
@@ -52,48 +54,65 @@ export function hardwareFromHal(hal: () => HalObjects, deps: { logger?: Logger }
       ];
     },
 
-    async read(channelId: string): Promise<ChannelReading> {
-      const h = hal();
-      const sensor = h.sensors.find((s) => s.id === channelId);
-      if (sensor) {
-        // SensorChannel.read() resolves with quality "error" on device faults instead of rejecting.
-        const r = await sensor.read();
-        return {
-          channelId,
-          value: r.value,
-          unit: r.unit,
-          timestamp: r.timestamp,
-          quality: r.quality,
-          ...(r.error ? { error: `${r.error.code}: ${r.error.message}` } : {}),
-        };
-      }
-      const digital = h.inputs.find((i) => i.id === channelId) ?? h.outputs.find((o) => o.id === channelId);
-      if (!digital) throw new ChannelNotFoundError(channelId);
-      return { channelId, value: await digital.read(), timestamp: Date.now(), quality: "good" };
-    },
-
-    async setOutput(outputId: string, value: boolean, opts: { pulseMs?: number } = {}): Promise<OutputChange> {
-      const out = hal().outputs.find((o) => o.id === outputId);
-      if (!out) throw new ChannelNotFoundError(outputId);
-      let previous: boolean | undefined;
-      try {
-        previous = await out.read();
-      } catch (err) {
-        // The change matters more than the "before" figure; say it is unknown.
-        logger.warn("could not read output before setting it", { output: outputId, error: describeError(err) });
-      }
-      if (opts.pulseMs === undefined) {
-        await out.set(value);
-        return { outputId, previous, value };
-      }
-      // pulse() resolves when the level is restored, possibly long after the command answered:
-      // the answer says a pulse started; a failure to restore is logged where the journal keeps it.
-      out.pulse(opts.pulseMs, value).catch((err: unknown) => {
-        logger.error("pulse did not complete", { output: outputId, pulseMs: opts.pulseMs, error: describeError(err) });
-      });
-      return { outputId, previous, value, pulseMs: opts.pulseMs, restoresTo: !value };
-    },
+    read: (channelId) => failuresAsDeviceFailures(() => read(channelId)),
+    setOutput: (outputId, value, opts = {}) => failuresAsDeviceFailures(() => setOutput(outputId, value, opts)),
   };
+
+  async function read(channelId: string): Promise<ChannelReading> {
+    const h = hal();
+    const sensor = h.sensors.find((s) => s.id === channelId);
+    if (sensor) {
+      // SensorChannel.read() resolves with quality "error" on device faults instead of rejecting.
+      const r = await sensor.read();
+      return {
+        channelId,
+        value: r.value,
+        unit: r.unit,
+        timestamp: r.timestamp,
+        quality: r.quality,
+        ...(r.error ? { error: `${r.error.code}: ${r.error.message}` } : {}),
+      };
+    }
+    const digital = h.inputs.find((i) => i.id === channelId) ?? h.outputs.find((o) => o.id === channelId);
+    if (!digital) throw new ChannelNotFoundError(channelId);
+    return { channelId, value: await digital.read(), timestamp: Date.now(), quality: "good" };
+  }
+
+  async function setOutput(outputId: string, value: boolean, opts: { pulseMs?: number }): Promise<OutputChange> {
+    const out = hal().outputs.find((o) => o.id === outputId);
+    if (!out) throw new ChannelNotFoundError(outputId);
+    let previous: boolean | undefined;
+    try {
+      previous = await out.read();
+    } catch (err) {
+      // The change matters more than the "before" figure; say it is unknown.
+      logger.warn("could not read output before setting it", { output: outputId, error: describeError(err) });
+    }
+    if (opts.pulseMs === undefined) {
+      await out.set(value);
+      return { outputId, previous, value };
+    }
+    // The answer waits for the pulse to start (a refused or failed start is the command's
+    // failure) but not for its end, possibly long after: a failed restore is logged.
+    const pulse = await out.pulse(opts.pulseMs, value);
+    pulse.restored.catch((err: unknown) => {
+      logger.error("pulse did not restore the output", {
+        output: outputId,
+        pulseMs: opts.pulseMs,
+        error: describeError(err),
+      });
+    });
+    return { outputId, previous, value, pulseMs: opts.pulseMs, restoresTo: !value };
+  }
+}
+
+/** The boundary of the HAL: its typed errors become DeviceFailures; a bug (TypeError, ...) stays what it is. */
+async function failuresAsDeviceFailures<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw asDeviceFailure(err);
+  }
 }
 
 /** The parts of drivers/serial/client.ts McuClient the serial-command uses. */
@@ -117,7 +136,7 @@ export const MCU_REQUESTS: readonly McuRequestInfo[] = [
 ];
 
 /** A bad argument or a device that did not answer in time: reported to the operator as a failed command. */
-export class McuRequestError extends AgentError {}
+export class McuRequestError extends DeviceFailure {}
 
 const NAME = /^[A-Za-z0-9_.:-]{1,32}$/;
 const SET_ARG = /^([A-Za-z0-9_.:-]{1,32})\s*[=, ]\s*(-?\d+(?:\.\d+)?)$/;
@@ -175,7 +194,7 @@ export function mcuPortFrom(
           timeoutMs,
         );
       });
-      const work = call(c, req, arg);
+      const work = failuresAsDeviceFailures(() => call(c, req, arg));
       // The driver has its own timeout too; this one makes the operator's choice binding. When the
       // deadline wins, the request's later failure has no one waiting: log it instead of an unhandled rejection.
       work.catch((err: unknown) => logger.debug("mcu request failed", { request: req, error: describeError(err) }));
@@ -228,8 +247,10 @@ export function portsFromBoard(
       : mcuPortFrom(() => board.client(linkId), { ...deps, ...(opts.timers ? { timers: opts.timers } : {}) });
   const drivers: DriversPort = {
     async restart() {
-      await board.stop();
-      await board.start();
+      await failuresAsDeviceFailures(async () => {
+        await board.stop();
+        await board.start();
+      });
       return {
         restarted: [
           ...board.links().map((l) => `serial:${l.id}`),

@@ -4,6 +4,28 @@
  * room provides the sampling settings, the session/spool/publisher provide the status snapshot.
  * Commands never see a session, a driver backend or a spool directly.
  */
+import { AgentError } from "../core/errors.js";
+
+/**
+ * What a port rejects with when the device side fails: the hardware refused (a pulse out of range),
+ * did not answer (serial timeout, an MQTT switch that never confirmed), is offline (broker down,
+ * unplugged) or is not there. The command engine answers it as XEP-0050 asks for a command that
+ * ran but failed: `completed` with `<note type='error'>CODE: message</note>`, audited as `failed`.
+ * The code is the failing layer's own stable code (docs/commands.md lists them per backend).
+ * Anything else a handler throws is a bug in the agent and answers internal-server-error.
+ */
+export class DeviceFailure extends AgentError {
+  /** The error as the operator reads it in the note. */
+  get noteText(): string {
+    return `${this.code}: ${this.message}`;
+  }
+}
+
+/** Turns a typed error from the hardware side into a DeviceFailure (keeping code, message, context, cause); anything else passes through untouched. */
+export function asDeviceFailure(err: unknown): unknown {
+  if (err instanceof DeviceFailure || !(err instanceof AgentError)) return err;
+  return new DeviceFailure(err.code, err.message, err.context, { cause: err });
+}
 
 /** What the device exposes, as listed by `list-channels`. */
 export interface ChannelInfo {
@@ -39,7 +61,7 @@ export interface OutputChange {
   restoresTo?: boolean;
 }
 
-/** Channels and outputs. Unknown ids reject with an AgentError whose code ends in "not_found" (see hal-adapter). */
+/** Channels and outputs. Device-side failures reject with DeviceFailure; an unknown id with code "channel_not_found". */
 export interface HardwarePort {
   listChannels(): Promise<ChannelInfo[]>;
   read(channelId: string): Promise<ChannelReading>;

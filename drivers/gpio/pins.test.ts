@@ -10,8 +10,7 @@ describe("GPIO pins on fake time", () => {
     const timers = new FakeTimers(1000);
     const gpio = new SimGpioBackend({ timers });
     const out = await GpioOutputPin.open(gpio, { id: "valve", line: 5 }, { timers });
-    const p = out.pulse(250);
-    await new Promise((r) => setImmediate(r));
+    const p = (await out.pulse(250)).restored;
     timers.advance(249);
     assert.equal(gpio.level(5), 1);
     timers.advance(1);

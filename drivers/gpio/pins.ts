@@ -1,16 +1,18 @@
 /**
- * DigitalOutput and DigitalInput on top of any GpioBackend. Debounce, pulses and activeLow live
- * here, once, on injected timers, so every backend (onoff, sim, libgpiod) behaves the same and
- * the timing logic is tested on fake time.
+ * DigitalOutput and DigitalInput on top of any GpioBackend. Debounce and activeLow live here, once,
+ * on injected timers, so every backend (onoff, sim, libgpiod) behaves the same and the timing logic
+ * is tested on fake time; pulses follow the HAL's one rule (drivers/pulse.ts).
  */
 import { realTimers, type TimerHandle, type Timers } from "../../agent/core/timers.js";
 import { TypedEvents, type Unsubscribe } from "../events.js";
+import { Pulser } from "../pulse.js";
 import {
   type DigitalInput,
   type DigitalInputEvents,
   type DigitalOutput,
   DriverError,
   type EdgeFilter,
+  type PulseStarted,
 } from "../types.js";
 import type { Bit, GpioBackend, GpioLine } from "./backend.js";
 
@@ -45,15 +47,19 @@ const fromBit = (b: Bit, activeLow: boolean): boolean => (b === 1) !== activeLow
 
 export class GpioOutputPin implements DigitalOutput {
   readonly id: string;
-  private pulseTimer: TimerHandle | undefined;
-  private pulseDone: (() => void) | undefined;
+  private readonly pulser: Pulser;
 
   private constructor(
     private readonly line: GpioLine,
     private readonly options: OutputPinOptions,
-    private readonly timers: Timers,
+    timers: Timers,
   ) {
     this.id = options.id;
+    this.pulser = new Pulser(
+      { id: options.id, device: line.device, drive: (v) => this.write(v) },
+      options.maxPulseMs ?? 60_000,
+      timers,
+    );
   }
 
   static async open(backend: GpioBackend, options: OutputPinOptions, deps: PinDeps = {}): Promise<GpioOutputPin> {
@@ -72,45 +78,22 @@ export class GpioOutputPin implements DigitalOutput {
   }
 
   async set(value: boolean): Promise<void> {
-    this.endPulse();
+    this.pulser.cancel();
     await this.write(value);
   }
 
-  async pulse(durationMs: number, value = true): Promise<void> {
-    const max = this.options.maxPulseMs ?? 60_000;
-    if (!Number.isFinite(durationMs) || durationMs < 0 || durationMs > max)
-      throw new DriverError("driver_bad_argument", `pulse of ${durationMs} ms on ${this.id} is outside 0..${max} ms`, {
-        device: this.line.device,
-        channel: this.id,
-      });
-    this.endPulse();
-    await this.write(value);
-    await new Promise<void>((resolve, reject) => {
-      this.pulseDone = resolve;
-      this.pulseTimer = this.timers.setTimeout(() => {
-        this.pulseTimer = undefined;
-        this.pulseDone = undefined;
-        this.write(!value).then(resolve, reject);
-      }, durationMs);
-    });
+  pulse(durationMs: number, value = true): Promise<PulseStarted> {
+    return this.pulser.start(durationMs, value);
   }
 
   async read(): Promise<boolean> {
     return fromBit(await this.line.read(), this.options.activeLow ?? false);
   }
 
+  /** A close() during a pulse wins: the restore is cancelled. */
   async close(): Promise<void> {
-    this.endPulse();
+    this.pulser.cancel();
     await this.line.close();
-  }
-
-  /** A set() or close() during a pulse wins: the pulse's restore is cancelled and its promise resolves. */
-  private endPulse(): void {
-    this.pulseTimer?.cancel();
-    this.pulseTimer = undefined;
-    const done = this.pulseDone;
-    this.pulseDone = undefined;
-    done?.();
   }
 
   private async write(value: boolean): Promise<void> {

@@ -225,8 +225,7 @@ describe("MQTT outputs", () => {
     const sw = hub.addOutput("relay", output({ commandTopic: "cmd" }));
     await hub.start();
     link.setConnected(true);
-    const pulse = sw.pulse(1000, true);
-    await new Promise((r) => setImmediate(r));
+    const pulse = (await sw.pulse(1000, true)).restored;
     assert.equal(await sw.read(), true);
     timers.advance(1000);
     await pulse;

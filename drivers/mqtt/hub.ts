@@ -16,7 +16,8 @@
 import { type Logger, silentLogger } from "../../agent/core/log.js";
 import { realTimers, type TimerHandle, type Timers } from "../../agent/core/timers.js";
 import type { Unsubscribe } from "../events.js";
-import { type DigitalOutput, DriverError, type Reading, type SensorChannel } from "../types.js";
+import { Pulser } from "../pulse.js";
+import { type DigitalOutput, DriverError, type PulseStarted, type Reading, type SensorChannel } from "../types.js";
 import type { MqttBrokerConfig, MqttChannelConfig, MqttOutputConfig } from "./config.js";
 import { type DiscoveredEntity, isDiscoveryTopic, parseDiscovery } from "./discovery.js";
 import { MqttError } from "./errors.js";
@@ -98,8 +99,9 @@ export class MqttDeviceHub {
     return ch;
   }
 
-  addOutput(id: string, cfg: MqttOutputConfig): MqttOutput {
-    const out = new MqttOutput(this, id, cfg, cfg.stateTopic ? this.track(cfg.stateTopic) : undefined, this.timers);
+  addOutput(id: string, cfg: MqttOutputConfig, opts: { maxPulseMs?: number } = {}): MqttOutput {
+    const state = cfg.stateTopic ? this.track(cfg.stateTopic) : undefined;
+    const out = new MqttOutput(this, id, cfg, state, this.timers, opts.maxPulseMs ?? 60_000);
     this.outputMap.set(id, out);
     return out;
   }
@@ -448,8 +450,7 @@ export class MqttSensorChannel implements SensorChannel {
  */
 export class MqttOutput implements DigitalOutput {
   private known: boolean | undefined;
-  private pulseTimer: TimerHandle | undefined;
-  private pulseDone: (() => void) | undefined;
+  private readonly pulser: Pulser;
   private waiting: { reject: (e: Error) => void } | undefined;
   private readonly statePath: PathSegment[] | undefined;
   private readonly stateOn: string;
@@ -462,7 +463,13 @@ export class MqttOutput implements DigitalOutput {
     private readonly cfg: MqttOutputConfig,
     private readonly state: TopicState | undefined,
     private readonly timers: Timers,
+    maxPulseMs: number,
   ) {
+    this.pulser = new Pulser(
+      { id, device: `mqtt:${cfg.commandTopic}`, drive: (v) => this.command(v) },
+      maxPulseMs,
+      timers,
+    );
     this.statePath = cfg.stateJsonPath === undefined ? undefined : parsePath(cfg.stateJsonPath);
     const plain = (p: string, fallback: string) => (p.trimStart().startsWith("{") ? fallback : p);
     this.stateOn = cfg.stateOn ?? plain(cfg.payloadOn, "ON");
@@ -474,41 +481,17 @@ export class MqttOutput implements DigitalOutput {
   }
 
   stop(): void {
-    this.pulseTimer?.cancel();
-    this.pulseTimer = undefined;
-    this.pulseDone?.();
-    this.pulseDone = undefined;
+    this.pulser.cancel();
     this.waiting?.reject(new MqttError("mqtt_not_started", `output ${this.id} stopped`, { output: this.id }));
   }
 
   async set(value: boolean): Promise<void> {
-    this.cancelPulse();
+    this.pulser.cancel();
     await this.command(value);
   }
 
-  async pulse(durationMs: number, value = true): Promise<void> {
-    if (!Number.isInteger(durationMs) || durationMs < 1)
-      throw new DriverError("driver_bad_argument", "pulse duration must be a whole number of ms >= 1", {
-        device: `mqtt:${this.cfg.commandTopic}`,
-        channel: this.id,
-        durationMs,
-      });
-    this.cancelPulse();
-    await this.command(value);
-    await new Promise<void>((resolve) => {
-      this.pulseDone = resolve;
-      this.pulseTimer = this.timers.setTimeout(() => {
-        this.pulseTimer = undefined;
-        this.pulseDone = undefined;
-        resolve();
-      }, durationMs);
-    });
-    // A set() during the pulse cancelled the timer and resolved us early: it owns the level now.
-    if (this.cancelled) {
-      this.cancelled = false;
-      return;
-    }
-    await this.command(!value);
+  pulse(durationMs: number, value = true): Promise<PulseStarted> {
+    return this.pulser.start(durationMs, value);
   }
 
   async read(): Promise<boolean> {
@@ -519,17 +502,6 @@ export class MqttOutput implements DigitalOutput {
         ...(this.cfg.stateTopic ? { topic: this.cfg.stateTopic } : {}),
       });
     return this.known;
-  }
-
-  private cancelled = false;
-
-  private cancelPulse(): void {
-    if (!this.pulseTimer) return;
-    this.pulseTimer.cancel();
-    this.pulseTimer = undefined;
-    this.cancelled = true;
-    this.pulseDone?.();
-    this.pulseDone = undefined;
   }
 
   private async command(value: boolean): Promise<void> {
@@ -548,7 +520,7 @@ export class MqttOutput implements DigitalOutput {
         reject(
           new MqttError(
             "mqtt_confirm_timeout",
-            `${this.id}: the device did not confirm ${value ? "on" : "off"} on ${this.cfg.stateTopic} within ${this.cfg.confirmTimeoutMs} ms`,
+            `${this.id}: the device did not report the state "${value ? "on" : "off"}" on ${this.cfg.stateTopic} within ${this.cfg.confirmTimeoutMs} ms`,
             {
               output: this.id,
               topic: this.cfg.stateTopic,

@@ -72,7 +72,7 @@ export function gpioContract(name: string, make: () => Promise<GpioHarness>, opt
         const out = await GpioOutputPin.open(h.backend, { id: "buzzer", line: h.outputLine }, { timers: h.timers });
         try {
           let done = false;
-          const p = out.pulse(60).then(() => {
+          const p = (await out.pulse(60)).restored.then(() => {
             done = true;
           });
           await h.wait(30);
@@ -81,13 +81,15 @@ export function gpioContract(name: string, make: () => Promise<GpioHarness>, opt
           await h.wait(50);
           await p;
           assert.equal(await out.read(), false);
-          const q = out.pulse(1000);
+          const q = (await out.pulse(1000)).restored;
           await h.wait(10);
           await out.set(false);
           await q;
           await h.wait(20);
           assert.equal(await out.read(), false);
-          await assert.rejects(out.pulse(10_000_000), code("driver_bad_argument"));
+          await assert.rejects(out.pulse(10_000_000), code("pulse_out_of_range"));
+          await assert.rejects(out.pulse(0), code("pulse_out_of_range"));
+          await assert.rejects(out.pulse(2.5), code("pulse_out_of_range"));
         } finally {
           await out.close();
         }

@@ -1,21 +1,21 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import { type Element, parse } from "ltx";
-import { AgentError } from "../../core/errors.js";
 import { FakeTimers } from "../../core/timers.js";
 import { StanzaError } from "../../xmpp/stanza-error.js";
 import { AdhocCommands, NS_COMMANDS } from "../adhoc.js";
 import { MemoryAuditSink } from "../audit.js";
 import { Authorizer } from "../authorize.js";
 import { type DataForm, findForm, parseForm } from "../forms.js";
-import type {
-  ChannelInfo,
-  ChannelSettings,
-  DriversPort,
-  HardwarePort,
-  McuPort,
-  SamplingPort,
-  StatusSource,
+import {
+  type ChannelInfo,
+  type ChannelSettings,
+  DeviceFailure,
+  type DriversPort,
+  type HardwarePort,
+  type McuPort,
+  type SamplingPort,
+  type StatusSource,
 } from "../ports.js";
 import { CommandRegistry } from "../registry.js";
 import { BUILTIN_NODES, registerBuiltins } from "./index.js";
@@ -80,7 +80,7 @@ const mcu: McuPort = {
   async request(name, arg, timeoutMs) {
     if (name === "version") return "iot-sim-mcu 1.0.0";
     if (arg === "slow")
-      throw new AgentError("serial_timeout", `no answer within ${timeoutMs} ms`, { device: "serial:mcu0" });
+      throw new DeviceFailure("serial_timeout", `no answer within ${timeoutMs} ms`, { device: "serial:mcu0" });
     return `${arg}=21.5`;
   },
 };
@@ -198,7 +198,7 @@ describe("built-in commands", () => {
     assert.deepEqual(notes(res), ["Changed output relay: off -> on"]);
     assert.equal(hw.levels.get("relay"), true);
     const pulse = await adhoc.handle(exec("set-output", { output: "led", value: "false", pulseMs: "250" }));
-    assert.deepEqual(notes(pulse), ["Changed output led: on -> off", "Pulse: back to on after 250 ms"]);
+    assert.deepEqual(notes(pulse), ["Changed output led: on -> off", "Pulse started: back to on after 250 ms"]);
   });
 
   it("set-output refuses bad values, naming the field, and changes nothing", async () => {
@@ -252,7 +252,7 @@ describe("built-in commands", () => {
     assert.match(notes(slow)[0]!, /serial_timeout: no answer within 100 ms/);
     assert.equal(audit.records.at(-1)!.outcome, "failed");
     const missing = await adhoc.handle(exec("serial-command", { request: "read" }));
-    assert.match(notes(missing)[0]!, /needs an argument/);
+    assert.match(notes(missing)[0]!, /^mcu_bad_argument: read needs an argument/);
     await assert.rejects(adhoc.handle(exec("serial-command", { request: "reboot" })), /must be one of version, read/);
     await assert.rejects(
       adhoc.handle(exec("serial-command", { request: "read", argument: "x;rm -rf" })),

@@ -3,7 +3,6 @@
  * shows its answer. Only the requests the McuPort documents can be picked: this is not a raw serial
  * console, so an operator cannot send arbitrary bytes to the device.
  */
-import { AgentError } from "../../core/errors.js";
 import type { McuPort } from "../ports.js";
 import { type CommandDefinition, resultForm } from "../registry.js";
 
@@ -52,17 +51,14 @@ export function serialCommand(mcu: McuPort): CommandDefinition {
       const info = mcu.requests.find((r) => r.name === request)!;
       const argument = values.optionalString("argument");
       if (info.argument && !argument)
-        return { failed: true, notes: [{ type: "error", text: `${request} needs an argument: ${info.argument}` }] };
+        return {
+          failed: true,
+          notes: [{ type: "error", text: `mcu_bad_argument: ${request} needs an argument: ${info.argument}` }],
+        };
       const started = Date.now();
-      let answer: string;
-      try {
-        answer = await mcu.request(request, argument, values.number("timeoutMs"));
-      } catch (err) {
-        // A device that does not answer, refuses, or a bad argument is an expected outcome of this
-        // command: completed with an error note (XEP-0050), the code telling scripts which one.
-        if (!(err instanceof AgentError)) throw err;
-        return { failed: true, notes: [{ type: "error", text: `${err.code}: ${err.message}` }] };
-      }
+      // A device that does not answer or refuses, or a bad argument, rejects with a DeviceFailure:
+      // the engine answers completed with an error note whose code tells scripts which one.
+      const answer = await mcu.request(request, argument, values.number("timeoutMs"));
       return {
         form: resultForm(`Answer to ${request}`, [
           ["request", "Request", argument ? `${request} ${argument}` : request],

@@ -39,15 +39,16 @@ export function setOutputCommand(hardware: HardwarePort): CommandDefinition {
       const c = await hardware.setOutput(values.string("output"), values.boolean("value"), {
         ...(pulseMs !== undefined ? { pulseMs } : {}),
       });
-      const level = (v: boolean | undefined) => (v === undefined ? undefined : v ? "on" : "off");
+      // "unknown" where the level before could not be read back: the note and the form say the same.
+      const level = (v: boolean | undefined) => (v === undefined ? "unknown" : v ? "on" : "off");
       const notes = [changedNote(`output ${c.outputId}`, level(c.previous), level(c.value))];
       if (c.pulseMs !== undefined)
-        notes.push({ type: "info", text: `Pulse: back to ${level(c.restoresTo)} after ${c.pulseMs} ms` });
+        notes.push({ type: "info", text: `Pulse started: back to ${level(c.restoresTo)} after ${c.pulseMs} ms` });
       return {
         notes,
         form: resultForm(`Output ${c.outputId}`, [
           ["output", "Output", c.outputId],
-          ["previous", "Before", level(c.previous) ?? "unknown"],
+          ["previous", "Before", level(c.previous)],
           ["value", "Now", level(c.value)],
           ...(c.pulseMs !== undefined ? [["pulseMs", "Pulse (ms)", c.pulseMs] as [string, string, unknown]] : []),
         ]),
