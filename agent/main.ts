@@ -24,7 +24,7 @@ import { AdhocCommands, COMMAND_FEATURES } from "./commands/adhoc.js";
 import { AuditLog } from "./commands/audit.js";
 import { Authorizer } from "./commands/authorize.js";
 import { registerBuiltins } from "./commands/builtin/index.js";
-import { portsFromBoard } from "./commands/hal-adapter.js";
+import { hardwareStatusOf, portsFromBoard } from "./commands/hal-adapter.js";
 import type { StatusSnapshot, StatusSource } from "./commands/ports.js";
 import { SubscriptionPolicy } from "./commands/presence.js";
 import { CommandRegistry } from "./commands/registry.js";
@@ -229,6 +229,7 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
               pubsub: { service: tel.service, nodes: [tel.nodes.telemetry, tel.nodes.status] },
             }
           : {}),
+        hardware: hardwareStatusOf(board),
       };
     },
   };

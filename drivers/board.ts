@@ -237,6 +237,15 @@ export class Board implements EventSource<BoardEvents> {
     return Object.fromEntries([...this.channelMap].map(([id, c]) => [id, c.quality]));
   }
 
+  /** The GPIO lines this board holds open now (none before start or after stop). */
+  gpioLines(): Array<{ id: string; device: string; direction: "out" | "in" }> {
+    const out: Array<{ id: string; device: string; direction: "out" | "in" }> = [];
+    for (const [id, o] of this.outputMap)
+      if (o instanceof GpioOutputPin) out.push({ id, device: o.device, direction: "out" });
+    for (const [id, i] of this.inputMap) out.push({ id, device: i.device, direction: "in" });
+    return out;
+  }
+
   stats(): Record<string, LinkStats> {
     const out: Record<string, LinkStats> = {};
     for (const [id, e] of this.linkEntries)

@@ -3,7 +3,14 @@ import { describe, it } from "node:test";
 import { AgentError } from "../core/errors.js";
 import { FakeTimers } from "../core/timers.js";
 import { type DigitalInput, type DigitalOutput, DriverError, type SensorChannel } from "../../drivers/types.js";
-import { ChannelNotFoundError, hardwareFromHal, type McuClientLike, mcuPortFrom } from "./hal-adapter.js";
+import { describeBackend } from "./builtin/status.js";
+import {
+  ChannelNotFoundError,
+  hardwareFromHal,
+  hardwareStatusOf,
+  type McuClientLike,
+  mcuPortFrom,
+} from "./hal-adapter.js";
 import { DeviceFailure } from "./ports.js";
 
 class FakeOutput implements DigitalOutput {
@@ -145,5 +152,66 @@ describe("mcuPortFrom", () => {
     timers.advance(250);
     await check;
     assert.equal(timers.pendingCount, 0);
+  });
+});
+
+describe("hardwareStatusOf", () => {
+  it("words each backend's state and counters for a person, trouble only when there is some", () => {
+    const zero = { framesIn: 0, framesOut: 0, garbageBytes: 0, badCrc: 0, partialFrames: 0, oversizeFrames: 0 };
+    const rows = hardwareStatusOf({
+      gpioLines: () => [
+        { id: "relay", device: "gpio:sim/17", direction: "out" },
+        { id: "door", device: "gpio:sim/27", direction: "in" },
+      ],
+      stats: () => ({
+        mcu0: {
+          protocol: "framed",
+          state: "open",
+          link: { ...zero, framesIn: 1204, badCrc: 3, bytesIn: 0, bytesOut: 0, unplugs: 0, reopens: 1 },
+          requests: { requests: 12, responses: 11, timeouts: 1, busy: 0, remoteErrors: 0, unmatchedResponses: 0 },
+        },
+      }),
+      mqtt: () => ({
+        link: {
+          url: "mqtt://127.0.0.1:1884",
+          stats: () => ({
+            url: "mqtt://127.0.0.1:1884",
+            clientId: "x",
+            connected: false,
+            connects: 2,
+            disconnects: 2,
+            messagesIn: 9,
+            published: 4,
+            publishFailures: 0,
+            busy: 0,
+            inFlight: 0,
+            lastError: { message: "connect ECONNREFUSED 127.0.0.1:1884", at: 1 },
+          }),
+        },
+        stats: () => ({
+          connected: false,
+          messages: 9,
+          superseded: 2,
+          oversize: 1,
+          malformed: 0,
+          wrongType: 0,
+          unmatched: 0,
+          discovery: { accepted: 0, applied: 0, dropped: 0, invalid: 0 },
+          topics: {},
+        }),
+      }),
+    });
+    assert.deepEqual(
+      rows.map((r) => [r.id, r.label, describeBackend(r)]),
+      [
+        ["gpio", "GPIO", "2 lines held: relay (gpio:sim/17, out), door (gpio:sim/27, in); no errors"],
+        ["serial.mcu0", "Serial mcu0", "open; 1204 frames in, 12 requests, 1 reopen; 1 timeout, 3 bad CRC"],
+        [
+          "mqtt",
+          "MQTT devices",
+          "not connected to mqtt://127.0.0.1:1884 (connect ECONNREFUSED 127.0.0.1:1884); 9 messages, 4 commands sent, 2 connects; 1 oversize, 2 replaced before read, 2 disconnects",
+        ],
+      ],
+    );
   });
 });

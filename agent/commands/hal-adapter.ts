@@ -9,9 +9,13 @@
 import { describeError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/log.js";
 import { realTimers, type Timers } from "../core/timers.js";
+import type { LinkStats } from "../../drivers/board.js";
+import type { MqttHubStats } from "../../drivers/mqtt/hub.js";
+import type { MqttLinkStats } from "../../drivers/mqtt/link.js";
 import type { DigitalInput, DigitalOutput, SensorChannel } from "../../drivers/types.js";
 import {
   asDeviceFailure,
+  type BackendStatus,
   type ChannelInfo,
   type ChannelReading,
   DeviceFailure,
@@ -261,4 +265,94 @@ export function portsFromBoard(
     },
   };
   return { hardware, mcu, drivers };
+}
+
+/** The parts of Board that report health (structural; types only from drivers/). */
+export interface BoardHealthLike {
+  gpioLines(): Array<{ id: string; device: string; direction: "out" | "in" }>;
+  stats(): Record<string, LinkStats>;
+  mqtt(): { link: { url: string; stats(): MqttLinkStats }; stats(): MqttHubStats } | undefined;
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** Each backend's state and counters, worded for a person reading `status` in a client. */
+export function hardwareStatusOf(board: BoardHealthLike): BackendStatus[] {
+  const out: BackendStatus[] = [];
+  const lines = board.gpioLines();
+  if (lines.length > 0)
+    out.push({
+      id: "gpio",
+      label: "GPIO",
+      state: `${plural(lines.length, "line")} held: ${lines.map((l) => `${l.id} (${l.device}, ${l.direction})`).join(", ")}`,
+      activity: [],
+      problems: [],
+    });
+  for (const [id, s] of Object.entries(board.stats())) {
+    const label = `Serial ${id}`;
+    if (s.protocol === "framed")
+      out.push({
+        id: `serial.${id}`,
+        label,
+        state: s.state,
+        activity: [
+          ["frames in", s.link.framesIn],
+          ["requests", s.requests.requests],
+          ["reopens", s.link.reopens],
+        ],
+        problems: [
+          ["timeouts", s.requests.timeouts],
+          ["device errors", s.requests.remoteErrors],
+          ["busy refusals", s.requests.busy],
+          ["bad CRC", s.link.badCrc],
+          ["partial frames", s.link.partialFrames],
+          ["oversize frames", s.link.oversizeFrames],
+          ["garbage bytes", s.link.garbageBytes],
+          ["unmatched responses", s.requests.unmatchedResponses],
+          ["unplugs", s.link.unplugs],
+        ],
+      });
+    else
+      out.push({
+        id: `serial.${id}`,
+        label,
+        state: s.state,
+        activity: [
+          ["lines", s.link.lines],
+          ["reopens", s.link.reopens],
+        ],
+        problems: [
+          ["overlong lines", s.link.overlongLines],
+          ["malformed values", s.link.malformedTokens],
+          ["dropped bytes", s.link.droppedBytes],
+          ["unplugs", s.link.unplugs],
+        ],
+      });
+  }
+  const mqtt = board.mqtt();
+  if (mqtt) {
+    const link = mqtt.link.stats();
+    const devices = mqtt.stats();
+    out.push({
+      id: "mqtt",
+      label: "MQTT devices",
+      state: `${link.connected ? "connected to" : "not connected to"} ${link.url}${link.lastError && !link.connected ? ` (${link.lastError.message})` : ""}`,
+      activity: [
+        ["messages", devices.messages],
+        ["commands sent", link.published],
+        ["connects", link.connects],
+      ],
+      problems: [
+        ["malformed", devices.malformed],
+        ["oversize", devices.oversize],
+        ["wrong type", devices.wrongType],
+        ["replaced before read", devices.superseded],
+        ["on unknown topics", devices.unmatched],
+        ["publish failures", link.publishFailures],
+        ["busy refusals", link.busy],
+        ["disconnects", link.disconnects],
+      ],
+    });
+  }
+  return out;
 }

@@ -108,6 +108,23 @@ export interface DriversPort {
   restart(): Promise<{ restarted: string[] }>;
 }
 
+/**
+ * One hardware backend's health as `status` shows it to a person: "open; 1204 frames in; 3 bad CRC;
+ * 1 reopen". Built from the drivers' counters by hal-adapter.ts.
+ */
+export interface BackendStatus {
+  /** Field name in the status form: "gpio", "serial.mcu0", "mqtt". */
+  id: string;
+  /** "GPIO", "Serial mcu0", "MQTT devices". */
+  label: string;
+  /** "open", "unplugged", "connected to mqtt://...", "2 lines held: relay (gpio:chip/17, out), ...". */
+  state: string;
+  /** Counts of normal work, always shown. */
+  activity: ReadonlyArray<readonly [what: string, count: number]>;
+  /** Counts of trouble, shown when non-zero ("no errors" when all are zero). */
+  problems: ReadonlyArray<readonly [what: string, count: number]>;
+}
+
 /** Everything `status` shows. Fields the composition root cannot fill are left undefined ("unknown"). */
 export interface StatusSnapshot {
   uptimeS: number;
@@ -119,6 +136,8 @@ export interface StatusSnapshot {
   reconnects: number;
   spool?: { depth: number; drops: number };
   pubsub?: { service: string; nodes: string[] };
+  /** Each hardware backend the board uses. */
+  hardware?: BackendStatus[];
 }
 
 export interface StatusSource {

@@ -101,9 +101,7 @@ export class McuClient {
         if (this.pending.get(seq)?.timer !== timer) return;
         this.pending.delete(seq);
         this.counters.timeouts++;
-        reject(
-          this.error("serial_timeout", `no answer to request 0x${type.toString(16)} within ${timeout} ms`, { seq }),
-        );
+        reject(this.error("serial_timeout", `no answer to ${requestName(type)} within ${timeout} ms`, { seq, type }));
       }, timeout);
       this.pending.set(seq, { type, resolve, reject, timer });
       this.link.writeFrame({ type, seq, payload }).catch((err: unknown) => {
@@ -240,4 +238,13 @@ export class McuClient {
   private error(code: DriverErrorCode, message: string, context: Record<string, unknown> = {}): DriverError {
     return new DriverError(code, message, { ...context, device: this.device, path: this.link.path });
   }
+}
+
+const REQUEST_NAMES = new Map<number, string>(Object.entries(MSG).map(([name, code]) => [code, name]));
+
+/** "SET (0x20)": how a person reading a timeout knows which request went unanswered. */
+function requestName(type: number): string {
+  const hex = `0x${type.toString(16).padStart(2, "0")}`;
+  const name = REQUEST_NAMES.get(type);
+  return name ? `${name} (${hex})` : `request ${hex}`;
 }

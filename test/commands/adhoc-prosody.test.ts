@@ -143,7 +143,7 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
     );
     assert.equal(device.gpio.level(RELAY_LINE), 0);
     const pulse = await alice.execute(device.jid, "set-output", { output: "relay", value: false, pulseMs: 100 });
-    assert.match(pulse.notes.map((n) => n.text).join("|"), /Pulse: back to on after 100 ms/);
+    assert.match(pulse.notes.map((n) => n.text).join("|"), /Pulse started: back to on after 100 ms/);
     assert.equal(device.gpio.level(RELAY_LINE), 1);
     await waitFor(() => device.gpio.level(RELAY_LINE) === 0, 2000, "pulse end");
     // The serial actuator too.

@@ -41,7 +41,10 @@ export function setOutputCommand(hardware: HardwarePort): CommandDefinition {
       });
       // "unknown" where the level before could not be read back: the note and the form say the same.
       const level = (v: boolean | undefined) => (v === undefined ? "unknown" : v ? "on" : "off");
-      const notes = [changedNote(`output ${c.outputId}`, level(c.previous), level(c.value))];
+      const notes =
+        c.previous === c.value && c.pulseMs === undefined
+          ? [{ type: "info" as const, text: `Unchanged: output ${c.outputId} was already ${level(c.value)}` }]
+          : [changedNote(`output ${c.outputId}`, level(c.previous), level(c.value))];
       if (c.pulseMs !== undefined)
         notes.push({ type: "info", text: `Pulse started: back to ${level(c.restoresTo)} after ${c.pulseMs} ms` });
       return {
