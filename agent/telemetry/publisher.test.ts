@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Element } from "ltx";
+import { type Element, parse } from "ltx";
 import { FakeSession, settle } from "../../test/telemetry/fake-session.js";
 import type { AgentError } from "../core/errors.js";
+import { createLogger } from "../core/log.js";
 import { FakeTimers } from "../core/timers.js";
 import { decodeReadings, decodeStatus } from "./codec.js";
 import { PubsubError } from "./errors.js";
@@ -258,5 +259,91 @@ describe("TelemetryPublisher", () => {
     t.publisher.stop();
     assert.equal(t.timers.pendingCount, 0);
     assert.equal(t.session.listenerCount("online"), 0);
+  });
+});
+
+describe("TelemetryPublisher on a server that refuses publish-options (ejabberd 23.01)", () => {
+  // What ejabberd 23.01 answers, verbatim (test/interop/servers.test.ts runs the real one).
+  const refusal = {
+    error: "resource-constraint",
+    type: "wait",
+    text: "Unknown field 'pubsub#max_items' of type 'http://jabber.org/protocol/pubsub#publish-options'",
+  };
+  const configForm = (node: string) =>
+    parse(
+      `<pubsub xmlns="http://jabber.org/protocol/pubsub#owner"><configure node="${node}"><x xmlns="jabber:x:data" type="form">` +
+        `<field var="FORM_TYPE" type="hidden"><value>http://jabber.org/protocol/pubsub#node_config</value></field>` +
+        `<field var="pubsub#max_items"><value>10</value></field><field var="pubsub#access_model"><value>open</value></field>` +
+        `</x></configure></pubsub>`,
+    );
+  const hasOptions = (iq: Element) => Boolean(iq.getChild("pubsub")?.getChild("publish-options"));
+
+  it("configures the existing node from the listed fields once, re-sends at once without options, and logs once", async () => {
+    const t = await setup();
+    const warnings: string[] = [];
+    t.session.policy = (iq) => {
+      const k = kind(iq);
+      if (k === "create") return { error: "conflict" }; // made by an earlier run
+      if (k === "configure" && iq.attrs.type === "get")
+        return { result: configForm(String(iq.getChild("pubsub")!.getChild("configure")!.attrs.node)) };
+      if (k === "publish" && hasOptions(iq)) return refusal;
+      return "result";
+    };
+    const publisher = new TelemetryPublisher({
+      session: t.session,
+      spool: t.spool,
+      deviceId: "dev1",
+      service: "pubsub.iot.test",
+      nodes: NODES,
+      timers: t.timers,
+      logger: createLogger({ level: "warn", write: (line) => warnings.push(JSON.parse(line).msg) }),
+    });
+    const published: PublishedInfo[] = [];
+    publisher.on("published", (p) => published.push(p));
+    for (let i = 0; i < 3; i++) await t.spool.append(batch(i * 10, 2));
+    publisher.start();
+    await settle();
+    assert.deepEqual(
+      published.map((p) => p.itemId),
+      ["r-0-1", "r-10-11", "r-20-21"],
+    );
+    assert.equal(t.timers.pendingCount, 0, "no backoff: the data was not at fault");
+    assert.equal(warnings.filter((w) => /refuses publish-options/.test(w)).length, 1);
+    // The node was configured with the fields its form lists, and only those.
+    const submit = t.session.requests.find((r) => kind(r) === "configure" && r.attrs.type === "set")!;
+    const vars = submit
+      .getChild("pubsub")!
+      .getChild("configure")!
+      .getChild("x")!
+      .getChildren("field")
+      .map((f) => f.attrs.var);
+    assert.deepEqual(vars, ["FORM_TYPE", "pubsub#max_items", "pubsub#access_model"]);
+    // The status item goes without options as well.
+    await publisher.publishStatus({
+      device: "dev1",
+      state: "online",
+      timestamp: 0,
+      agentVersion: "0.1.0",
+      channels: [],
+    });
+    // Only the first window (3 batches dispatched before the first refusal came back) carried options.
+    assert.equal(publishes(t.session).filter(hasOptions).length, 3);
+    assert.equal(hasOptions(publishes(t.session).at(-1)!), false);
+    publisher.stop();
+  });
+
+  it("a refusal that has nothing to do with options keeps them and backs off", async () => {
+    const t = await setup();
+    t.session.policy = (iq) => (kind(iq) === "publish" ? { error: "resource-constraint", type: "wait" } : "result");
+    await t.spool.append(batch(0, 2));
+    t.publisher.start();
+    await settle();
+    assert.equal(t.failures.length, 1);
+    assert.equal(t.publisher.state, "backoff");
+    t.session.policy = () => "result";
+    t.timers.advance(1000);
+    await settle();
+    assert.ok(publishes(t.session).every(hasOptions));
+    t.publisher.stop();
   });
 });

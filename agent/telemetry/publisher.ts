@@ -13,6 +13,10 @@
  *   same item id, which overwrites rather than duplicates.
  * - After a failure nothing new is dispatched until the retry, so items reach the node in order
  *   except when a later batch was already in flight.
+ * - Servers differ on publish-options (pubsub.ts): the first publish that is refused because of
+ *   them (an unknown field, bad-request, not-acceptable, feature-not-implemented) switches this
+ *   publisher to configuring its nodes once, from the form the server lists, and publishing
+ *   without options. It is logged once and the refused batch is re-sent at once.
  */
 import { EventEmitter } from "node:events";
 import { Backoff, type BackoffOptions } from "../core/backoff.js";
@@ -21,7 +25,14 @@ import { type Logger, silentLogger } from "../core/log.js";
 import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
 import { type DeviceStatus, encodeReadings, encodeStatus, itemIdFor } from "./codec.js";
 import { PubsubError } from "./errors.js";
-import { buildConfigure, buildCreate, buildPublish, type NodeConfig } from "./pubsub.js";
+import {
+  buildConfigure,
+  buildConfigureRequest,
+  buildCreate,
+  buildPublish,
+  listedConfigFields,
+  type NodeConfig,
+} from "./pubsub.js";
 import type { SessionPort } from "./session-port.js";
 import type { SpoolBatch, SpoolStore } from "./spool.js";
 
@@ -81,6 +92,17 @@ export interface PublisherStats {
   lastError?: { code: string; message: string; condition?: string; at: number };
 }
 
+/** Conditions a server may answer to publish-options it does not support (XEP-0060 7.1.5), besides the precondition <conflict/>. */
+const PUBLISH_OPTIONS_REFUSALS = new Set(["bad-request", "not-acceptable", "feature-not-implemented"]);
+
+/** Whether a refused publish (sent with options) was refused because of the options. */
+export function refusesPublishOptions(err: unknown): boolean {
+  if (!isAgentError(err, "iq_error")) return false;
+  const condition = String(err.context.condition);
+  const text = String(err.context.text ?? "");
+  return PUBLISH_OPTIONS_REFUSALS.has(condition) || /publish-options|unknown field/i.test(text);
+}
+
 const REFUSALS = new Set([
   "forbidden",
   "not-authorized",
@@ -99,6 +121,8 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   private readonly nodeConfig: NodeConfig;
   private readonly service: string | undefined;
   private usePublishOptions: boolean;
+  /** Set once publish-options were refused: nodes that exist already are configured from the server's form. */
+  private configureExisting = false;
 
   private running = false;
   private pumping = false;
@@ -185,12 +209,21 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   async publishStatus(status: DeviceStatus): Promise<void> {
     const node = this.options.nodes.status;
     const config: NodeConfig = { ...this.nodeConfig, maxItems: 1 };
-    try {
+    const publish = async () => {
       await this.ensureNode(node, config);
       await this.options.session.request(
         buildPublish(this.service, node, "current", encodeStatus(status), this.usePublishOptions ? config : undefined),
         { timeoutMs: this.timeoutMs },
       );
+    };
+    try {
+      try {
+        await publish();
+      } catch (err) {
+        if (!(this.usePublishOptions && refusesPublishOptions(err))) throw err;
+        this.dropPublishOptions(node, err);
+        await publish();
+      }
     } catch (err) {
       const e = this.classify(err, node, "publish");
       this.record(e);
@@ -230,18 +263,19 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
     this.inflight.set(b.id, b);
     if (b.firstSeq > this.highestDispatched) this.highestDispatched = b.firstSeq;
     const itemId = itemIdFor(b);
+    const withOptions = this.usePublishOptions;
     let iq: ReturnType<typeof buildPublish>;
     try {
       const payload = encodeReadings(b.readings, { device: this.options.deviceId });
-      iq = buildPublish(this.service, node, itemId, payload, this.usePublishOptions ? this.nodeConfig : undefined);
+      iq = buildPublish(this.service, node, itemId, payload, withOptions ? this.nodeConfig : undefined);
     } catch (err) {
       // Cannot happen for a batch the spool validated; if it does, keep it (retried, reported).
-      this.onPublishFailed(node, b, err);
+      this.onPublishFailed(node, b, err, false);
       return;
     }
     this.options.session.request(iq, { timeoutMs: this.timeoutMs }).then(
       () => this.onPublished(b, itemId),
-      (err) => this.onPublishFailed(node, b, err),
+      (err) => this.onPublishFailed(node, b, err, withOptions),
     );
   }
 
@@ -267,12 +301,19 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
     this.notify();
   }
 
-  private onPublishFailed(node: string, b: SpoolBatch, err: unknown): void {
+  private onPublishFailed(node: string, b: SpoolBatch, err: unknown, sentWithOptions: boolean): void {
     this.inflight.delete(b.id);
     if (!this.running) return;
     // Re-send before anything newer, oldest first.
     this.retryQueue.push(b);
     this.retryQueue.sort((x, y) => x.id - y.id);
+    if (sentWithOptions && refusesPublishOptions(err)) {
+      // Not the data's fault: configure the nodes once and re-send without options, at once
+      // (batches already in flight with options come back here too and are simply re-queued).
+      this.dropPublishOptions(node, err);
+      this.notify();
+      return;
+    }
     const condition = isAgentError(err, "iq_error") ? (err.context.condition as string) : undefined;
     if (condition === "item-not-found") this.readyNodes.delete(node);
     if (condition === "conflict" && this.usePublishOptions) {
@@ -282,11 +323,33 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
     this.fail(this.classify(err, node, "publish"));
   }
 
+  /** Switches to publishing without options (logged once); nodes are configured again before the next publish. */
+  private dropPublishOptions(node: string, err: unknown): void {
+    if (!this.usePublishOptions) return;
+    this.usePublishOptions = false;
+    this.configureExisting = true;
+    this.readyNodes.clear();
+    this.logger.warn("the server refuses publish-options: configuring the nodes once and publishing without them", {
+      service: this.service ?? "(PEP)",
+      node,
+      error: describeError(err),
+    });
+  }
+
+  /** Configures an existing node with the fields its configuration form lists (XEP-0060 8.2). */
+  private async configureNode(node: string, config: NodeConfig): Promise<void> {
+    const form = await this.options.session.request(buildConfigureRequest(this.service, node), {
+      timeoutMs: this.timeoutMs,
+    });
+    const listed = listedConfigFields(form);
+    await this.options.session.request(buildConfigure(this.service, node, config, listed), {
+      timeoutMs: this.timeoutMs,
+    });
+  }
+
   private async reconfigure(node: string): Promise<void> {
     try {
-      await this.options.session.request(buildConfigure(this.service, node, this.nodeConfig), {
-        timeoutMs: this.timeoutMs,
-      });
+      await this.configureNode(node, this.nodeConfig);
       this.logger.info("pubsub node reconfigured to match publish-options", { node });
     } catch (err) {
       this.usePublishOptions = false;
@@ -324,7 +387,17 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
       this.logger.info("pubsub node created", { service: this.service ?? "(PEP)", node });
     } catch (err) {
       if (!(isAgentError(err, "iq_error") && err.context.condition === "conflict")) throw err;
-      // Exists already (ours from an earlier run, or made by an admin): fine as it is.
+      // Exists already (ours from an earlier run, or made by an admin). With publish-options the
+      // server checks its configuration on each publish; without them, configure it once here.
+      if (this.configureExisting)
+        await this.configureNode(node, config).then(
+          () => this.logger.info("pubsub node configured", { service: this.service ?? "(PEP)", node }),
+          (e: unknown) =>
+            this.logger.warn("pubsub node could not be configured; publishing into it as it is", {
+              node,
+              error: describeError(e),
+            }),
+        );
     }
     this.readyNodes.add(node);
   }

@@ -11,6 +11,12 @@
  * - 7.1.2: publishing with an ItemID that already exists overwrites that item -> stable item ids
  *   make a re-send idempotent.
  * - 8.1: create fails with <forbidden/> without the privilege, <conflict/> if the node exists.
+ * - 8.2: the owner asks for the node's configuration form and submits it; a server lists the
+ *   fields it supports, so the agent sends only those (configure after reading the form).
+ * - 7.1.5: publish-options are optional: a server may not support them at all
+ *   (<feature-not-implemented/>), or not some field. ejabberd 23.01 answers an unknown field
+ *   (pubsub#max_items) with <resource-constraint/> and the text "Unknown field ... publish-options".
+ *   The publisher then configures the node once and publishes without options.
  */
 import { Element } from "ltx";
 
@@ -36,7 +42,17 @@ function iq(to: string | undefined): Element {
   return new Element("iq", to ? { type: "set", to } : { type: "set" });
 }
 
-function form(formType: string, config: NodeConfig): Element {
+/** The node_config / publish-options fields the agent sets, by field var. */
+export function configFields(config: NodeConfig): Array<[string, string]> {
+  return [
+    ["pubsub#persist_items", config.persistItems ? "true" : "false"],
+    ["pubsub#max_items", String(config.maxItems)],
+    ["pubsub#access_model", config.accessModel],
+  ];
+}
+
+/** `only`: the field vars the server's form lists (XEP-0060 8.2); others are left out. */
+function form(formType: string, config: NodeConfig, only?: ReadonlySet<string>): Element {
   const x = new Element("x", { xmlns: NS_DATA, type: "submit" });
   const field = (v: string, value: string, type?: string) =>
     x
@@ -44,9 +60,7 @@ function form(formType: string, config: NodeConfig): Element {
       .c("value")
       .t(value);
   field("FORM_TYPE", formType, "hidden");
-  field("pubsub#persist_items", config.persistItems ? "true" : "false");
-  field("pubsub#max_items", String(config.maxItems));
-  field("pubsub#access_model", config.accessModel);
+  for (const [v, value] of configFields(config)) if (!only || only.has(v)) field(v, value);
   return x;
 }
 
@@ -59,11 +73,33 @@ export function buildCreate(service: string | undefined, node: string, config: N
   return el;
 }
 
-/** Owner configuration of an existing node (XEP-0060 8.2.4). */
-export function buildConfigure(service: string | undefined, node: string, config: NodeConfig): Element {
+/** Owner configuration of an existing node (XEP-0060 8.2.4); `only`: the fields the server's form lists. */
+export function buildConfigure(
+  service: string | undefined,
+  node: string,
+  config: NodeConfig,
+  only?: ReadonlySet<string>,
+): Element {
   const el = iq(service);
-  el.c("pubsub", { xmlns: NS_PUBSUB_OWNER }).c("configure", { node }).cnode(form(NODE_CONFIG, config));
+  el.c("pubsub", { xmlns: NS_PUBSUB_OWNER })
+    .c("configure", { node })
+    .cnode(form(NODE_CONFIG, config, only));
   return el;
+}
+
+/** Request for a node's configuration form (XEP-0060 8.2.1). */
+export function buildConfigureRequest(service: string | undefined, node: string): Element {
+  const el = new Element("iq", service ? { type: "get", to: service } : { type: "get" });
+  el.c("pubsub", { xmlns: NS_PUBSUB_OWNER }).c("configure", { node });
+  return el;
+}
+
+/** The field vars listed in a configuration form result (empty when there is no form). */
+export function listedConfigFields(result: Element): Set<string> {
+  const x = result.getChild("pubsub", NS_PUBSUB_OWNER)?.getChild("configure")?.getChild("x", NS_DATA);
+  return new Set(
+    (x?.getChildren("field") ?? []).map((f) => String(f.attrs.var ?? "")).filter((v) => v && v !== "FORM_TYPE"),
+  );
 }
 
 /** Publish one item; with `options` the server checks (or, for PEP, applies) the node config. */

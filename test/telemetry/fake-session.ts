@@ -7,7 +7,13 @@ import { Element } from "ltx";
 import { AgentError } from "../../agent/core/errors.js";
 import type { SessionPort } from "../../agent/telemetry/session-port.js";
 
-export type Answer = "result" | "hold" | { error: string; type?: string } | { code: string };
+export type Answer =
+  | "result"
+  | "hold"
+  | { error: string; type?: string; text?: string }
+  | { code: string }
+  /** A result carrying this payload (e.g. a configuration form). */
+  | { result: Element };
 
 interface Pending {
   iq: Element;
@@ -53,8 +59,18 @@ export class FakeSession extends EventEmitter implements SessionPort {
 
   private answer(p: Pending, a: Answer): void {
     if (a === "result" || a === "hold") p.resolve(new Element("iq", { type: "result", id: p.iq.attrs.id }));
-    else if ("error" in a)
-      p.reject(new AgentError("iq_error", `IQ failed: ${a.error}`, { condition: a.error, type: a.type ?? "cancel" }));
+    else if ("result" in a) {
+      const iq = new Element("iq", { type: "result", id: p.iq.attrs.id });
+      iq.cnode(a.result);
+      p.resolve(iq);
+    } else if ("error" in a)
+      p.reject(
+        new AgentError("iq_error", `IQ failed: ${a.error}`, {
+          condition: a.error,
+          type: a.type ?? "cancel",
+          ...(a.text ? { text: a.text } : {}),
+        }),
+      );
     else p.reject(new AgentError(a.code, a.code, {}));
   }
 }
