@@ -10,6 +10,7 @@
  * config this install cannot run (real GPIO without onoff installed): a restart cannot fix any of
  * these, and the systemd unit does not restart on 2 or 3.
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError, describeError } from "./core/errors.js";
 import { loadConfig } from "./config/load.js";
@@ -147,7 +148,7 @@ async function checkConfigCommand(args: string[], io: CliIo): Promise<number> {
   const { config, fromEnv } = loadConfig(file, io.env);
   const problems = await installProblems(config);
   if (problems.length > 0) {
-    for (const p of problems) io.err(`${file}: valid, but cannot run on this install: ${p}`);
+    for (const p of problems) io.err(`${file}: valid, but cannot run here: ${p}`);
     return EXIT.config;
   }
   io.out(`${file}: valid`);
@@ -161,11 +162,24 @@ async function checkConfigCommand(args: string[], io: CliIo): Promise<number> {
   return EXIT.ok;
 }
 
-/** Problems of this install (not of the file) that would stop `run`: reported by check-config too. */
+/** Problems of this machine (not of the file) that would stop `run`: reported by check-config too. */
 async function installProblems(config: AgentConfig): Promise<string[]> {
+  const problems: string[] = [];
+  const ca = config.xmpp.caFile;
+  if (ca !== undefined) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(ca, "utf8");
+    } catch (err) {
+      problems.push(`xmpp.caFile ${ca} cannot be read: ${(err as Error).message}`);
+    }
+    if (text !== undefined && !text.includes("-----BEGIN CERTIFICATE-----"))
+      problems.push(`xmpp.caFile ${ca} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
   const { gpioInstallProblem } = await import("./main.js");
   const gpio = gpioInstallProblem(config);
-  return gpio ? [gpio] : [];
+  if (gpio) problems.push(gpio);
+  return problems;
 }
 
 async function enrollCommand(args: string[], io: CliIo): Promise<number> {

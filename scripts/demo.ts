@@ -4,9 +4,15 @@
  * user runs it), and a slixmpp "demo operator" that subscribes to the telemetry node, prints the
  * readings as they arrive and runs two commands. Then it prints how to do the same from Gajim, Psi
  * or a slixmpp one-liner. Everything lives in .demo/ and stops on Ctrl-C.
+ *
+ * Environment: DEMO_SECONDS=N stops by itself after N seconds; DEMO_PORT (XMPP, default 5322) and
+ * DEMO_MQTT_PORT (default 1884) move the demo off ports that are taken. Either port in use is a
+ * loud failure, never a silent share with another demo's server. With a moved MQTT port the agent
+ * runs .demo/sim.yaml: examples/sim.yaml with that one URL changed.
  */
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { parse } from "ltx";
 import { howToRunCommands, SLIXMPP_SCRIPT } from "../agent/commands/howto.js";
@@ -21,8 +27,8 @@ import { SimMqttDevices } from "../firmware-sim/mqtt/devices.js";
 const ROOT = resolve(import.meta.dirname, "..");
 const DEMO = join(ROOT, ".demo");
 const PORT = Number(process.env.DEMO_PORT ?? 5322);
-// examples/sim.yaml names this broker port.
-const MQTT_PORT = 1884;
+// examples/sim.yaml names 1884; another port runs a copy of it with that URL changed.
+const MQTT_PORT = Number(process.env.DEMO_MQTT_PORT ?? 1884);
 const DEVICE = "sim-01";
 const DEVICE_PASSWORD = "demo-device-password"; // the same as examples/sim.yaml (demo only)
 const NODE = `devices/${DEVICE}/telemetry`;
@@ -36,9 +42,31 @@ async function waitForFile(path: string, what: string, proc: PeerProcess, ms = 1
   }
 }
 
+/** Fails loudly when a port is taken: a second demo must not quietly talk to the first one's server. */
+async function requireFreePort(port: number, what: string, variable: string): Promise<void> {
+  const free = await new Promise<boolean>((resolvePort) => {
+    const srv = createServer();
+    srv.once("error", () => resolvePort(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolvePort(true)));
+  });
+  if (!free)
+    throw new Error(
+      `127.0.0.1:${port} (${what}) is already in use, perhaps by another demo: stop it, or run with ${variable}=<free port>`,
+    );
+}
+
 async function main(): Promise<void> {
   rmSync(join(DEMO, "pty"), { recursive: true, force: true });
   mkdirSync(DEMO, { recursive: true, mode: 0o700 });
+  await requireFreePort(PORT, "XMPP", "DEMO_PORT");
+  await requireFreePort(MQTT_PORT, "MQTT", "DEMO_MQTT_PORT");
+  let configFile = join(ROOT, "examples/sim.yaml");
+  if (MQTT_PORT !== 1884) {
+    const text = readFileSync(configFile, "utf8").replace("mqtt://127.0.0.1:1884", `mqtt://127.0.0.1:${MQTT_PORT}`);
+    configFile = join(DEMO, "sim.yaml");
+    // Relative paths in the config are relative to its file: .demo/ sits beside examples/.
+    writeFileSync(configFile, text.replaceAll("../.demo/", "./"));
+  }
 
   say(`Starting Prosody on 127.0.0.1:${PORT} (domain iot.test) ...`);
   const prosody = await startProsody({ port: PORT, pubsubAdmins: [`${DEVICE}@iot.test`] });
@@ -71,12 +99,12 @@ async function main(): Promise<void> {
   );
   await waitForFile(join(DEMO, "pty", "agent"), "the simulator's PTY", sim);
 
-  say("Starting the agent: bin/iot-agent.js run --config examples/sim.yaml (log in .demo/agent.log) ...");
+  say(`Starting the agent: bin/iot-agent.js run --config ${configFile} (log in .demo/agent.log) ...`);
   const agent = spawnPeer(
     "/bin/sh",
     [
       "-c",
-      `exec "${process.execPath}" "${join(ROOT, "bin/iot-agent.js")}" run --config "${join(ROOT, "examples/sim.yaml")}" 2>>"${join(DEMO, "agent.log")}"`,
+      `exec "${process.execPath}" "${join(ROOT, "bin/iot-agent.js")}" run --config "${configFile}"${process.env.DEMO_LOG_LEVEL ? ` --log-level ${process.env.DEMO_LOG_LEVEL}` : ""} 2>>"${join(DEMO, "agent.log")}"`,
     ],
     { name: "iot-agent", env: { AGENT_SERVER: `127.0.0.1:${PORT}`, IOT_USE_DIST: "1" } },
   );
@@ -98,7 +126,7 @@ async function main(): Promise<void> {
   say();
   say("=".repeat(78));
   say("The demo is running.");
-  say(`  XMPP server   127.0.0.1:${PORT}, domain iot.test (trust .demo/ca.pem)`);
+  say(`  XMPP server   127.0.0.1:${PORT}, domain iot.test (trust ${join(DEMO, "ca.pem")})`);
   say(`  device        ${deviceFull}  (password in examples/sim.yaml)`);
   say(`  operator      operator@iot.test  password: ${operatorPassword}`);
   say(`  telemetry     pubsub.iot.test, node ${NODE}`);
@@ -131,16 +159,20 @@ async function main(): Promise<void> {
   }
   const st = await op.execute(deviceFull, "status");
   for (const f of st.form?.fields ?? [])
-    if (f.values.length > 0) say(`  ${String(f.var).padEnd(18)} ${f.values.join(", ")}`);
+    if (f.values.length > 0 && f.type !== "hidden")
+      say(`  ${String(f.label ?? f.var).padEnd(26)} ${f.values.join(", ")}`);
 
   say();
   say("Try it yourself:");
   say(`  Gajim or Psi: log in as operator@iot.test (password above) to server 127.0.0.1 port ${PORT},`);
-  say("  trusting the certificate .demo/ca.pem; subscribe to the pubsub node above for telemetry.");
+  say(`  trusting the certificate ${join(DEMO, "ca.pem")}; subscribe to the pubsub node above for telemetry.`);
   say(
     howToRunCommands(deviceFull, "operator@iot.test")
       .replace("run-command.py", join(DEMO, "run-command.py"))
-      .replace("/usr/bin/python3 ", `XMPP_HOST=127.0.0.1 XMPP_PORT=${PORT} XMPP_CA=.demo/ca.pem /usr/bin/python3 `),
+      .replace(
+        "/usr/bin/python3 ",
+        `XMPP_HOST=127.0.0.1 XMPP_PORT=${PORT} XMPP_CA=${join(DEMO, "ca.pem")} /usr/bin/python3 `,
+      ),
   );
   say();
   const seconds = Number(process.env.DEMO_SECONDS ?? 0);

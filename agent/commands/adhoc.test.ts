@@ -247,7 +247,7 @@ describe("XEP-0050 ad-hoc commands", () => {
         form.fields.map((f) => [f.var, f.type, f.required ?? false]),
         [
           ["output", "list-single", true],
-          ["value", "boolean", true],
+          ["value", "boolean", false], // a checkbox is never "required": it defaults to false
           ["pulseMs", "text-single", false],
           ["pin", "text-private", false],
         ],
@@ -380,10 +380,10 @@ describe("XEP-0050 ad-hoc commands", () => {
 
     it("rejects single-stage values that are missing, bad, or belong to no field", async () => {
       await rejects(
-        adhoc.handle(iq(ALICE, cmd("set", {}, submit({ output: "led" })))),
+        adhoc.handle(iq(ALICE, cmd("set", {}, submit({ value: "1" })))),
         "bad-request",
         "bad-payload",
-        /'value'.*is required/,
+        /'output'.*is required/,
       );
       await rejects(
         adhoc.handle(iq(ALICE, cmd("set", {}, submit({ output: "led", value: "1", colour: "red" })))),
@@ -483,13 +483,85 @@ describe("XEP-0050 ad-hoc commands", () => {
       assert.equal((await first).attrs.status, "executing");
     });
 
-    it("bounds open sessions per requester", async () => {
-      await adhoc.handle(iq(BOB, cmd("configure")));
-      await adhoc.handle(iq(BOB, cmd("configure")));
-      await rejects(adhoc.handle(iq(BOB, cmd("configure"))), "not-allowed", undefined, /max 2/);
+    it("bounds open sessions per requester by evicting the least recently used idle one, never by lockout", async () => {
+      const a = (await adhoc.handle(iq(BOB, cmd("configure")))).attrs.sessionid;
+      timers.advance(10);
+      const b = (await adhoc.handle(iq(BOB, cmd("configure")))).attrs.sessionid;
+      timers.advance(10);
+      // Touch a: b is now the least recently used.
+      await adhoc.handle(iq(BOB, cmd("configure", { sessionid: a, action: "prev" }))).catch(() => undefined);
+      const c = await adhoc.handle(iq(BOB, cmd("configure")));
+      assert.equal(c.attrs.status, "executing");
+      await rejects(
+        adhoc.handle(iq(BOB, cmd("configure", { sessionid: b }, submit({ channel: "t1" })))),
+        "not-allowed",
+        "session-expired",
+      );
+      const stillA = await adhoc.handle(iq(BOB, cmd("configure", { sessionid: a }, submit({ channel: "t1" }))));
+      assert.equal(stillA.attrs.status, "executing");
+      assert.equal(adhoc.stats.evicted, 1);
+      assert.equal(audit.records.find((r) => r.sessionid === b && r.outcome === "expired")?.action, "evict");
       // Another resource of the same account is another requester.
       const other = await adhoc.handle(iq("bob@iot.test/phone", cmd("configure")));
       assert.equal(other.attrs.status, "executing");
+    });
+
+    it("ten failed submits in a row, then a valid command: the operator is never locked out", async () => {
+      for (let i = 0; i < 10; i++) {
+        const first = await adhoc.handle(iq(BOB, cmd("configure")));
+        await rejects(
+          adhoc.handle(iq(BOB, cmd("configure", { sessionid: first.attrs.sessionid }, submit({ channel: "nope" })))),
+          "bad-request",
+        );
+        // A refused *first* request with a form opens nothing at all.
+        await rejects(
+          adhoc.handle(iq(BOB, cmd("configure", { action: "next" }, submit({ channel: "nope" })))),
+          "bad-request",
+        );
+      }
+      const ok = await adhoc.handle(iq(BOB, cmd("configure")));
+      assert.equal(ok.attrs.status, "executing");
+      const done = await adhoc.handle(
+        iq(BOB, cmd("configure", { sessionid: ok.attrs.sessionid, action: "complete" }, submit({ channel: "t1" }))),
+      );
+      assert.equal(done.attrs.status, "completed");
+    });
+
+    it("accepts a cancel in every form clients send: before any session, on an ended session, on an open one", async () => {
+      const before = await adhoc.handle(iq(BOB, cmd("configure", { action: "cancel" })));
+      assert.equal(before.attrs.status, "canceled");
+      const s = await adhoc.handle(iq(BOB, cmd("configure")));
+      const sid = s.attrs.sessionid;
+      const open = await adhoc.handle(iq(BOB, cmd("configure", { sessionid: sid, action: "cancel" })));
+      assert.equal(open.attrs.status, "canceled");
+      const again = await adhoc.handle(iq(BOB, cmd("configure", { sessionid: sid, action: "cancel" })));
+      assert.equal(again.attrs.status, "canceled");
+      // Someone else's live session is still not theirs to touch.
+      const alices = (await adhoc.handle(iq(ALICE, cmd("configure")))).attrs.sessionid;
+      await rejects(adhoc.handle(iq(BOB, cmd("configure", { sessionid: alices, action: "cancel" }))), "bad-request");
+    });
+
+    it("an untouched boolean arrives with no value, or not at all, and means false", async () => {
+      outputs.led = true;
+      const first = await adhoc.handle(iq(ALICE, cmd("set")));
+      const sid = first.attrs.sessionid;
+      // What Gajim 1.7 and profanity 0.13 send for a box left unticked: the field with no <value/>.
+      const off = await adhoc.handle(
+        iq(
+          ALICE,
+          cmd(
+            "set",
+            { sessionid: sid, action: "complete" },
+            `<x xmlns="jabber:x:data" type="submit"><field var="output"><value>led</value></field><field var="value"/></x>`,
+          ),
+        ),
+      );
+      assert.equal(off.attrs.status, "completed");
+      assert.equal(outputs.led, false);
+      outputs.led = true;
+      const absent = await adhoc.handle(iq(ALICE, cmd("set", {}, submit({ output: "led" }))));
+      assert.equal(absent.attrs.status, "completed");
+      assert.equal(outputs.led, false);
     });
 
     it("turns a throwing handler into internal-server-error with its message, audited", async () => {

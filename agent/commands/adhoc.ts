@@ -100,6 +100,8 @@ interface CommandSession {
   /** Accepted (typed) values per stage. */
   accepted: Array<FieldValues | undefined>;
   started: number;
+  /** Time of the last request on this session: the per-requester bound evicts the least recent. */
+  lastActive: number;
   timer: TimerHandle;
   busy: boolean;
 }
@@ -130,6 +132,8 @@ export class AdhocCommands {
     /** Handler bugs (internal-server-error). */
     errors: 0,
     expired: 0,
+    /** Idle sessions ended to make room for a newer one of the same requester. */
+    evicted: 0,
   };
 
   constructor(opts: AdhocOptions) {
@@ -221,6 +225,10 @@ export class AdhocCommands {
     const node = cmd?.attrs.node as string | undefined;
     const sessionid = (cmd?.attrs.sessionid as string | undefined) || undefined;
     const rawAction = (cmd?.attrs.action as string | undefined) ?? "execute";
+    // What a client really sent, for interop work (log.level debug): clients differ (docs/commands.md).
+    // Only operators' requests, and bounded: a stranger must not be able to fill the log.
+    if (this.logger.isLevelEnabled("debug") && requester && this.authorizer.isOperator(requester))
+      this.logger.debug("command request", { from: requester, xml: redactSecretFields(iq.toString().slice(0, 4096)) });
     const reject = (outcome: AuditOutcome, err: StanzaError, params?: Record<string, unknown>): never => {
       if (outcome === "forbidden") this.stats.forbidden++;
       else this.stats.rejected++;
@@ -285,7 +293,13 @@ export class AdhocCommands {
     t0: number,
   ): Promise<Element> {
     const stages = def.stages ?? [];
-    if (action === "cancel" || action === "prev")
+    // A cancel before any session exists (a client cancelling a form it never submitted) has
+    // nothing to undo: answer canceled, as XEP-0050 asks, rather than an error the client shows.
+    if (action === "cancel") {
+      this.auditRecord(requester, def.node, "cancel", "canceled", t0, {});
+      return commandElement(def.node, this.newSessionId(def.node), "canceled");
+    }
+    if (action === "prev")
       throw cmdError("bad-request", "modify", "bad-action", `${action} needs the sessionid of an open session`);
     const id = this.newSessionId(def.node);
     const ctx = this.context(def, requester);
@@ -309,14 +323,26 @@ export class AdhocCommands {
       submitted: [],
       accepted: [],
       started: t0,
+      lastActive: t0,
       timer: this.sessionTimer(id),
       busy: false,
     };
-    s.fields[0] = await this.fieldsFor(s, 0);
+    try {
+      s.fields[0] = await this.fieldsFor(s, 0);
+    } catch (err) {
+      s.timer.cancel();
+      throw err;
+    }
     this.sessions.set(id, s);
     if (form) {
-      // action='next' with a form on the first request: take stage 1's values and move on.
-      return await this.step(s, "next", form, t0);
+      // action='next' with a form on the first request: take stage 1's values and move on. If
+      // that is refused, the requester never learns this session's id: it must not stay open.
+      try {
+        return await this.step(s, "next", form, t0);
+      } catch (err) {
+        if (this.sessions.get(id) === s) this.end(s);
+        throw err;
+      }
     }
     this.logger.debug("command session opened", { node: def.node, requester, sessionid: id });
     return this.executing(s);
@@ -331,6 +357,12 @@ export class AdhocCommands {
     t0: number,
   ): Promise<Element> {
     const s = this.sessions.get(sessionid);
+    // Cancelling what has already ended (completed, expired, evicted, or closed by an error) is
+    // what a client does when it tidies up: it succeeds, and changes nothing.
+    if (!s && action === "cancel") {
+      this.auditRecord(requester, def.node, "cancel", "canceled", t0, { sessionid });
+      return commandElement(def.node, sessionid, "canceled");
+    }
     if (!s) {
       // "<session-expired/>: The requesting JID specified a sessionid that is no longer active
       // (either because it was completed, canceled, or timed out)."
@@ -347,6 +379,7 @@ export class AdhocCommands {
       throw new StanzaError("unexpected-request", "wait", `session ${sessionid} is still busy with a request`);
     s.timer.cancel();
     s.timer = this.sessionTimer(s.id);
+    s.lastActive = this.timers.now();
     s.busy = true;
     try {
       return await this.step(s, action, form, t0);
@@ -570,16 +603,29 @@ export class AdhocCommands {
   }
 
   private checkSessionBounds(requester: string): void {
-    // "If the responder does not allow more than one session of the same command with the same
-    // requester, the responder MUST return a <not-allowed/> error": we bound sessions per requester.
-    let mine = 0;
-    for (const s of this.sessions.values()) if (s.requester === requester) mine++;
-    if (mine >= this.limits.maxSessionsPerRequester)
-      throw new StanzaError(
-        "not-allowed",
-        "wait",
-        `you have ${mine} open command sessions (max ${this.limits.maxSessionsPerRequester}); complete or cancel one`,
-      );
+    // Sessions per requester are bounded, but a client that never cancels (profanity after an
+    // error, a script that gives up) must not lock its operator out: a new session evicts the
+    // requester's least recently used idle one. Only when all of them are busy is it refused.
+    const mine = [...this.sessions.values()].filter((s) => s.requester === requester);
+    if (mine.length >= this.limits.maxSessionsPerRequester) {
+      const idle = mine.filter((s) => !s.busy).sort((a, b) => a.lastActive - b.lastActive);
+      const excess = mine.length - this.limits.maxSessionsPerRequester + 1;
+      if (idle.length < excess)
+        throw new StanzaError(
+          "not-allowed",
+          "wait",
+          `you have ${mine.length} command sessions busy (max ${this.limits.maxSessionsPerRequester}); try again shortly`,
+        );
+      for (const s of idle.slice(0, excess)) {
+        this.end(s);
+        this.stats.evicted++;
+        this.logger.info("command session evicted by a newer one", { node: s.node, requester, sessionid: s.id });
+        this.auditRecord(s.requester, s.node, "evict", "expired", s.started, {
+          sessionid: s.id,
+          reason: `replaced by a new session (max ${this.limits.maxSessionsPerRequester} per requester)`,
+        });
+      }
+    }
     if (this.sessions.size >= this.limits.maxSessions)
       throw new StanzaError("resource-constraint", "wait", "too many open command sessions; try again later");
   }
@@ -697,4 +743,12 @@ function pickLimits(c: CommandsConfig): AdhocLimits {
     handlerTimeoutMs: c.handlerTimeoutMs,
     maxConcurrentExecutions: c.maxConcurrentExecutions,
   };
+}
+
+/** Values of fields whose name says secret (password, pin, token, key) never reach a log line. */
+function redactSecretFields(xml: string): string {
+  return xml.replace(
+    /(<field\b[^>]*\bvar=(["'])[^"']*(?:pass|secret|pin|token|key)[^"']*\2[^>]*>)[\s\S]*?(<\/field>)/gi,
+    "$1[redacted]$3",
+  );
 }

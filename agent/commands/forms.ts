@@ -269,7 +269,9 @@ export function validateSubmission(declared: readonly FormField[], submitted: Da
         const r = convert(decl, decl.values);
         if ("error" in r) problem(`default is invalid: ${r.error}`);
         else values[decl.var] = r.value;
-      } else if (decl.required) problem("is required");
+      } else if (decl.type === "boolean")
+        values[decl.var] = false; // absent box: not ticked
+      else if (decl.required) problem("is required");
       else values[decl.var] = undefined;
       continue;
     }

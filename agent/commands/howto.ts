@@ -27,7 +27,7 @@ async def go(_):
         for t, x in r["notes"]: print(t + ":", x)
         for f in r.xml.iter("{jabber:x:data}field"):
             vals = [v.text or "" for v in f.findall("{jabber:x:data}value")]
-            if vals: print(f.get("var"), "=", ", ".join(vals))
+            if vals and f.get("type") != "hidden": print(f.get("var"), "=", ", ".join(vals))
     except slixmpp.exceptions.IqError as e:
         print("error:", e.iq["error"]["condition"], e.iq["error"]["text"])
     finally:
@@ -41,9 +41,10 @@ c.process(forever=False)
 export function howToRunCommands(deviceJid: string, operatorJid = "operator@example.org"): string {
   return `Control commands (XEP-0050 ad-hoc commands) of ${deviceJid}
 
-From Gajim: add ${deviceJid.split("/")[0]} as a contact (the device accepts subscriptions from configured
-operators), then right-click the contact (or its resource) > Execute Command... , pick a command,
-fill the form, press Next/Finish.
+From Gajim (1.7): Accounts > Discover Services..., Address ${deviceJid} (the full JID), Enter, OK on
+"not browsable", select the device's row, Command; pick a command, Execute, fill the form, Complete.
+From profanity: /cmd list ${deviceJid}, /cmd exec set-output ${deviceJid}, /field1 relay,
+/field2 on, /form submit.
 From Psi/Psi+: right-click the contact > Execute command, pick a command, fill the form, Finish.
 
 From a slixmpp script (all values in one request; prints status, notes and result fields):

@@ -136,7 +136,10 @@ export class Values {
 export function paramToField(p: Param): FormField {
   const f: FormField = { var: p.name, label: p.label, values: defaultValues(p) };
   if (p.desc !== undefined) f.desc = p.desc;
-  if (p.required) f.required = true;
+  // A boolean always has a value: an unticked box is false. Clients send an untouched one with no
+  // value (Gajim 1.7, profanity 0.13), so booleans carry a default and are never "required".
+  if (p.type === "boolean" && f.values.length === 0) f.values = ["0"];
+  if (p.required && p.type !== "boolean") f.required = true;
   switch (p.type) {
     case "boolean":
       f.type = "boolean";

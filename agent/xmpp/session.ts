@@ -386,6 +386,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
           this.skipNextWait = false;
         }
         delay = this.backoff.next();
+        this.log.info("reconnecting", { retryInMs: delay });
       }
       this.setState("waiting");
       await this.sleep(delay);
@@ -423,7 +424,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     this.counters.connects++;
     this.tls ??= {
       servername: this.cfg.tlsServername ?? this.domain,
-      ...(this.cfg.caFile ? { ca: readCaFile(this.cfg.caFile) } : {}),
+      ...(this.cfg.caFile ? { ca: readCaFile(this.cfg.caFile), caSource: `xmpp.caFile ${this.cfg.caFile}` } : {}),
       ...(this.cfg.pinSha256 ? { pinSha256: this.cfg.pinSha256 } : {}),
     };
     const conn = await this.openConnection(resuming ? this.resumeInfo?.location : undefined);

@@ -22,6 +22,8 @@ export interface TlsOptions {
   servername: string;
   /** PEM text of trusted CAs; undefined means the system store. */
   ca?: string;
+  /** Where `ca` came from, for errors a person reads ("xmpp.caFile /etc/iot-agent/server-ca.pem"). */
+  caSource?: string;
   /** Lowercase hex SHA-256 of the server certificate's DER. */
   pinSha256?: string;
 }
@@ -154,8 +156,12 @@ export function startTls(socket: net.Socket, opts: TlsOptions, timeoutMs: number
       reject(
         new TransportError(
           certProblem ? "tls_cert_rejected" : "tls_failed",
-          `TLS handshake with ${opts.servername} failed: ${err.message}`,
-          { servername: opts.servername, reason: err.code },
+          `TLS handshake with ${opts.servername} failed: ${err.message}${certProblem ? ` (trusted CAs: ${opts.caSource ?? (opts.ca ? "the configured CA" : "the system CA store; set xmpp.caFile for a private CA")})` : ""}`,
+          {
+            servername: opts.servername,
+            reason: err.code,
+            ...(certProblem ? { trust: opts.caSource ?? "system" } : {}),
+          },
           { cause: err },
         ),
       );

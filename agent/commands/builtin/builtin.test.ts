@@ -19,6 +19,7 @@ import {
 } from "../ports.js";
 import { CommandRegistry } from "../registry.js";
 import { BUILTIN_NODES, registerBuiltins } from "./index.js";
+import { formatDuration } from "./status.js";
 
 const OP = "alice@iot.test/slix";
 
@@ -151,16 +152,35 @@ describe("built-in commands", () => {
     );
   });
 
-  it("status shows versions, link, counters, spool and pubsub nodes", async () => {
+  it("status shows versions, link, counters, spool and pubsub nodes in human units, and the raw snapshot hidden", async () => {
     const f = resultOf(await adhoc.handle(exec("status")));
     assert.equal(field(f, "agentVersion"), "0.1.0");
     assert.equal(field(f, "firmwareVersion"), "iot-sim-mcu 1.0.0");
-    assert.equal(field(f, "linkState"), "online");
+    assert.equal(field(f, "uptime"), "12 s");
+    assert.equal(field(f, "memory"), "38.1 MiB resident, 8.6 MiB heap used");
+    assert.equal(field(f, "link"), "online since 1970-01-01T00:00:00.000Z (127.0.0.1:5222)");
+    assert.equal(field(f, "streamManagement"), "on; 2 resumptions, 0 unacknowledged");
     assert.equal(field(f, "reconnects"), "3");
-    assert.equal(field(f, "smResumes"), "2");
-    assert.equal(field(f, "spoolDepth"), "7");
-    assert.equal(field(f, "pubsubNodes"), "devices/dev1/state, devices/dev1/telemetry");
-    assert.equal(field(f, "uptimeS"), "12");
+    assert.equal(field(f, "spool"), "7");
+    assert.equal(field(f, "pubsub"), "devices/dev1/state, devices/dev1/telemetry on pubsub.iot.test");
+    const json = f.fields.find((x) => x.var === "json")!;
+    assert.equal(json.type, "hidden");
+    const raw = JSON.parse(json.values[0]!);
+    assert.equal(raw.memory.rssBytes, 40_000_000);
+    assert.equal(raw.uptimeS, 12.4);
+  });
+
+  it("formats durations for people", () => {
+    assert.deepEqual([0, 59, 60, 245, 3599, 3720, 86_399, 273_600].map(formatDuration), [
+      "0 s",
+      "59 s",
+      "1m 00s",
+      "4m 05s",
+      "59m 59s",
+      "1h 02m",
+      "23h 59m",
+      "3d 04h",
+    ]);
   });
 
   it("list-channels answers a table", async () => {

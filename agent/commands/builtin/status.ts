@@ -1,5 +1,11 @@
-/** `status`: a snapshot of the agent (versions, uptime, memory, link, counters, spool, pubsub nodes). */
-import type { BackendStatus, StatusSource } from "../ports.js";
+/**
+ * `status`: a snapshot of the agent (versions, uptime, memory, link, counters, spool, pubsub nodes,
+ * hardware backends), worded for a person reading it in a client: memory in MiB, durations as
+ * "1h 02m", times in ISO 8601 UTC. Scripts read the hidden field `json`, the same snapshot in
+ * bytes, seconds and epoch milliseconds (docs/commands.md).
+ */
+import type { DataForm } from "../forms.js";
+import type { BackendStatus, StatusSnapshot, StatusSource } from "../ports.js";
 import { type CommandDefinition, resultForm } from "../registry.js";
 
 export function statusCommand(source: StatusSource): CommandDefinition {
@@ -10,38 +16,57 @@ export function statusCommand(source: StatusSource): CommandDefinition {
       "Uptime, versions, memory, XMPP link, stream management and reconnect counters, spool, pubsub nodes, hardware backends",
     async run() {
       const s = await source.snapshot();
-      const unknown = "unknown";
-      return {
-        form: resultForm("Device status", [
-          ["uptimeS", "Uptime (s)", Math.round(s.uptimeS)],
-          ["agentVersion", "Agent version", s.agentVersion],
-          ["firmwareVersion", "Firmware version", s.firmwareVersion ?? unknown],
-          ["rssBytes", "Memory RSS (bytes)", s.memory.rssBytes],
-          ["heapUsedBytes", "Heap used (bytes)", s.memory.heapUsedBytes],
-          ["linkState", "XMPP link", s.link.state],
-          [
-            "linkSince",
-            "Link state since",
-            s.link.since === undefined ? unknown : new Date(s.link.since).toISOString(),
-          ],
-          ["server", "Server", s.link.server ?? unknown],
-          [
-            "smEnabled",
-            "Stream management",
-            s.streamManagement ? (s.streamManagement.enabled ? "on" : "off") : unknown,
-          ],
-          ["smResumes", "Stream resumptions", s.streamManagement?.resumes ?? unknown],
-          ["smUnacked", "Unacknowledged stanzas", s.streamManagement?.unacked ?? unknown],
-          ["reconnects", "Reconnects", s.reconnects],
-          ["spoolDepth", "Spool depth (readings)", s.spool?.depth ?? unknown],
-          ["spoolDrops", "Spool drops", s.spool?.drops ?? unknown],
-          ["pubsubService", "Pubsub service", s.pubsub?.service ?? unknown],
-          ["pubsubNodes", "Pubsub nodes", s.pubsub ? s.pubsub.nodes.join(", ") : unknown],
-          ...(s.hardware ?? []).map((b) => [b.id, b.label, describeBackend(b)] as [string, string, unknown]),
-        ]),
-      };
+      const form = statusForm(s);
+      return { form };
     },
   };
+}
+
+export function statusForm(s: StatusSnapshot): DataForm {
+  const unknown = "unknown";
+  const form = resultForm("Device status", [
+    ["uptime", "Uptime", formatDuration(s.uptimeS)],
+    ["agentVersion", "Agent version", s.agentVersion],
+    ["firmwareVersion", "Firmware version", s.firmwareVersion ?? unknown],
+    ["memory", "Memory", `${mib(s.memory.rssBytes)} resident, ${mib(s.memory.heapUsedBytes)} heap used`],
+    [
+      "link",
+      "XMPP link",
+      `${s.link.state}${s.link.since === undefined ? "" : ` since ${new Date(s.link.since).toISOString()}`}${s.link.server ? ` (${s.link.server})` : ""}`,
+    ],
+    [
+      "streamManagement",
+      "Stream management",
+      s.streamManagement
+        ? `${s.streamManagement.enabled ? "on" : "off"}; ${s.streamManagement.resumes} resumptions, ${s.streamManagement.unacked} unacknowledged`
+        : unknown,
+    ],
+    ["reconnects", "Reconnects", s.reconnects],
+    [
+      "spool",
+      "Readings waiting (spool)",
+      s.spool ? `${s.spool.depth}${s.spool.drops > 0 ? `; ${s.spool.drops} dropped (spool full)` : ""}` : unknown,
+    ],
+    ["pubsub", "Telemetry nodes", s.pubsub ? `${s.pubsub.nodes.join(", ")} on ${s.pubsub.service}` : unknown],
+    ...(s.hardware ?? []).map((b) => [b.id, b.label, describeBackend(b)] as [string, string, unknown]),
+  ]);
+  form.fields.push({ var: "json", type: "hidden", values: [JSON.stringify(s)] });
+  return form;
+}
+
+/** 59 s, 4m 05s, 1h 02m, 3d 04h. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const pad = (n: number) => String(n).padStart(2, "0");
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+  return `${Math.floor(s / 86_400)}d ${pad(Math.floor((s % 86_400) / 3600))}h`;
+}
+
+/** Bytes as MiB with one decimal ("70.5 MiB"). */
+export function mib(bytes: number): string {
+  return `${(bytes / 1_048_576).toFixed(1)} MiB`;
 }
 
 /** "open; 1204 frames in, 12 requests, 0 reopens; 3 bad CRC, 1 timeout" or "...; no errors". */
