@@ -6,11 +6,20 @@
  * Files live under the fleet home (--home, $IOT_FLEET_HOME, default ./fleet):
  *   ca/ca.key.pem (0600) ca/ca.cert.pem   fleet.json (0600, the store)   revocations.json (signed)
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createBundle, type BundleCredential, type BundleServer, serialiseBundle } from "./bundle.js";
-import { certFingerprint, initCa, loadCa, loadCaCert, normaliseFingerprint, signDeviceCsr } from "./ca.js";
+import {
+  CA_CERT_FILE,
+  CA_KEY_FILE,
+  certFingerprint,
+  initCa,
+  loadCa,
+  loadCaCert,
+  normaliseFingerprint,
+  signDeviceCsr,
+} from "./ca.js";
 import { readCsr, sealToPublicKey } from "./device-key.js";
 import { isProvisioningError, ProvisioningError } from "./errors.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
@@ -416,6 +425,11 @@ function caInit(ctx: Context, p: string[]): number {
   const v = ctx.v;
   const days = v["valid-days"] === undefined ? 3650 : Number(v["valid-days"]);
   if (!Number.isInteger(days) || days < 1 || days > 36500) throw usageError("--valid-days must be 1..36500", "ca init");
+  // Refuse before promising work: an existing CA is never overwritten without --force.
+  if (v.force !== true && (existsSync(join(ctx.caDir, CA_KEY_FILE)) || existsSync(join(ctx.caDir, CA_CERT_FILE))))
+    throw new ProvisioningError("ca_exists", `a fleet CA already exists in ${ctx.caDir}; refusing to overwrite it`, {
+      dir: ctx.caDir,
+    });
   const passphrase = ctx.passphrase();
   ctx.progress(`generating the RSA-3072 CA key in ${ctx.caDir} (a few seconds)...`);
   const info = initCa({
@@ -592,7 +606,7 @@ async function provision(ctx: Context, p: string[]): Promise<number> {
       credentialPath: path,
       notAfter: bundle.payload.notAfter,
     },
-    `provisioned ${id} (${jid})\n  bundle      ${outFile} (0600)\n  credential  ${path}\n  valid until ${bundle.payload.notAfter}\n  on device:  iot-agent enroll ${out} --fleet-ca ca.cert.pem`,
+    `provisioned ${id} (${jid})\n  bundle      ${outFile} (0600)\n  credential  ${describeCredentialPath(path)}\n  valid until ${bundle.payload.notAfter}\n  on device:  iot-agent enroll ${out} --fleet-ca ca.cert.pem`,
   );
   return EXIT.ok;
 }
@@ -732,7 +746,8 @@ async function list(ctx: Context, p: string[]): Promise<number> {
     return EXIT.ok;
   }
   const rows = [["DEVICE", "JID", "STATE", "CREDENTIAL", "LAST SEEN", "UPDATED"]];
-  for (const d of devices) rows.push([d.id, d.jid, d.state, d.credentialPath, d.lastSeen ?? "-", d.updatedAt]);
+  for (const d of devices)
+    rows.push([d.id, d.jid, d.state, describeCredentialPath(d.credentialPath), d.lastSeen ?? "-", d.updatedAt]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows)
     ctx.io.out(
@@ -743,4 +758,19 @@ async function list(ctx: Context, p: string[]): Promise<number> {
     );
   if (devices.length === 0) ctx.io.out("(no devices yet: iot-fleet provision DEVICE-ID ...)");
   return EXIT.ok;
+}
+
+/**
+ * How a person reads a credential path: the words of docs/provisioning.md and of the bundle's
+ * credential type ("invite", "password-sealed", "password"). --json keeps the store's values.
+ */
+export function describeCredentialPath(path: CredentialPath): string {
+  switch (path) {
+    case "invite":
+      return "invite";
+    case "admin-password-sealed":
+      return "admin path, password-sealed";
+    case "admin-password":
+      return "admin path, password in clear";
+  }
 }

@@ -528,7 +528,8 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     }
     const reason = error ? `${error.code}: ${error.message}` : "closed";
     if (error && error.code !== "closed_locally") this.lastError = reason;
-    this.log.warn("offline", { reason, queued: this.queue.length });
+    // A stop asked for is routine (info); a link that went away is worth a warning.
+    this.log[this.stopping ? "info" : "warn"]("offline", { reason, queued: this.queue.length });
     this.setState(this.stopping ? "stopped" : "offline");
     this.emit("offline", { reason, ...(error ? { error } : {}) });
     return true;

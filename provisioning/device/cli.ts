@@ -66,8 +66,12 @@ export async function enrollMain(args: string[], io: EnrollIo, deps: Partial<Enr
       return EXIT.ok;
     }
     if (positionals.length !== 1) return usage("exactly one BUNDLE file is needed");
+    // Not a usage slip: without a trust anchor the bundle cannot be verified (exit 4, as documented).
     if (!values["fleet-ca"] && !values["fleet-ca-fingerprint"])
-      return usage("--fleet-ca FILE or --fleet-ca-fingerprint HEX is needed to verify the bundle");
+      throw new ProvisioningError(
+        "bundle_no_trust_anchor",
+        "no fleet CA to verify the bundle against: pass --fleet-ca FILE or --fleet-ca-fingerprint HEX",
+      );
     let timeoutMs: number | undefined;
     if (values.timeout !== undefined) {
       const s = Number(values.timeout);

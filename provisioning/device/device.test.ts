@@ -124,7 +124,9 @@ describe("iot-agent enroll arguments", () => {
     assert.equal((await run("--help")).code, 0);
     assert.equal((await run()).code, 2);
     assert.equal((await run("a.json", "b.json", "--fleet-ca", caFile)).code, 2);
-    assert.equal((await run("a.json")).code, 2, "no trust anchor");
+    const noAnchor = await run("a.json");
+    assert.equal(noAnchor.code, 4, "no trust anchor: refused on security grounds, as documented");
+    assert.match(noAnchor.err, /\[bundle_no_trust_anchor\]/);
     assert.equal((await run("a.json", "--fleet-ca", caFile, "--bogus")).code, 2);
     assert.equal((await run("a.json", "--fleet-ca", caFile, "--timeout", "0")).code, 2);
     assert.equal((await run("--make-csr")).code, 2);

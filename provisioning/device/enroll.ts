@@ -8,9 +8,10 @@
  *   4. connect once with the real session to prove it works.
  * Nothing secret is ever logged: progress lines name steps and files, never values.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { stringify } from "yaml";
+import { isAgentError } from "../../agent/core/errors.js";
 import type { Logger } from "../../agent/core/log.js";
 import { silentLogger } from "../../agent/core/log.js";
 import { type BundlePayload, parseBundleText, verifyBundle } from "../bundle.js";
@@ -30,6 +31,7 @@ import {
   ENROLMENT_FILE,
   FLEET_CA_FILE,
   generatePassword,
+  PASSWORD_FILE,
   SERVER_CA_FILE,
 } from "./credentials.js";
 
@@ -148,6 +150,9 @@ function agentConfig(p: BundlePayload, o: EnrollOptions, creds: CredentialStore,
   };
 }
 
+/** Registration answers after which the server certainly created no account. */
+const DEFINITE_REFUSALS = new Set(["invite_invalid", "register_refused", "register_conflict"]);
+
 export async function enroll(o: EnrollOptions): Promise<EnrollResult> {
   const log = (o.log ?? silentLogger).child({ component: "enroll" });
   const progress = o.progress ?? (() => {});
@@ -191,7 +196,22 @@ export async function enroll(o: EnrollOptions): Promise<EnrollResult> {
         file: configFile,
       },
     );
+  // What this attempt creates, so a refusal that leaves the device unenrolled can take it back
+  // (docs: a refused enrolment writes nothing). Files that were there before are never removed.
+  const dirExisted = existsSync(creds.dir);
+  const created = [SERVER_CA_FILE, FLEET_CA_FILE, CLIENT_CERT_FILE, PASSWORD_FILE].filter(
+    (f) => !existsSync(creds.path(f)),
+  );
   creds.init();
+  const undo = () => {
+    for (const f of created) rmSync(creds.path(f), { force: true });
+    if (!dirExisted)
+      try {
+        rmdirSync(creds.dir); // only if empty: the device key of --make-csr lives there too
+      } catch {
+        // not empty (a device key from --make-csr, files of an earlier run): keep it
+      }
+  };
 
   // 2. server trust material
   let caFile: string | undefined;
@@ -210,21 +230,28 @@ export async function enroll(o: EnrollOptions): Promise<EnrollResult> {
       // Written before registering: if we crash after the server created the account, we still know it.
       creds.writePassword(password);
       progress(`registering ${p.device.jid} on ${p.server.host}:${p.server.port} with the invite token...`);
-      await (o.register ?? registerAccount)({
-        domain,
-        host: p.server.host,
-        port: p.server.port,
-        tls: {
-          servername: p.server.tlsServername ?? domain,
-          ...(p.server.caCertPem ? { ca: p.server.caCertPem } : {}),
-          ...(p.server.pinSha256 ? { pinSha256: p.server.pinSha256.replace(/:/g, "").toLowerCase() } : {}),
-        },
-        directTls: p.server.directTls ?? false,
-        timeoutMs,
-        username: local,
-        password,
-        token: p.credential.token,
-      });
+      try {
+        await (o.register ?? registerAccount)({
+          domain,
+          host: p.server.host,
+          port: p.server.port,
+          tls: {
+            servername: p.server.tlsServername ?? domain,
+            ...(p.server.caCertPem ? { ca: p.server.caCertPem } : {}),
+            ...(p.server.pinSha256 ? { pinSha256: p.server.pinSha256.replace(/:/g, "").toLowerCase() } : {}),
+          },
+          directTls: p.server.directTls ?? false,
+          timeoutMs,
+          username: local,
+          password,
+          token: p.credential.token,
+        });
+      } catch (err) {
+        // A definite refusal means no account was created: nothing of this attempt is worth
+        // keeping. Anything else (timeout, lost link) may have created it: keep the password.
+        if (isAgentError(err) && DEFINITE_REFUSALS.has(err.code)) undo();
+        throw err;
+      }
       progress("account registered; its password was generated on this device");
       break;
     }

@@ -4,7 +4,7 @@
  * agent's XmppSession as the running device.
  */
 import assert from "node:assert/strict";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Element } from "ltx";
@@ -238,6 +238,9 @@ describe("fleet provisioning against Prosody", () => {
     );
     assert.equal(r.code, 5, r.err);
     assert.match(r.err, /invite_invalid/);
+    // A refused enrolment leaves nothing behind: no password, no CA files, no config.
+    assert.equal(existsSync(join(copy.data, "credentials")), false, "credentials directory left behind");
+    assert.equal(existsSync(copy.config), false);
   });
 
   it("refuses tampered, wrong-CA and expired bundles before touching the server", async () => {
