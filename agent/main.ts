@@ -182,6 +182,10 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
       timers,
       logger: log,
       ...(mirror ? { mirror } : {}),
+      onStateChange: (state) => {
+        log.info("telemetry state", { state });
+        session.refreshPresence();
+      },
     });
     telemetry.publisher?.on("failure", (err) => log.warn("publish failed; readings stay in the spool", { error: err }));
   }
@@ -226,6 +230,7 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
         ...(tel
           ? {
               spool: { depth: tel.spool.readings, drops: tel.spool.droppedReadings },
+              telemetry: telemetry!.stateText(),
               pubsub: { service: tel.service, nodes: [tel.nodes.telemetry, tel.nodes.status] },
             }
           : {}),

@@ -135,6 +135,8 @@ export interface StatusSnapshot {
   streamManagement?: { enabled: boolean; resumes: number; unacked: number };
   reconnects: number;
   spool?: { depth: number; drops: number };
+  /** Telemetry as a person reads it: "publishing", "blocked: ...", "...; 2 batches dead-lettered". */
+  telemetry?: string;
   pubsub?: { service: string; nodes: string[] };
   /** Each hardware backend the board uses. */
   hardware?: BackendStatus[];

@@ -176,6 +176,8 @@ export interface DeviceStatus {
   agentVersion: string;
   firmwareVersion?: string;
   channels: ChannelDescriptor[];
+  /** Telemetry as a person reads it ("publishing", "blocked: ...; 2 batches dead-lettered"); presence only. */
+  telemetry?: string;
 }
 
 /**
@@ -243,7 +245,9 @@ export function buildStatusPresence(s: DeviceStatus): Element {
   const parts = [`${s.channels.length} channel${s.channels.length === 1 ? "" : "s"}`];
   if (s.firmwareVersion) parts.push(`firmware ${s.firmwareVersion}`);
   parts.push(`agent ${s.agentVersion}`);
-  p.c("status").t(`${s.state}: ${parts.join(", ")}`);
+  // Only news goes into the status text a client shows: plain publishing is the normal case.
+  const telemetry = s.telemetry && s.telemetry !== "publishing" ? `; telemetry ${s.telemetry}` : "";
+  p.c("status").t(`${s.state}: ${parts.join(", ")}${telemetry}`);
   p.c("device", {
     xmlns: NS_TELEMETRY,
     id: s.device,
@@ -251,6 +255,7 @@ export function buildStatusPresence(s: DeviceStatus): Element {
     agent: s.agentVersion,
     ...(s.firmwareVersion ? { firmware: s.firmwareVersion } : {}),
     channels: String(s.channels.length),
+    ...(s.telemetry ? { telemetry: s.telemetry } : {}),
   });
   return p;
 }

@@ -65,6 +65,16 @@ export const telemetryConfigSchema = obj(
         maxDelayMs: def(ms({ min: 100 }), 60_000),
         factor: def(int({ min: 1, max: 10 }), 2),
       }),
+      /**
+       * A batch the server refuses for good (forbidden, policy-violation, not-acceptable, ...) this
+       * many times in a row, or for this long, moves to <dataDir>/telemetry/dead-letter.jsonl
+       * (bounded by maxBytes; when full, publishing stays blocked and nothing is dropped).
+       */
+      deadLetter: obj({
+        afterTries: def(int({ min: 1, max: 10_000 }), 10),
+        afterMs: def(ms({ min: 1000 }), 3_600_000),
+        maxBytes: def(int({ min: 4096 }), 8 * 1024 * 1024),
+      }),
     }),
   },
   {

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Element, parse } from "ltx";
+import { appendFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { FakeSession, settle } from "../../test/telemetry/fake-session.js";
 import type { AgentError } from "../core/errors.js";
 import { createLogger } from "../core/log.js";
 import { FakeTimers } from "../core/timers.js";
 import { decodeReadings, decodeStatus } from "./codec.js";
+import { type DeadLetter, type DeadLetterSink, FileDeadLetters } from "./dead-letter.js";
 import { PubsubError } from "./errors.js";
 import { type PublishedInfo, TelemetryPublisher } from "./publisher.js";
 import { NS_PUBSUB } from "./pubsub.js";
@@ -345,5 +349,119 @@ describe("TelemetryPublisher on a server that refuses publish-options (ejabberd 
     await settle();
     assert.ok(publishes(t.session).every(hasOptions));
     t.publisher.stop();
+  });
+});
+
+describe("TelemetryPublisher dead letters: a batch refused for good does not hold the fleet's data back", () => {
+  class MemoryDeadLetters implements DeadLetterSink {
+    readonly letters: DeadLetter[] = [];
+    full = false;
+    async append(l: DeadLetter) {
+      if (this.full) return false;
+      this.letters.push(l);
+      return true;
+    }
+    counts() {
+      return { batches: this.letters.length, readings: this.letters.reduce((n, l) => n + l.readings.length, 0) };
+    }
+  }
+
+  async function withSink(sink: MemoryDeadLetters) {
+    const t = await setup();
+    const publisher = new TelemetryPublisher({
+      session: t.session,
+      spool: t.spool,
+      deviceId: "dev1",
+      service: "pubsub.iot.test",
+      nodes: NODES,
+      timers: t.timers,
+      random: () => 0.5,
+      retry: { initialDelayMs: 1000, maxDelayMs: 1000, factor: 1 },
+      deadLetter: { sink, afterTries: 3, afterMs: 3_600_000 },
+    });
+    const published: string[] = [];
+    publisher.on("published", (p) => published.push(p.itemId));
+    // The server refuses one item, always (e.g. a payload its policy rejects).
+    t.session.policy = (iq) =>
+      kind(iq) === "publish" && itemIds({ requests: [iq] } as FakeSession)[0] === "r-10-11"
+        ? { error: "policy-violation", type: "modify" }
+        : "result";
+    return { ...t, publisher, published };
+  }
+
+  it("after 3 refusals the batch moves to the dead letters, and the readings behind it are published", async () => {
+    const sink = new MemoryDeadLetters();
+    const t = await withSink(sink);
+    for (let i = 0; i < 3; i++) await t.spool.append(batch(i * 10, 2));
+    t.publisher.start();
+    await settle();
+    assert.deepEqual(t.published, ["r-0-1", "r-20-21"]);
+    assert.equal(t.publisher.stats().blocked?.condition, "policy-violation");
+    assert.equal(t.publisher.stats().blocked?.tries, 1);
+    for (let i = 0; i < 2; i++) {
+      t.timers.advance(1000);
+      await settle();
+    }
+    assert.equal(sink.letters.length, 1);
+    assert.equal(sink.letters[0]!.itemId, "r-10-11");
+    assert.equal(sink.letters[0]!.error.condition, "policy-violation");
+    assert.equal(sink.letters[0]!.error.tries, 3);
+    assert.deepEqual(sink.letters[0]!.readings, batch(10, 2));
+    assert.equal(t.spool.stats().batches, 0, "nothing left in the spool");
+    assert.equal(t.publisher.stats().blocked, undefined);
+    assert.deepEqual(t.publisher.stats().deadLettered, { batches: 1, readings: 2 });
+    // New readings flow on.
+    await t.spool.append(batch(30, 1));
+    t.publisher.notify();
+    await settle();
+    assert.equal(t.published.at(-1), "r-30-30");
+    t.publisher.stop();
+  });
+
+  it("a full dead-letter file drops nothing: the batch stays spooled and the publisher reports itself blocked", async () => {
+    const sink = new MemoryDeadLetters();
+    sink.full = true;
+    const t = await withSink(sink);
+    await t.spool.append(batch(10, 2));
+    t.publisher.start();
+    await settle();
+    for (let i = 0; i < 4; i++) {
+      t.timers.advance(1000);
+      await settle();
+    }
+    assert.equal(t.spool.stats().batches, 1);
+    assert.equal(t.publisher.stats().blocked?.deadLetterFull, true);
+    t.publisher.stop();
+  });
+});
+
+describe("FileDeadLetters", () => {
+  it("appends durably, counts across reopen, ignores a torn last line, refuses past its bound", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dead-letters-"));
+    try {
+      const path = join(dir, "telemetry", "dead-letter.jsonl");
+      const letter = (first: number): DeadLetter => ({
+        at: "2026-11-30T00:00:00.000Z",
+        itemId: `r-${first}-${first + 1}`,
+        node: NODES.telemetry,
+        service: "pubsub.iot.test",
+        firstSeq: first,
+        lastSeq: first + 1,
+        error: { code: "pubsub_forbidden", condition: "policy-violation", message: "x", tries: 3, since: "" },
+        readings: batch(first, 2),
+      });
+      const a = new FileDeadLetters(path, 4096);
+      assert.equal(await a.append(letter(0)), true);
+      assert.equal(await a.append(letter(10)), true);
+      appendFileSync(path, '{"itemId":"r-20-');
+      const b = new FileDeadLetters(path, 4096);
+      assert.deepEqual(b.counts(), { batches: 2, readings: 4 });
+      let refused = 0;
+      for (let i = 0; i < 20; i++) if (!(await b.append(letter(100 + i * 10)))) refused++;
+      assert.ok(refused > 0, "the bound holds");
+      assert.ok(statSync(path).size <= 4096);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

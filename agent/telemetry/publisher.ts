@@ -13,6 +13,10 @@
  *   same item id, which overwrites rather than duplicates.
  * - After a failure nothing new is dispatched until the retry, so items reach the node in order
  *   except when a later batch was already in flight.
+ * - A batch refused for good (forbidden, policy-violation, not-acceptable, ...: REFUSED_FOR_GOOD)
+ *   `deadLetter.afterTries` times in a row, or for `deadLetter.afterMs`, is moved to the dead-letter
+ *   file (dead-letter.ts) and publishing goes on with the batches behind it. Until then the
+ *   publisher reports itself blocked (stats().blocked). Without a dead-letter sink it retries forever.
  * - Servers differ on publish-options (pubsub.ts): the first publish that is refused because of
  *   them (an unknown field, bad-request, not-acceptable, feature-not-implemented) switches this
  *   publisher to configuring its nodes once, from the form the server lists, and publishing
@@ -24,6 +28,7 @@ import { AgentError, describeError, isAgentError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/log.js";
 import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
 import { type DeviceStatus, encodeReadings, encodeStatus, itemIdFor } from "./codec.js";
+import type { DeadLetterSink } from "./dead-letter.js";
 import { PubsubError } from "./errors.js";
 import {
   buildConfigure,
@@ -52,6 +57,8 @@ export interface PublisherOptions {
   /** Timeout of each pubsub request. */
   requestTimeoutMs?: number;
   retry?: BackoffOptions;
+  /** Where batches refused for good go, and after how many refusals or how long. */
+  deadLetter?: { sink: DeadLetterSink; afterTries: number; afterMs: number };
   timers?: Timers;
   logger?: Logger;
   random?: () => number;
@@ -77,6 +84,8 @@ export type PublisherState = "stopped" | "offline" | "idle" | "publishing" | "ba
 
 export interface PublisherEvents {
   published: [info: PublishedInfo];
+  /** A batch refused for good was moved to the dead-letter file. */
+  deadLettered: [info: PublishedInfo & { condition: string | undefined }];
   /** Every failure, typed: PubsubError for refusals, AgentError (iq_timeout, session_closed, spool_*) otherwise. */
   failure: [err: AgentError];
 }
@@ -90,7 +99,26 @@ export interface PublisherStats {
   publishedReadings: number;
   failures: number;
   lastError?: { code: string; message: string; condition?: string; at: number };
+  /** The oldest batch is being refused for good: what the server says, since when, how often. */
+  blocked?: { condition: string; node: string; since: number; tries: number; deadLetterFull: boolean };
+  /** Held in the dead-letter file (this run and earlier ones). */
+  deadLettered: { batches: number; readings: number };
 }
+
+/** Refusals of the account's rights (typed pubsub_forbidden): an admin may fix the ACL. */
+
+/** Refusals of the account's rights (typed pubsub_forbidden): an admin may fix the ACL. */
+const REFUSALS = new Set([
+  "forbidden",
+  "not-authorized",
+  "not-allowed",
+  "registration-required",
+  "subscription-required",
+  "policy-violation",
+]);
+
+/** Refusals that retrying will not change: after the bound the batch becomes a dead letter. */
+const REFUSED_FOR_GOOD = new Set([...REFUSALS, "not-acceptable", "bad-request"]);
 
 /** Conditions a server may answer to publish-options it does not support (XEP-0060 7.1.5), besides the precondition <conflict/>. */
 const PUBLISH_OPTIONS_REFUSALS = new Set(["bad-request", "not-acceptable", "feature-not-implemented"]);
@@ -103,14 +131,6 @@ export function refusesPublishOptions(err: unknown): boolean {
   return PUBLISH_OPTIONS_REFUSALS.has(condition) || /publish-options|unknown field/i.test(text);
 }
 
-const REFUSALS = new Set([
-  "forbidden",
-  "not-authorized",
-  "not-allowed",
-  "registration-required",
-  "subscription-required",
-  "policy-violation",
-]);
 
 export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   private readonly timers: Timers;
@@ -134,6 +154,9 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   private highestDispatched = -1;
   private readonly readyNodes = new Set<string>();
   private readonly counters = { publishedItems: 0, publishedReadings: 0, failures: 0 };
+  /** Refusals for good per batch id: how often and since when. */
+  private readonly refusals = new Map<number, { tries: number; since: number }>();
+  private blocked: PublisherStats["blocked"];
   private lastError: PublisherStats["lastError"];
   private readonly onOnline = () => {
     // A link that came back is worth trying at once; a refusal is not (it would not have changed).
@@ -192,6 +215,8 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
       inFlight: this.inflight.size,
       ...this.counters,
       ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.blocked ? { blocked: this.blocked } : {}),
+      deadLettered: this.options.deadLetter?.sink.counts() ?? { batches: 0, readings: 0 },
     };
   }
 
@@ -288,6 +313,9 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
       this.logger.warn("published batch could not be removed from the spool", { itemId, error: describeError(err) });
     }
     this.inflight.delete(b.id);
+    // Blocked means some batch is still being refused: a later batch going through does not end it.
+    this.refusals.delete(b.id);
+    if (this.refusals.size === 0) this.blocked = undefined;
     this.backoff.reset();
     this.counters.publishedItems++;
     this.counters.publishedReadings += b.readings.length;
@@ -304,6 +332,7 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   private onPublishFailed(node: string, b: SpoolBatch, err: unknown, sentWithOptions: boolean): void {
     this.inflight.delete(b.id);
     if (!this.running) return;
+    if (this.maybeDeadLetter(node, b, err, sentWithOptions)) return;
     // Re-send before anything newer, oldest first.
     this.retryQueue.push(b);
     this.retryQueue.sort((x, y) => x.id - y.id);
@@ -321,6 +350,89 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
       void this.reconfigure(node);
     }
     this.fail(this.classify(err, node, "publish"));
+  }
+
+  /**
+   * Counts a refusal for good of `b`; past the bound, moves it to the dead-letter file and lets
+   * publishing go on. Returns true when the batch was taken out of the retry path.
+   */
+  private maybeDeadLetter(node: string, b: SpoolBatch, err: unknown, sentWithOptions: boolean): boolean {
+    const dl = this.options.deadLetter;
+    if (!isAgentError(err, "iq_error")) return false;
+    if (sentWithOptions && refusesPublishOptions(err)) return false; // the options' fault, handled below
+    const condition = String(err.context.condition);
+    if (!REFUSED_FOR_GOOD.has(condition)) return false;
+    const now = this.timers.now();
+    const r = this.refusals.get(b.id) ?? { tries: 0, since: now };
+    r.tries++;
+    this.refusals.set(b.id, r);
+    this.blocked = { condition, node, since: r.since, tries: r.tries, deadLetterFull: false };
+    if (!dl || (r.tries < dl.afterTries && now - r.since < dl.afterMs)) return false;
+    const e = this.classify(err, node, "publish");
+    this.record(e);
+    void this.moveToDeadLetters(node, b, e, condition, r).catch((moveErr: unknown) => {
+      // The batch stays spooled: re-queue it and retry as for any failure.
+      this.logger.error("could not move a batch to the dead-letter file; it stays spooled", {
+        error: describeError(moveErr),
+      });
+      this.retryQueue.push(b);
+      this.retryQueue.sort((x, y) => x.id - y.id);
+      this.fail(e);
+    });
+    return true;
+  }
+
+  private async moveToDeadLetters(
+    node: string,
+    b: SpoolBatch,
+    e: AgentError,
+    condition: string,
+    r: { tries: number; since: number },
+  ): Promise<void> {
+    const sink = this.options.deadLetter!.sink;
+    const itemId = itemIdFor(b);
+    const stored = await sink.append({
+      at: new Date(this.timers.now()).toISOString(),
+      itemId,
+      node,
+      service: this.service ?? "(PEP)",
+      firstSeq: b.firstSeq,
+      lastSeq: b.lastSeq,
+      error: { code: e.code, condition, message: e.message, tries: r.tries, since: new Date(r.since).toISOString() },
+      readings: b.readings,
+    });
+    if (!stored) {
+      // Full: never drop. The batch stays spooled and the publisher stays blocked, visibly.
+      if (this.blocked) this.blocked.deadLetterFull = true;
+      this.logger.error("dead-letter file is full; the refused batch stays spooled and publishing is blocked", {
+        itemId,
+        node,
+      });
+      this.retryQueue.push(b);
+      this.retryQueue.sort((x, y) => x.id - y.id);
+      this.fail(e);
+      return;
+    }
+    await this.options.spool.ack({ ids: [b.id] });
+    this.refusals.delete(b.id);
+    if (this.refusals.size === 0) this.blocked = undefined;
+    this.backoff.reset();
+    this.logger.error("batch refused for good moved to the dead-letter file; publishing goes on", {
+      itemId,
+      node,
+      condition,
+      tries: r.tries,
+      readings: b.readings.length,
+    });
+    this.emit("deadLettered", {
+      itemId,
+      firstSeq: b.firstSeq,
+      lastSeq: b.lastSeq,
+      readings: b.readings.length,
+      historical: b.historical,
+      condition,
+    });
+    this.notify();
   }
 
   /** Switches to publishing without options (logged once); nodes are configured again before the next publish. */

@@ -17,6 +17,7 @@ import { type Logger, silentLogger } from "../core/log.js";
 import { realTimers, type Timers } from "../core/timers.js";
 import { Batcher, type BatcherStats } from "./batcher.js";
 import { buildStatusPresence, type DeviceStatus } from "./codec.js";
+import { FileDeadLetters } from "./dead-letter.js";
 import type { TelemetryConfig } from "./config.js";
 import { SamplerError } from "./errors.js";
 import { FileSpoolStore } from "./file-spool.js";
@@ -54,6 +55,8 @@ export interface TelemetryServiceOptions {
   logger?: Logger;
   /** Optional second uplink (MQTT mirror); started after the spool, stopped after the last batch. */
   mirror?: TelemetryMirror;
+  /** Called when the telemetry state a person reads changes (publishing / blocked / dead letters). */
+  onStateChange?: (state: string) => void;
 }
 
 export interface TelemetryStatus {
@@ -73,6 +76,7 @@ export function telemetryNodes(nodePrefix: string, deviceId: string): { telemetr
 
 export class TelemetryService {
   private spool: SpoolStore | undefined;
+  private lastStateText: string | undefined;
   private sampler: Sampler | undefined;
   private batcher: Batcher | undefined;
   private publisherInstance: TelemetryPublisher | undefined;
@@ -136,10 +140,25 @@ export class TelemetryService {
       inFlight: c.publish.inFlight,
       requestTimeoutMs: c.publish.requestTimeoutMs,
       retry: c.publish.retry,
+      deadLetter: {
+        sink: new FileDeadLetters(join(this.options.dataDir, "dead-letter.jsonl"), c.publish.deadLetter.maxBytes),
+        afterTries: c.publish.deadLetter.afterTries,
+        afterMs: c.publish.deadLetter.afterMs,
+      },
       timers: this.timers,
       logger: this.logger,
     });
     this.publisherInstance = publisher;
+    // Presence tells operators when telemetry is blocked or has dead letters (docs/spool.md).
+    const changed = () => {
+      const now = this.stateText();
+      if (now === this.lastStateText) return;
+      this.lastStateText = now;
+      this.options.onStateChange?.(now);
+    };
+    publisher.on("failure", changed);
+    publisher.on("published", changed);
+    publisher.on("deadLettered", changed);
     const mirror = this.options.mirror;
     if (mirror) await mirror.start();
     this.batcher = new Batcher({
@@ -218,6 +237,29 @@ export class TelemetryService {
     };
   }
 
+  /**
+   * Telemetry as a person reads it, in status and in presence: "publishing", "offline, 12 readings
+   * waiting", "blocked: policy-violation on devices/x/telemetry since 08:12Z (3 tries)", plus
+   * "; 2 batches (14 readings) dead-lettered" when the dead-letter file holds any.
+   */
+  stateText(): string {
+    const p = this.publisherInstance?.stats();
+    if (!p) return "stopped";
+    const waiting = this.spool?.stats().readings ?? 0;
+    let text: string;
+    if (p.blocked)
+      text = `blocked: ${p.blocked.condition} on ${p.blocked.node} since ${new Date(p.blocked.since).toISOString()} (${p.blocked.tries} ${p.blocked.tries === 1 ? "try" : "tries"}${p.blocked.deadLetterFull ? ", dead-letter file full" : ""})`;
+    else if (p.state === "offline") text = "offline";
+    else if (p.state === "backoff")
+      text = `retrying${p.lastError ? ` after ${p.lastError.condition ?? p.lastError.code}` : ""}`;
+    else text = "publishing";
+    if (waiting > 0 && text !== "publishing") text += `, ${waiting} readings waiting`;
+    const dl = p.deadLettered;
+    if (dl.batches > 0)
+      text += `; ${dl.batches} ${dl.batches === 1 ? "batch" : "batches"} (${dl.readings} readings) dead-lettered`;
+    return text;
+  }
+
   /** The device status as published in the status item; state "online" while running. */
   deviceStatus(state: "online" | "offline" = "online"): DeviceStatus {
     const fw = this.options.firmwareVersion?.();
@@ -228,6 +270,7 @@ export class TelemetryService {
       agentVersion: this.options.agentVersion,
       ...(fw ? { firmwareVersion: fw } : {}),
       channels: this.sampler?.describe() ?? this.options.source.channels(),
+      ...(this.publisherInstance ? { telemetry: this.stateText() } : {}),
     };
   }
 

@@ -244,6 +244,26 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     this.setState("stopped");
   }
 
+  /** Our presence: the owner's children (device status) and XEP-0115 caps. */
+  private presenceStanza(): Element {
+    const presence = new Element("presence");
+    for (const c of this.options.presenceChildren?.() ?? []) presence.cnode(c);
+    presence.cnode(this.disco.capsElement());
+    return presence;
+  }
+
+  /**
+   * Sends our presence again (the same stanza as at login, with fresh children), so subscribers
+   * see a change of the device's state (e.g. telemetry blocked) without a reconnect. No-op offline:
+   * the next login sends it anyway.
+   */
+  refreshPresence(): void {
+    if (this.options.presence === false || this.state !== "online") return;
+    this.send(this.presenceStanza()).catch((err: unknown) =>
+      this.log.debug("presence update not sent", { error: describeError(err) }),
+    );
+  }
+
   /** Queues a message or presence; resolves when the server acknowledged it (XEP-0198). */
   send(stanza: Element): Promise<void> {
     if (stanza.name !== "message" && stanza.name !== "presence") {
@@ -486,11 +506,8 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     for (const el of result.early) this.dispatchStanza(el);
 
     if (!resumed && this.options.presence !== false) {
-      const presence = new Element("presence");
-      for (const c of this.options.presenceChildren?.() ?? []) presence.cnode(c);
-      presence.cnode(this.disco.capsElement());
       // Settles on the server's ack; it can only be rejected by stop(), which needs no report.
-      this.queue.pushFront(presence.toString()).catch(() => undefined);
+      this.queue.pushFront(this.presenceStanza().toString()).catch(() => undefined);
     }
     this.onlineSince = this.timers.now();
     this.setState("online");

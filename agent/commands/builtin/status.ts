@@ -47,6 +47,7 @@ export function statusForm(s: StatusSnapshot): DataForm {
       "Readings waiting (spool)",
       s.spool ? `${s.spool.depth}${s.spool.drops > 0 ? `; ${s.spool.drops} dropped (spool full)` : ""}` : unknown,
     ],
+    ["telemetry", "Telemetry", s.telemetry ?? unknown],
     ["pubsub", "Telemetry nodes", s.pubsub ? `${s.pubsub.nodes.join(", ")} on ${s.pubsub.service}` : unknown],
     ...(s.hardware ?? []).map((b) => [b.id, b.label, describeBackend(b)] as [string, string, unknown]),
   ]);
