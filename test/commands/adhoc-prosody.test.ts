@@ -319,7 +319,7 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
           const r = await alice.execute(to, "set-output", { output: "relay", value: i % 2 === 0 });
           times.push(performance.now() - t0);
           assert.equal(r.status, "completed");
-          assert.match(r.notes[0]!.text, /Changed output relay/);
+          assert.match(r.notes[0]!.text, /Changed output relay|Unchanged: output relay/);
         }
         return times.sort((a, b) => a - b);
       };

@@ -101,7 +101,19 @@ describe("device failures reach the operator as documented, on every backend", (
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l) as AuditLine);
-  const lastAudit = () => audit().at(-1)!;
+  /** The audit log is written asynchronously: wait for the record of the command just answered. */
+  const lastAudit = async (): Promise<AuditLine> => {
+    let last: AuditLine | undefined;
+    await eventually(
+      async () => {
+        last = audit().at(-1);
+        return last?.outcome === "failed";
+      },
+      3000,
+      "the failed command in the audit log",
+    );
+    return last!;
+  };
   const status = async (): Promise<Record<string, string>> => {
     const s = await op.execute(device, "status");
     return Object.fromEntries((s.form?.fields ?? []).map((f) => [f.var, f.values.join(" ")]));
@@ -147,7 +159,7 @@ describe("device failures reach the operator as documented, on every backend", (
       step.notes.some((n) => /Pulse started/.test(n.text)),
       false,
     );
-    assert.equal(lastAudit().outcome, "failed");
+    assert.equal((await lastAudit()).outcome, "failed");
     // A pulse within the bound starts, and says so.
     const ok = await setOutput({ output: "relay", value: true, pulseMs: 200 });
     assert.match(ok.notes.map((n) => n.text).join("\n"), /Pulse started: back to off after 200 ms/);
@@ -166,7 +178,7 @@ describe("device failures reach the operator as documented, on every backend", (
     mcu.setMuted(true);
     try {
       assert.match(errorNote(await setOutput({ output: "fan", value: false })), /^serial_timeout: /);
-      assert.equal(lastAudit().outcome, "failed");
+      assert.equal((await lastAudit()).outcome, "failed");
       assert.match(
         errorNote(await op.execute(device, "serial-command", { request: "ping", timeoutMs: 500 })),
         /^(serial_timeout|mcu_timeout): /,
@@ -197,7 +209,7 @@ describe("device failures reach the operator as documented, on every backend", (
         errorNote(await setOutput({ output: "plug", value: false })),
         /^mqtt_confirm_timeout: plug: the device did not report the state "off" on zigbee2mqtt\/plug within 600 ms/,
       );
-      assert.equal(lastAudit().outcome, "failed");
+      assert.equal((await lastAudit()).outcome, "failed");
     } finally {
       devices.setIgnoreCommands("plug", false);
     }
@@ -236,6 +248,11 @@ describe("device failures reach the operator as documented, on every backend", (
     assert.match(
       s.mqtt!,
       /^connected to mqtt:\/\/127\.0\.0\.1:\d+; \d+ messages, \d+ commands sent, [2-9]\d* connects; .*disconnects?/,
+    );
+    await eventually(
+      async () => audit().filter((a) => a.outcome === "failed").length >= 6,
+      3000,
+      "six failed commands in the audit log",
     );
     const failures = audit().filter((a) => a.node === "set-output" || a.node === "serial-command");
     assert.equal(failures.filter((a) => a.outcome === "error").length, 0, JSON.stringify(failures));
