@@ -106,8 +106,6 @@ export interface PublisherStats {
 }
 
 /** Refusals of the account's rights (typed pubsub_forbidden): an admin may fix the ACL. */
-
-/** Refusals of the account's rights (typed pubsub_forbidden): an admin may fix the ACL. */
 const REFUSALS = new Set([
   "forbidden",
   "not-authorized",
@@ -130,7 +128,6 @@ export function refusesPublishOptions(err: unknown): boolean {
   const text = String(err.context.text ?? "");
   return PUBLISH_OPTIONS_REFUSALS.has(condition) || /publish-options|unknown field/i.test(text);
 }
-
 
 export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   private readonly timers: Timers;
