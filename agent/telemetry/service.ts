@@ -76,7 +76,8 @@ export function telemetryNodes(nodePrefix: string, deviceId: string): { telemetr
 
 export class TelemetryService {
   private spool: SpoolStore | undefined;
-  private lastStateText: string | undefined;
+  /** What presence last reported: blocked condition, dead-letter file full, dead letters held. */
+  private lastStateKey = "||0";
   private sampler: Sampler | undefined;
   private batcher: Batcher | undefined;
   private publisherInstance: TelemetryPublisher | undefined;
@@ -149,12 +150,14 @@ export class TelemetryService {
       logger: this.logger,
     });
     this.publisherInstance = publisher;
-    // Presence tells operators when telemetry is blocked or has dead letters (docs/spool.md).
+    // Presence tells operators when telemetry is blocked or has dead letters (docs/spool.md). Only
+    // those changes count: a transient retry during a flaky link must not flood subscribers.
     const changed = () => {
-      const now = this.stateText();
-      if (now === this.lastStateText) return;
-      this.lastStateText = now;
-      this.options.onStateChange?.(now);
+      const p = publisher.stats();
+      const key = `${p.blocked?.condition ?? ""}|${p.blocked?.deadLetterFull ?? ""}|${p.deadLettered.batches}`;
+      if (key === this.lastStateKey) return;
+      this.lastStateKey = key;
+      this.options.onStateChange?.(this.stateText());
     };
     publisher.on("failure", changed);
     publisher.on("published", changed);
