@@ -8,14 +8,14 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { main as cli } from "../../agent/cli.js";
-import { loadConfig } from "../../agent/config/load.js";
-import { type Agent, createAgent } from "../../agent/main.js";
+import type { Agent } from "../../agent/main.js";
 import { decodeReadings } from "../../agent/telemetry/codec.js";
 import { parse } from "ltx";
 import { OperatorClient } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { testLogger, waitFor } from "../xmpp/helpers.js";
+import { startComposedAgent } from "../harness/composed-agent.js";
+import { waitFor } from "../xmpp/helpers.js";
 
 const DEVICE_PASS = "device-pass-1";
 
@@ -68,13 +68,11 @@ describe("the composed agent against Prosody and a slixmpp operator", () => {
     await prosody.register("operator", "op-pass");
     await prosody.register("stranger", "st-pass");
     dir = makeTempDir();
-    const file = join(dir.path, "agent.yaml");
-    writeFileSync(file, configText(prosody, dir.path));
-    const loaded = loadConfig(file, { AGENT_PASSWORD: DEVICE_PASS });
-    agent = createAgent(loaded, { log: testLogger() });
-    const online = new Promise<{ jid: string }>((resolve) => agent.session.once("online", resolve));
-    await agent.start();
-    deviceJid = (await online).jid;
+    ({ agent, jid: deviceJid } = await startComposedAgent({
+      dir: dir.path,
+      config: configText(prosody, dir.path),
+      password: DEVICE_PASS,
+    }));
     op = await OperatorClient.login(prosody, "operator", "op-pass", { name: "e2e-operator" });
   });
 

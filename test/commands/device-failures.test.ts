@@ -6,11 +6,10 @@
  * code, is audited `failed` (never `error`), and shows in the `status` counters.
  */
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { loadConfig } from "../../agent/config/load.js";
-import { type Agent, createAgent } from "../../agent/main.js";
+import type { Agent } from "../../agent/main.js";
 import { SimulatedMcu } from "../../firmware-sim/mcu.js";
 import { SimMqttDevices } from "../../firmware-sim/mqtt/devices.js";
 import { PtySimulator } from "../../firmware-sim/pty-sim.js";
@@ -18,7 +17,8 @@ import { type MosquittoHandle, startMosquitto } from "../harness/mosquitto.js";
 import { type CommandResponse, type FormValues, OperatorClient, OperatorError } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { testLogger, waitFor } from "../xmpp/helpers.js";
+import { startComposedAgent } from "../harness/composed-agent.js";
+import { waitFor } from "../xmpp/helpers.js";
 
 const DEVICE_PASS = "failures-dev-pass";
 
@@ -128,12 +128,11 @@ describe("device failures reach the operator as documented, on every backend", (
     mcu = new SimulatedMcu();
     pty = new PtySimulator({ mcu, dir: dir.path });
     await pty.start();
-    const file = join(dir.path, "agent.yaml");
-    writeFileSync(file, configText(prosody, broker, pty.agentPath, dir.path));
-    agent = createAgent(loadConfig(file, { AGENT_PASSWORD: DEVICE_PASS }), { log: testLogger() });
-    const online = new Promise<{ jid: string }>((resolve) => agent.session.once("online", resolve));
-    await agent.start();
-    device = (await online).jid;
+    ({ agent, jid: device } = await startComposedAgent({
+      dir: dir.path,
+      config: configText(prosody, broker, pty.agentPath, dir.path),
+      password: DEVICE_PASS,
+    }));
     op = await OperatorClient.login(prosody, "operator", "op-pass", { name: "failures-operator" });
     // Every backend works before we break it.
     for (const output of ["relay", "fan", "plug"])

@@ -8,19 +8,18 @@
  * (The provisioning admin path runs against both servers in test/provisioning/fleet-*.test.ts.)
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "ltx";
-import { loadConfig } from "../../agent/config/load.js";
-import { type Agent, createAgent } from "../../agent/main.js";
+import type { Agent } from "../../agent/main.js";
 import { decodeReadings } from "../../agent/telemetry/codec.js";
 import { ejabberdInstalled, startEjabberd } from "../harness/ejabberd.js";
 import { OperatorClient } from "../harness/operator.js";
 import { startProsody } from "../harness/prosody.js";
 import { type LinkBreakingProxy, startProxy } from "../harness/proxy.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { sleep, testLogger, waitFor } from "../xmpp/helpers.js";
+import { startComposedAgent } from "../harness/composed-agent.js";
+import { sleep, waitFor } from "../xmpp/helpers.js";
 
 interface Server {
   port: number;
@@ -116,12 +115,12 @@ for (const server of SERVERS) {
         ["pep", "dev-pep"],
       ] as const) {
         const proxy = await startProxy({ targetPort: xmpp.port });
-        const file = join(dir.path, `${id}.yaml`);
-        writeFileSync(file, configText(xmpp, proxy.port, id, dir.path, mode === "pep"));
-        const agent = createAgent(loadConfig(file, { AGENT_PASSWORD: PASS }), { log: testLogger() });
-        const online = new Promise<{ jid: string }>((resolve) => agent.session.once("online", resolve));
-        await agent.start();
-        const jid = (await online).jid;
+        const { agent, jid } = await startComposedAgent({
+          dir: dir.path,
+          name: `${id}.yaml`,
+          config: configText(xmpp, proxy.port, id, dir.path, mode === "pep"),
+          password: PASS,
+        });
         agents[mode] = { agent, proxy, jid, bare: jid.split("/")[0]! };
       }
       op = await OperatorClient.login(xmpp, "operator", "op-pass", { name: "interop-operator", maxEvents: 20_000 });

@@ -5,20 +5,19 @@
  * and answers with its confirmed state. The MQTT mirror runs too, so both uplinks are exercised.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "ltx";
 import mqtt from "mqtt";
-import { loadConfig } from "../../agent/config/load.js";
-import { type Agent, createAgent } from "../../agent/main.js";
+import type { Agent } from "../../agent/main.js";
 import { decodeReadings } from "../../agent/telemetry/codec.js";
 import { SimMqttDevices } from "../../firmware-sim/mqtt/devices.js";
 import { type MosquittoHandle, startMosquitto } from "../harness/mosquitto.js";
 import { OperatorClient } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { testLogger, waitFor } from "../xmpp/helpers.js";
+import { startComposedAgent } from "../harness/composed-agent.js";
+import { waitFor } from "../xmpp/helpers.js";
 
 const DEVICE_PASS = "mqtt-dev-pass";
 
@@ -81,12 +80,11 @@ describe("MQTT devices through the composed agent, XMPP operator and pubsub", ()
     });
     await sim.start();
     dir = makeTempDir();
-    const file = join(dir.path, "agent.yaml");
-    writeFileSync(file, configText(prosody, broker, dir.path));
-    agent = createAgent(loadConfig(file, { AGENT_PASSWORD: DEVICE_PASS }), { log: testLogger() });
-    const online = new Promise<{ jid: string }>((resolve) => agent.session.once("online", resolve));
-    await agent.start();
-    deviceJid = (await online).jid;
+    ({ agent, jid: deviceJid } = await startComposedAgent({
+      dir: dir.path,
+      config: configText(prosody, broker, dir.path),
+      password: DEVICE_PASS,
+    }));
     op = await OperatorClient.login(prosody, "operator", "op-pass", { name: "mqtt-operator" });
   });
 

@@ -5,18 +5,18 @@
  * keeps publishing the readings behind it, and says so in `status` and in its presence.
  */
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "ltx";
-import { loadConfig } from "../../agent/config/load.js";
-import { type Agent, createAgent } from "../../agent/main.js";
+import type { Agent } from "../../agent/main.js";
 import { decodeReadings } from "../../agent/telemetry/codec.js";
 import type { DeadLetter } from "../../agent/telemetry/dead-letter.js";
 import { OperatorClient } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { testLogger, waitFor } from "../xmpp/helpers.js";
+import { startComposedAgent } from "../harness/composed-agent.js";
+import { waitFor } from "../xmpp/helpers.js";
 
 const PASS = "dead-letter-pass";
 const NODE = "devices/dl-01/telemetry";
@@ -40,10 +40,10 @@ describe("a batch refused for good is dead-lettered and the readings behind it f
     await prosody.register("dl-01", PASS);
     await prosody.register("operator", "op-pass");
     op = await OperatorClient.login(prosody, "operator", "op-pass", { name: "dl-operator" });
-    const file = join(dir.path, "agent.yaml");
-    writeFileSync(
-      file,
-      `device:
+    ({ agent, jid: device } = await startComposedAgent({
+      dir: dir.path,
+      password: PASS,
+      config: `device:
   id: dl-01
   dataDir: ${join(dir.path, "state")}
 xmpp:
@@ -67,11 +67,7 @@ telemetry:
     retry: { initialDelayMs: 100, maxDelayMs: 200 }
     deadLetter: { afterTries: 3 }
 `,
-    );
-    agent = createAgent(loadConfig(file, { AGENT_PASSWORD: PASS }), { log: testLogger() });
-    const online = new Promise<{ jid: string }>((resolve) => agent.session.once("online", resolve));
-    await agent.start();
-    device = (await online).jid;
+    }));
   });
 
   after(async () => {

@@ -1,0 +1,35 @@
+/**
+ * The whole agent as a user runs it, for end-to-end suites: the config text is written to a file,
+ * loaded the way `iot-agent run` loads it (password from AGENT_PASSWORD), composed by createAgent,
+ * started, and awaited online. Stop it with `agent.stop()`.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig } from "../../agent/config/load.js";
+import { type Agent, createAgent } from "../../agent/main.js";
+import { testLogger } from "../xmpp/helpers.js";
+
+export interface ComposedAgent {
+  agent: Agent;
+  /** Bound full JID. */
+  jid: string;
+  /** The config file written. */
+  file: string;
+}
+
+export async function startComposedAgent(opts: {
+  /** Where the config file goes. */
+  dir: string;
+  /** Config YAML. */
+  config: string;
+  password: string;
+  /** File name (default agent.yaml). */
+  name?: string;
+}): Promise<ComposedAgent> {
+  const file = join(opts.dir, opts.name ?? "agent.yaml");
+  writeFileSync(file, opts.config);
+  const agent = createAgent(loadConfig(file, { AGENT_PASSWORD: opts.password }), { log: testLogger() });
+  const online = new Promise<{ jid: string }>((resolve) => agent.session.once("online", resolve));
+  await agent.start();
+  return { agent, jid: (await online).jid, file };
+}
