@@ -21,7 +21,8 @@ import { SerialportBackend } from "../drivers/serial/serialport-backend.js";
 import { createSimBoard, type SimBoard } from "../firmware-sim/backends.js";
 import { deviceCredentialsFor } from "../provisioning/device/agent-credentials.js";
 import { AdhocCommands, COMMAND_FEATURES } from "./commands/adhoc.js";
-import { AuditLog } from "./commands/audit.js";
+import { AuditLog, AuditRouter } from "./commands/audit.js";
+import { RefusalThrottle } from "./commands/audit-refusals.js";
 import { Authorizer } from "./commands/authorize.js";
 import { registerBuiltins } from "./commands/builtin/index.js";
 import { hardwareStatusOf, portsFromBoard } from "./commands/hal-adapter.js";
@@ -121,7 +122,9 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
     }
   };
 
-  // 3. Session. Presence carries the device status (telemetry) and caps.
+  // 3. Session. Presence carries the device status (telemetry) and caps. Who is an operator is
+  // known before the session exists: it decides what strangers are told (XEP-0092).
+  const authorizer = new Authorizer(config.operators);
   let telemetry: TelemetryService | undefined;
   const session = new XmppSession({
     config: config.xmpp,
@@ -129,6 +132,7 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
     log,
     timers,
     software: { name: AGENT_NAME, version: AGENT_VERSION },
+    isOperator: (jid) => authorizer.isOperator(jid),
     presenceChildren: () => telemetry?.presenceChildren() ?? [],
   });
   session.on("fault", (err) => log.error("needs attention", { error: err }));
@@ -204,11 +208,19 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
     : undefined;
 
   // 5. Commands.
-  const authorizer = new Authorizer(config.operators);
-  const audit = new AuditLog({
-    ...config.commands.audit,
-    path: resolve(dataDir, config.commands.audit.path),
+  const { refusals: refusalsConfig, ...auditConfig } = config.commands.audit;
+  const audit = new AuditLog({ ...auditConfig, path: resolve(dataDir, auditConfig.path), logger: log });
+  const refusalLog = new AuditLog({
+    path: resolve(dataDir, refusalsConfig.path),
+    maxBytes: refusalsConfig.maxBytes,
+    maxFiles: refusalsConfig.maxFiles,
+    maxPending: auditConfig.maxPending,
     logger: log,
+  });
+  const refusals = new RefusalThrottle({
+    sink: refusalLog,
+    perSenderPerMinute: refusalsConfig.perSenderPerMinute,
+    timers,
   });
   const status: StatusSource = {
     async snapshot(): Promise<StatusSnapshot> {
@@ -247,7 +259,7 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
   const commands = new AdhocCommands({
     registry,
     authorizer,
-    audit,
+    audit: new AuditRouter(audit, refusals),
     limits: config.commands,
     timers,
     logger: log,
@@ -284,6 +296,7 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
         sampling?.load();
       }
       await audit.start();
+      await refusalLog.start();
       commands.start(session);
       policy.start(session);
       session.on("online", onOnline);
@@ -299,6 +312,8 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
       // goes offline politely (the server marks the device unavailable at once).
       await telemetry?.stop();
       await session.stop();
+      refusals.flush();
+      await refusalLog.stop();
       await audit.stop();
       await board.stop();
       await chosen.sim?.stop();

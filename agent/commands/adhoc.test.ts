@@ -197,7 +197,7 @@ describe("XEP-0050 ad-hoc commands", () => {
       assert.deepEqual(await adhoc.discoItems(ALICE, "ping"), []);
     });
 
-    it("answers disco#info per command node, forbidden for a command the requester may not run", async () => {
+    it("answers disco#info per command node, forbidden for an operator not granted it, item-not-found for strangers", async () => {
       const info = await adhoc.discoInfo(BOB, "ping");
       assert.deepEqual(info, {
         identities: [{ category: "automation", type: "command-node", name: "Ping" }],
@@ -205,7 +205,11 @@ describe("XEP-0050 ad-hoc commands", () => {
       });
       assert.equal((await adhoc.discoInfo(BOB, NS_COMMANDS))!.identities[0]!.type, "command-list");
       await rejects(adhoc.discoInfo(BOB, "set"), "forbidden");
-      await rejects(adhoc.discoInfo(EVE, "ping"), "forbidden");
+      // A stranger cannot tell an existing command node from a made-up one (both item-not-found).
+      assert.equal(await adhoc.discoInfo(EVE, "ping"), undefined);
+      assert.equal(await adhoc.discoInfo(EVE, "nope"), undefined);
+      assert.equal(await adhoc.discoItems(EVE, "ping"), undefined);
+      assert.equal(await adhoc.discoItems(EVE, "nope"), undefined);
       assert.equal(await adhoc.discoInfo(ALICE, "nope"), undefined);
       assert.deepEqual(adhoc.discoNodes(), [
         NS_COMMANDS,

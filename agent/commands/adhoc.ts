@@ -174,7 +174,8 @@ export class AdhocCommands {
    * only what it may run, so an unauthorised account gets an empty list. Command nodes have no items.
    */
   async discoItems(requester: string, node: string): Promise<DiscoItemShape[] | undefined> {
-    if (node !== NS_COMMANDS) return this.registry.get(node) ? [] : undefined;
+    // A non-operator learns nothing, not even which command nodes exist: item-not-found for all.
+    if (node !== NS_COMMANDS) return this.registry.get(node) && this.authorizer.isOperator(requester) ? [] : undefined;
     const jid = this.ownJid() ?? "";
     return this.registry
       .list()
@@ -193,7 +194,9 @@ export class AdhocCommands {
     if (node === NS_COMMANDS)
       return { identities: [{ category: "automation", type: "command-list", name: "Commands" }], features: [] };
     const def = this.registry.get(node);
-    if (!def) return undefined;
+    // A non-operator gets the same item-not-found for an existing node as for a made-up one; an
+    // operator not granted this node gets forbidden (XEP-0050), as they know the device anyway.
+    if (!def || !this.authorizer.isOperator(requester)) return undefined;
     if (!this.authorizer.mayRun(requester, def.node)) throw new StanzaError("forbidden", "cancel");
     return {
       identities: [{ category: "automation", type: "command-node", name: def.name }],

@@ -38,6 +38,53 @@ export interface AuditSink {
   record(r: AuditRecord): void;
 }
 
+/** Longest value of each logged text, so no requester can make one record large. */
+export const AUDIT_FIELD_LIMITS = { requester: 256, node: 128, action: 32, sessionid: 128, reason: 512, param: 256 };
+
+function cut(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…[${s.length - max} more chars]`;
+}
+
+/**
+ * Bounds every text a requester controls (node names, JIDs, values, reasons quoting them): a
+ * stranger's 200 KB node name costs a few hundred bytes in the audit trail, not 200 KB.
+ */
+export function boundRecord(r: AuditRecord): AuditRecord {
+  const L = AUDIT_FIELD_LIMITS;
+  const out: AuditRecord = {
+    ...r,
+    requester: cut(r.requester, L.requester),
+    node: cut(r.node, L.node),
+    action: cut(r.action, L.action),
+  };
+  if (r.sessionid !== undefined) out.sessionid = cut(r.sessionid, L.sessionid);
+  if (r.reason !== undefined) out.reason = cut(r.reason, L.reason);
+  if (r.params) {
+    const params: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(r.params).slice(0, 32)) {
+      const value = typeof v === "string" ? cut(v, L.param) : Array.isArray(v) ? v.slice(0, 32) : v;
+      params[cut(k, 64)] = value;
+    }
+    out.params = params;
+  }
+  return out;
+}
+
+/**
+ * Sends refusals (outcome "forbidden": strangers, and operators asking for what they may not run)
+ * to their own sink, so a flood of them rotates only its own files and can never push an
+ * operator's record out of the audit trail.
+ */
+export class AuditRouter implements AuditSink {
+  constructor(
+    private readonly main: AuditSink,
+    private readonly refusals: AuditSink,
+  ) {}
+  record(r: AuditRecord): void {
+    (r.outcome === "forbidden" ? this.refusals : this.main).record(r);
+  }
+}
+
 /** Keeps records in memory: for tests, and for a device configured without an audit file. */
 export class MemoryAuditSink implements AuditSink {
   readonly records: AuditRecord[] = [];
@@ -85,7 +132,7 @@ export class AuditLog implements AuditSink {
       return;
     }
     // Parameters were redacted by declaration already; redact() also catches secret-looking keys.
-    this.queue.push(`${JSON.stringify(redact(r))}\n`);
+    this.queue.push(`${JSON.stringify(redact(boundRecord(r)))}\n`);
     this.kick();
   }
 

@@ -21,6 +21,17 @@ export const commandsConfigSchema = obj({
     maxFiles: def(int({ min: 1, max: 100 }), 5),
     /** Records waiting to be written; beyond this they are counted as dropped and logged. */
     maxPending: def(int({ min: 1, max: 100_000 }), 1000),
+    /**
+     * Refused requests (outcome forbidden) go to their own file with its own rotation budget, so
+     * a flood of them can never rotate an operator's record out of `path`; per sender, the first
+     * perSenderPerMinute of each minute are written in full, the rest as one summary line.
+     */
+    refusals: obj({
+      path: def(str({ minLength: 1 }), "audit-refused.jsonl"),
+      maxBytes: def(bytes({ min: 1024 }), 512 * 1024),
+      maxFiles: def(int({ min: 1, max: 100 }), 2),
+      perSenderPerMinute: def(int({ min: 1, max: 10_000 }), 5),
+    }),
   }),
 });
 

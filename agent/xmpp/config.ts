@@ -73,6 +73,11 @@ export const xmppConfigSchema = obj(
     }),
     /** disco#info identity type: "device" or "bot". */
     identityType: def(oneOf(["device", "bot"]), "device"),
+    /**
+     * Who gets an answer to XEP-0092 software version: "operators" (default: a stranger on the
+     * server learns nothing about the agent), "everyone", or "nobody". Others get service-unavailable.
+     */
+    softwareVersionTo: def(oneOf(["operators", "everyone", "nobody"]), "operators"),
   },
   {
     check(v, ctx) {

@@ -160,7 +160,9 @@ export class IqRouter {
       return;
     }
     this.running++;
-    handler(iq)
+    // Through a promise even when the handler throws synchronously: every IQ gets its answer, and
+    // `running` is always given back.
+    new Promise<Element | Element[] | undefined>((resolve) => resolve(handler(iq)))
       .then(
         (payload) => this.reply(iq, payload),
         (err: unknown) => {

@@ -27,6 +27,7 @@ import { Keepalive } from "./keepalive.js";
 import { AuthError, negotiate, type SmOutcome } from "./negotiate.js";
 import { NS_PING, NS_VERSION, pingHandler, versionHandler } from "./ping-version.js";
 import { SaltedPasswordCache } from "./sasl/index.js";
+import { StanzaError } from "./stanza-error.js";
 import { InboundCounter, isStanza, NS_SM, OutboundQueue, parseH, StreamManagementError } from "./stream-management.js";
 import {
   connectTcp,
@@ -60,6 +61,8 @@ export interface SessionOptions {
   timers?: Timers;
   /** For XEP-0092 and caps. */
   software?: { name: string; version: string };
+  /** Whether a requester is an operator: with xmpp.softwareVersionTo "operators", only they get XEP-0092. */
+  isOperator?: (jid: string) => boolean;
   /** Send initial presence (with XEP-0115 caps) on each new session. Default true. */
   presence?: boolean;
   /** Extra children for the initial presence (status, priority). */
@@ -173,7 +176,15 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     this.handleIq("get", "query", NS_DISCO_INFO, (iq) => this.disco.handleInfo(iq));
     this.handleIq("get", "query", NS_DISCO_ITEMS, (iq) => this.disco.handleItems(iq));
     this.handleIq("get", "ping", NS_PING, pingHandler());
-    this.handleIq("get", "query", NS_VERSION, versionHandler(software.name, software.version, false));
+    const version = versionHandler(software.name, software.version, false);
+    const versionTo = this.cfg.softwareVersionTo;
+    this.handleIq("get", "query", NS_VERSION, (iq) => {
+      const from = String(iq.attrs.from ?? "");
+      const allowed = versionTo === "everyone" || (versionTo === "operators" && options.isOperator?.(from) === true);
+      // The same answer as for a feature we do not have: a stranger learns nothing.
+      if (!allowed) throw new StanzaError("service-unavailable", "cancel");
+      return version();
+    });
   }
 
   get state(): SessionState {

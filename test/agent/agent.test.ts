@@ -4,14 +4,14 @@
  * stop, plus the CLI's answers to bad input.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { main as cli } from "../../agent/cli.js";
 import type { Agent } from "../../agent/main.js";
 import { decodeReadings } from "../../agent/telemetry/codec.js";
 import { parse } from "ltx";
-import { OperatorClient } from "../harness/operator.js";
+import { OperatorClient, OperatorError } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
 import { startComposedAgent } from "../harness/composed-agent.js";
@@ -144,6 +144,63 @@ describe("the composed agent against Prosody and a slixmpp operator", () => {
     assert.match(all, /online/);
     assert.match(all, /devices\/e2e-01\/telemetry/);
     assert.match(all, /iot-sim-mcu/);
+  });
+
+  it("a stranger's flood of refused commands with huge node names neither fills nor erases the audit trail", async () => {
+    // An operator record first: it must survive whatever the stranger sends.
+    const mine = await op.execute(deviceJid, "set-output", { output: "relay", value: true });
+    assert.equal(mine.status, "completed");
+    const stranger = await OperatorClient.login(prosody, "stranger", "st-pass", { name: "e2e-flooder" });
+    const N = 300;
+    try {
+      for (let i = 0; i < N; i++)
+        await assert.rejects(stranger.execute(deviceJid, `${"x".repeat(3000)}-${i}`), /forbidden/);
+    } finally {
+      await stranger.stop();
+    }
+    const read = (name: string) =>
+      readFileSync(join(dir.path, "state", name), "utf8")
+        .trim()
+        .split("\n")
+        .filter(Boolean);
+    await waitFor(() => read("audit-refused.jsonl").length >= 5, 5000, "the first refusals written");
+    const main = read("audit.jsonl").map((l) => JSON.parse(l) as { requester: string; node: string; reason?: string });
+    assert.ok(
+      main.some((r) => r.requester.startsWith("operator@") && r.node === "set-output"),
+      "the operator's record is still in audit.jsonl",
+    );
+    assert.equal(main.filter((r) => r.requester.startsWith("stranger@")).length, 0, "no refusal in audit.jsonl");
+    const refused = read("audit-refused.jsonl");
+    assert.equal(refused.length, 5, "5 written in full this minute, the rest counted for the summary");
+    assert.ok(
+      refused.every((l) => l.length < 2000),
+      "no line carries the 3 KB node name",
+    );
+  });
+
+  it("tells its software version to operators only; a stranger learns nothing (XEP-0092, disco)", async () => {
+    const mine = await op.iq(deviceJid, "get", '<query xmlns="jabber:iq:version"/>');
+    assert.match(mine.xml, /<name>xmpp-iot-agent<\/name>/);
+    const stranger = await OperatorClient.login(prosody, "stranger", "st-pass", { name: "e2e-curious" });
+    try {
+      await assert.rejects(
+        stranger.iq(deviceJid, "get", '<query xmlns="jabber:iq:version"/>'),
+        (e: unknown) => e instanceof OperatorError && e.condition === "service-unavailable",
+      );
+      // A real command node and a made-up one answer the same.
+      const asked = async (node: string) => {
+        try {
+          await stranger.discoInfo(deviceJid, node);
+          return "answered";
+        } catch (e) {
+          return e instanceof OperatorError ? e.condition : String(e);
+        }
+      };
+      assert.equal(await asked("set-output"), "item-not-found");
+      assert.equal(await asked("no-such-command"), "item-not-found");
+    } finally {
+      await stranger.stop();
+    }
   });
 
   it("set-sampling persists the new interval", async () => {

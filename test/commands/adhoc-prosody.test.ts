@@ -106,6 +106,11 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
     assert.match(JSON.stringify(nodeInfo), /command-node/);
     const denied = await iqError(bob.discoInfo(device.jid, "set-output"));
     assert.equal(denied.condition, "forbidden");
+    // A stranger cannot tell which command nodes exist: the same answer for a real and a made-up one.
+    const real = await iqError(eve.discoInfo(device.jid, "set-output"));
+    const madeUp = await iqError(eve.discoInfo(device.jid, "no-such-command"));
+    assert.equal(real.condition, "item-not-found");
+    assert.equal(madeUp.condition, real.condition);
   });
 
   it("executes status and list-channels", async () => {
