@@ -329,13 +329,15 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   private onPublishFailed(node: string, b: SpoolBatch, err: unknown, sentWithOptions: boolean): void {
     this.inflight.delete(b.id);
     if (!this.running) return;
-    if (this.maybeDeadLetter(node, b, err, sentWithOptions)) return;
+    const optionsRefused = sentWithOptions && refusesPublishOptions(err);
+    // A refusal of the options is not the data's: it never counts towards a dead letter.
+    if (!optionsRefused && this.maybeDeadLetter(node, b, err)) return;
     // Re-send before anything newer, oldest first.
     this.retryQueue.push(b);
     this.retryQueue.sort((x, y) => x.id - y.id);
-    if (sentWithOptions && refusesPublishOptions(err)) {
-      // Not the data's fault: configure the nodes once and re-send without options, at once
-      // (batches already in flight with options come back here too and are simply re-queued).
+    if (optionsRefused) {
+      // Configure the nodes once and re-send without options, at once (batches already in
+      // flight with options come back here too and are simply re-queued).
       this.dropPublishOptions(node, err);
       this.notify();
       return;
@@ -353,10 +355,9 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
    * Counts a refusal for good of `b`; past the bound, moves it to the dead-letter file and lets
    * publishing go on. Returns true when the batch was taken out of the retry path.
    */
-  private maybeDeadLetter(node: string, b: SpoolBatch, err: unknown, sentWithOptions: boolean): boolean {
+  private maybeDeadLetter(node: string, b: SpoolBatch, err: unknown): boolean {
     const dl = this.options.deadLetter;
     if (!isAgentError(err, "iq_error")) return false;
-    if (sentWithOptions && refusesPublishOptions(err)) return false; // the options' fault, handled below
     const condition = String(err.context.condition);
     if (!REFUSED_FOR_GOOD.has(condition)) return false;
     const now = this.timers.now();
