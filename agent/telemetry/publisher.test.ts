@@ -11,7 +11,7 @@ import { FakeTimers } from "../core/timers.js";
 import { decodeReadings, decodeStatus } from "./codec.js";
 import { type DeadLetter, type DeadLetterSink, FileDeadLetters } from "./dead-letter.js";
 import { PubsubError } from "./errors.js";
-import { type PublishedInfo, TelemetryPublisher } from "./publisher.js";
+import { type PublishedInfo, type PublisherOptions, TelemetryPublisher } from "./publisher.js";
 import { NS_PUBSUB } from "./pubsub.js";
 import type { Reading } from "./reading.js";
 import { MemorySpoolStore } from "./spool.js";
@@ -35,7 +35,9 @@ const publishes = (s: FakeSession) => s.requests.filter((r) => kind(r) === "publ
 const itemIds = (s: FakeSession) =>
   publishes(s).map((r) => r.getChild("pubsub")!.getChild("publish")!.getChild("item")!.attrs.id as string);
 
-async function setup(opts: { inFlight?: number; service?: string | undefined } = {}) {
+async function setup(
+  opts: { inFlight?: number; service?: string | undefined; extra?: Partial<PublisherOptions> } = {},
+) {
   const session = new FakeSession();
   const spool = new MemorySpoolStore();
   const timers = new FakeTimers();
@@ -49,6 +51,7 @@ async function setup(opts: { inFlight?: number; service?: string | undefined } =
     timers,
     random: () => 0.5,
     retry: { initialDelayMs: 1000, maxDelayMs: 8000, factor: 2 },
+    ...opts.extra,
   });
   const published: PublishedInfo[] = [];
   const failures: AgentError[] = [];
@@ -283,8 +286,11 @@ describe("TelemetryPublisher on a server that refuses publish-options (ejabberd 
   const hasOptions = (iq: Element) => Boolean(iq.getChild("pubsub")?.getChild("publish-options"));
 
   it("configures the existing node from the listed fields once, re-sends at once without options, and logs once", async () => {
-    const t = await setup();
     const warnings: string[] = [];
+    const t = await setup({
+      extra: { logger: createLogger({ level: "warn", write: (line) => warnings.push(JSON.parse(line).msg) }) },
+    });
+    const { publisher, published } = t;
     t.session.policy = (iq) => {
       const k = kind(iq);
       if (k === "create") return { error: "conflict" }; // made by an earlier run
@@ -293,17 +299,6 @@ describe("TelemetryPublisher on a server that refuses publish-options (ejabberd 
       if (k === "publish" && hasOptions(iq)) return refusal;
       return "result";
     };
-    const publisher = new TelemetryPublisher({
-      session: t.session,
-      spool: t.spool,
-      deviceId: "dev1",
-      service: "pubsub.iot.test",
-      nodes: NODES,
-      timers: t.timers,
-      logger: createLogger({ level: "warn", write: (line) => warnings.push(JSON.parse(line).msg) }),
-    });
-    const published: PublishedInfo[] = [];
-    publisher.on("published", (p) => published.push(p));
     for (let i = 0; i < 3; i++) await t.spool.append(batch(i * 10, 2));
     publisher.start();
     await settle();
@@ -367,26 +362,18 @@ describe("TelemetryPublisher dead letters: a batch refused for good does not hol
   }
 
   async function withSink(sink: MemoryDeadLetters) {
-    const t = await setup();
-    const publisher = new TelemetryPublisher({
-      session: t.session,
-      spool: t.spool,
-      deviceId: "dev1",
-      service: "pubsub.iot.test",
-      nodes: NODES,
-      timers: t.timers,
-      random: () => 0.5,
-      retry: { initialDelayMs: 1000, maxDelayMs: 1000, factor: 1 },
-      deadLetter: { sink, afterTries: 3, afterMs: 3_600_000 },
+    const t = await setup({
+      extra: {
+        retry: { initialDelayMs: 1000, maxDelayMs: 1000, factor: 1 },
+        deadLetter: { sink, afterTries: 3, afterMs: 3_600_000 },
+      },
     });
-    const published: string[] = [];
-    publisher.on("published", (p) => published.push(p.itemId));
     // The server refuses one item, always (e.g. a payload its policy rejects).
     t.session.policy = (iq) =>
       kind(iq) === "publish" && itemIds({ requests: [iq] } as FakeSession)[0] === "r-10-11"
         ? { error: "policy-violation", type: "modify" }
         : "result";
-    return { ...t, publisher, published };
+    return { ...t, itemIds: () => t.published.map((p) => p.itemId) };
   }
 
   it("after 3 refusals the batch moves to the dead letters, and the readings behind it are published", async () => {
@@ -395,7 +382,7 @@ describe("TelemetryPublisher dead letters: a batch refused for good does not hol
     for (let i = 0; i < 3; i++) await t.spool.append(batch(i * 10, 2));
     t.publisher.start();
     await settle();
-    assert.deepEqual(t.published, ["r-0-1", "r-20-21"]);
+    assert.deepEqual(t.itemIds(), ["r-0-1", "r-20-21"]);
     assert.equal(t.publisher.stats().blocked?.condition, "policy-violation");
     assert.equal(t.publisher.stats().blocked?.tries, 1);
     for (let i = 0; i < 2; i++) {
@@ -414,7 +401,7 @@ describe("TelemetryPublisher dead letters: a batch refused for good does not hol
     await t.spool.append(batch(30, 1));
     t.publisher.notify();
     await settle();
-    assert.equal(t.published.at(-1), "r-30-30");
+    assert.equal(t.itemIds().at(-1), "r-30-30");
     t.publisher.stop();
   });
 

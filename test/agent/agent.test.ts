@@ -14,26 +14,19 @@ import { parse } from "ltx";
 import { OperatorClient, OperatorError } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { startComposedAgent } from "../harness/composed-agent.js";
+import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
 import { waitFor } from "../xmpp/helpers.js";
 
 const DEVICE_PASS = "device-pass-1";
 
 function configText(p: ProsodyHandle, dir: string): string {
-  return `device:
-  id: e2e-01
-  dataDir: ${join(dir, "state")}
-xmpp:
-  jid: e2e-01@iot.test
-  server: 127.0.0.1:${p.port}
-  caFile: ${p.caFile}
-  keepalive: { idleMs: 2000, timeoutMs: 2000 }
-  reconnect: { initialDelayMs: 50, maxDelayMs: 500 }
-pubsub:
-  service: pubsub.iot.test
-operators:
-  - jid: operator@iot.test
-hardware: { gpio: sim, serial: sim }
+  return `${agentConfigHead({
+    id: "e2e-01",
+    dataDir: join(dir, "state"),
+    port: p.port,
+    caFile: p.caFile,
+    xmpp: ["keepalive: { idleMs: 2000, timeoutMs: 2000 }", "reconnect: { initialDelayMs: 50, maxDelayMs: 500 }"],
+  })}hardware: { gpio: sim, serial: sim }
 board:
   serial:
     mcu0: { path: /dev/ttySIM0 }

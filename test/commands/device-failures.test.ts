@@ -17,25 +17,13 @@ import { type MosquittoHandle, startMosquitto } from "../harness/mosquitto.js";
 import { type CommandResponse, type FormValues, OperatorClient, OperatorError } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { startComposedAgent } from "../harness/composed-agent.js";
+import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
 import { waitFor } from "../xmpp/helpers.js";
 
 const DEVICE_PASS = "failures-dev-pass";
 
 function configText(p: ProsodyHandle, broker: MosquittoHandle, ptyPath: string, dir: string): string {
-  return `device:
-  id: fail-01
-  dataDir: ${join(dir, "state")}
-xmpp:
-  jid: fail-01@iot.test
-  server: 127.0.0.1:${p.port}
-  caFile: ${p.caFile}
-  reconnect: { initialDelayMs: 50, maxDelayMs: 500 }
-pubsub:
-  service: pubsub.iot.test
-operators:
-  - jid: operator@iot.test
-hardware: { gpio: sim, serial: serialport }
+  return `${agentConfigHead({ id: "fail-01", dataDir: join(dir, "state"), port: p.port, caFile: p.caFile, xmpp: ["reconnect: { initialDelayMs: 50, maxDelayMs: 500 }"] })}hardware: { gpio: sim, serial: serialport }
 board:
   maxPulseMs: 5000
   serial:

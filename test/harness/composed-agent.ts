@@ -33,3 +33,37 @@ export async function startComposedAgent(opts: {
   await agent.start();
   return { agent, jid: (await online).jid, file };
 }
+
+/**
+ * The part every end-to-end config shares: device, xmpp (to a harness server on 127.0.0.1, trusting
+ * its CA), pubsub and one operator. `xmpp` adds lines under `xmpp:` (keepalive, reconnect); a
+ * `pubsubService` of null means PEP. Append the `hardware`, `board` and `telemetry` sections.
+ */
+export function agentConfigHead(o: {
+  id: string;
+  dataDir: string;
+  port: number;
+  caFile: string | null;
+  domain?: string;
+  pubsubService?: string | null;
+  xmpp?: string[];
+}): string {
+  const domain = o.domain ?? "iot.test";
+  const service = o.pubsubService === undefined ? `pubsub.${domain}` : o.pubsubService;
+  return [
+    "device:",
+    `  id: ${o.id}`,
+    `  dataDir: ${o.dataDir}`,
+    "xmpp:",
+    `  jid: ${o.id}@${domain}`,
+    `  server: 127.0.0.1:${o.port}`,
+    `  caFile: ${o.caFile}`,
+    ...(o.xmpp ?? []).map((l) => `  ${l}`),
+    "pubsub:",
+    ...(service ? [`  service: ${service}`] : []),
+    "  nodePrefix: devices/",
+    "operators:",
+    `  - jid: operator@${domain}`,
+    "",
+  ].join("\n");
+}

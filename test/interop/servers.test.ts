@@ -18,7 +18,7 @@ import { OperatorClient } from "../harness/operator.js";
 import { startProsody } from "../harness/prosody.js";
 import { type LinkBreakingProxy, startProxy } from "../harness/proxy.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { startComposedAgent } from "../harness/composed-agent.js";
+import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
 import { sleep, waitFor } from "../xmpp/helpers.js";
 
 interface Server {
@@ -47,20 +47,15 @@ const SERVERS: Array<{ name: string; start(devices: string[]): Promise<Server>; 
 const PASS = "interop-device-pass";
 
 function configText(server: Server, proxyPort: number, id: string, dir: string, pep: boolean): string {
-  return `device:
-  id: ${id}
-  dataDir: ${join(dir, id)}
-xmpp:
-  jid: ${id}@${server.domain}
-  server: 127.0.0.1:${proxyPort}
-  caFile: ${server.caFile}
-  keepalive: { idleMs: 2000, timeoutMs: 2000 }
-  reconnect: { initialDelayMs: 50, maxDelayMs: 300 }
-pubsub:
-${pep ? "" : `  service: ${server.pubsubJid}\n`}  nodePrefix: devices/
-operators:
-  - jid: operator@${server.domain}
-hardware: { gpio: sim, serial: sim }
+  return `${agentConfigHead({
+    id,
+    dataDir: join(dir, id),
+    domain: server.domain,
+    port: proxyPort,
+    caFile: server.caFile,
+    pubsubService: pep ? null : server.pubsubJid,
+    xmpp: ["keepalive: { idleMs: 2000, timeoutMs: 2000 }", "reconnect: { initialDelayMs: 50, maxDelayMs: 300 }"],
+  })}hardware: { gpio: sim, serial: sim }
 board:
   serial:
     mcu0: { path: /dev/ttySIM0 }

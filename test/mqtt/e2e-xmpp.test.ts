@@ -16,25 +16,13 @@ import { type MosquittoHandle, startMosquitto } from "../harness/mosquitto.js";
 import { OperatorClient } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { startComposedAgent } from "../harness/composed-agent.js";
+import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
 import { waitFor } from "../xmpp/helpers.js";
 
 const DEVICE_PASS = "mqtt-dev-pass";
 
 function configText(p: ProsodyHandle, broker: MosquittoHandle, dir: string): string {
-  return `device:
-  id: mq-01
-  dataDir: ${join(dir, "state")}
-xmpp:
-  jid: mq-01@iot.test
-  server: 127.0.0.1:${p.port}
-  caFile: ${p.caFile}
-  reconnect: { initialDelayMs: 50, maxDelayMs: 500 }
-pubsub:
-  service: pubsub.iot.test
-operators:
-  - jid: operator@iot.test
-board:
+  return `${agentConfigHead({ id: "mq-01", dataDir: join(dir, "state"), port: p.port, caFile: p.caFile, xmpp: ["reconnect: { initialDelayMs: 50, maxDelayMs: 500 }"] })}board:
   mqtt:
     url: ${broker.url}
     reconnect: { initialDelayMs: 50, maxDelayMs: 500 }

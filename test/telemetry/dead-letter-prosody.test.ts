@@ -15,7 +15,7 @@ import type { DeadLetter } from "../../agent/telemetry/dead-letter.js";
 import { OperatorClient } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { startComposedAgent } from "../harness/composed-agent.js";
+import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
 import { waitFor } from "../xmpp/helpers.js";
 
 const PASS = "dead-letter-pass";
@@ -43,18 +43,7 @@ describe("a batch refused for good is dead-lettered and the readings behind it f
     ({ agent, jid: device } = await startComposedAgent({
       dir: dir.path,
       password: PASS,
-      config: `device:
-  id: dl-01
-  dataDir: ${join(dir.path, "state")}
-xmpp:
-  jid: dl-01@iot.test
-  server: 127.0.0.1:${prosody.port}
-  caFile: ${prosody.caFile}
-pubsub:
-  service: pubsub.iot.test
-operators:
-  - jid: operator@iot.test
-hardware: { gpio: sim, serial: sim }
+      config: `${agentConfigHead({ id: "dl-01", dataDir: join(dir.path, "state"), port: prosody.port, caFile: prosody.caFile })}hardware: { gpio: sim, serial: sim }
 board:
   serial:
     mcu0: { path: /dev/ttySIM0 }
