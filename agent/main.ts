@@ -239,6 +239,13 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
         },
         streamManagement: { enabled: st.smEnabled, resumes: st.resumes, unacked: st.unacked },
         reconnects: st.disconnects,
+        inbound: {
+          skipped: st.stanzasSkipped,
+          droppedFromStrangers: st.inbound.droppedFromStrangers,
+          droppedFromOperators: st.inbound.droppedFromOperators,
+          strangerRepliesDropped: st.strangerRepliesDropped,
+          ...(st.inbound.topDropped ? { topDropped: st.inbound.topDropped } : {}),
+        },
         ...(tel
           ? {
               spool: { depth: tel.spool.readings, drops: tel.spool.droppedReadings },

@@ -134,6 +134,14 @@ export interface StatusSnapshot {
   link: { state: string; since?: number; server?: string };
   streamManagement?: { enabled: boolean; resumes: number; unacked: number };
   reconnects: number;
+  /** What the session refused to handle: stanzas over limits, floods over budget (docs/xmpp-session.md). */
+  inbound?: {
+    skipped: number;
+    droppedFromStrangers: number;
+    droppedFromOperators: number;
+    strangerRepliesDropped: number;
+    topDropped?: { sender: string; dropped: number };
+  };
   spool?: { depth: number; drops: number };
   /** Telemetry as a person reads it: "publishing", "blocked: ...", "...; 2 batches dead-lettered". */
   telemetry?: string;

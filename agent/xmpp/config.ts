@@ -41,6 +41,11 @@ export const xmppConfigSchema = obj(
       ackDelayMs: def(ms({ min: 10 }), 500),
       /** Resumption lifetime we ask for (seconds); the server's `max` wins when smaller. */
       resumeMaxSeconds: def(int({ min: 0, max: 86_400 }), 600),
+      /**
+       * At most this many queued stanzas may be replies to non-operators; the rest of maxQueue stays
+       * free for telemetry and operators during a stranger's flood. Replies beyond it are dropped.
+       */
+      maxStrangerReplies: def(int({ min: 1, max: 100_000 }), 100),
     }),
     keepalive: obj({
       /** Idle time after which liveness is probed (an SM <r/>, or an XEP-0199 ping without SM). */
@@ -58,10 +63,21 @@ export const xmppConfigSchema = obj(
       authFailureDelayMs: def(ms({ min: 1000 }), 600_000),
     }),
     limits: obj({
-      /** Largest inbound stanza in bytes; larger ones end the connection. */
+      /**
+       * Largest inbound stanza, counted as decoded content (names, attribute values, text); a
+       * larger one is skipped (an IQ request is answered policy-violation) and the stream stays up.
+       * Also the largest stanza the agent sends.
+       */
       maxStanzaBytes: def(int({ min: 1024, max: 64 * 1024 * 1024 }), 256 * 1024),
-      /** Deepest element nesting accepted inside a stanza. */
+      /** Deepest element nesting inside a stanza; deeper stanzas are skipped. */
       maxDepth: def(int({ min: 4, max: 1000 }), 32),
+      /** Most attributes on one element; stanzas with more are skipped. */
+      maxAttributes: def(int({ min: 8, max: 10_000 }), 64),
+      /**
+       * Input bytes of one inbound element past which the connection is dropped (and resumed)
+       * rather than the element skipped: skipping still buffers an unfinished text or attribute.
+       */
+      ceilingBytes: def(int({ min: 4096, max: 512 * 1024 * 1024 }), 2 * 1024 * 1024),
       /** Outstanding IQ requests we wait on. */
       maxPendingIq: def(int({ min: 1, max: 10_000 }), 256),
     }),
@@ -70,6 +86,29 @@ export const xmppConfigSchema = obj(
       /** Each negotiation step (features, TLS, SASL, bind, enable/resume). */
       negotiationMs: def(ms({ min: 100 }), 20_000),
       iqMs: def(ms({ min: 100 }), 30_000),
+    }),
+    /**
+     * Inbound budgets per sender (token buckets, by bare JID): over budget a stanza is dropped and
+     * counted (status shows it), and an IQ request answered resource-constraint at most once a
+     * second per sender. The server, its components and the device's own account are exempt.
+     */
+    inbound: obj({
+      operator: obj({
+        perSecond: def(int({ min: 1, max: 1_000_000 }), 100),
+        burst: def(int({ min: 1, max: 1_000_000 }), 300),
+      }),
+      /** Each non-operator account. */
+      stranger: obj({
+        perSecond: def(int({ min: 1, max: 1_000_000 }), 5),
+        burst: def(int({ min: 1, max: 1_000_000 }), 20),
+      }),
+      /** All non-operator accounts together. */
+      strangersTotal: obj({
+        perSecond: def(int({ min: 1, max: 1_000_000 }), 50),
+        burst: def(int({ min: 1, max: 1_000_000 }), 100),
+      }),
+      /** Senders remembered at once; the least recently seen is forgotten first. */
+      maxSenders: def(int({ min: 16, max: 1_000_000 }), 1024),
     }),
     /** disco#info identity type: "device" or "bot". */
     identityType: def(oneOf(["device", "bot"]), "device"),
@@ -85,6 +124,13 @@ export const xmppConfigSchema = obj(
         ctx
           .at("password")
           .fail("is required: set xmpp.password, xmpp.passwordFile, AGENT_PASSWORD or AGENT_PASSWORD_FILE");
+      if (v.limits.ceilingBytes < v.limits.maxStanzaBytes)
+        ctx.at("limits").at("ceilingBytes").fail(`must be >= limits.maxStanzaBytes (${v.limits.maxStanzaBytes})`);
+      if (v.streamManagement.maxStrangerReplies > v.streamManagement.maxQueue)
+        ctx
+          .at("streamManagement")
+          .at("maxStrangerReplies")
+          .fail(`must be <= streamManagement.maxQueue (${v.streamManagement.maxQueue})`);
     },
   },
 );

@@ -76,7 +76,12 @@ export class Disco {
     return undefined;
   }
 
-  async handleInfo(iq: Element): Promise<Element> {
+  /**
+   * `anonymous`: leave the identity's name (the software's name) out, for a requester who may not
+   * learn what runs here (xmpp.softwareVersionTo). The features stay: they are what any client
+   * needs to talk to the device at all.
+   */
+  async handleInfo(iq: Element, opts: { anonymous?: boolean } = {}): Promise<Element> {
     const query = iq.getChild("query", NS_DISCO_INFO)!;
     const node = query.attrs.node as string | undefined;
     const res = new Element("query", { xmlns: NS_DISCO_INFO });
@@ -89,7 +94,8 @@ export class Disco {
       return res;
     }
     if (node) res.attrs.node = node;
-    res.c("identity", compact(this.identity));
+    const { name: _name, ...unnamed } = this.identity;
+    res.c("identity", compact(opts.anonymous ? unnamed : this.identity));
     for (const f of [...this.features].sort()) res.c("feature", { var: f });
     return res;
   }

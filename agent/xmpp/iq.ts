@@ -66,15 +66,32 @@ export class IqCaller {
     });
   }
 
-  /** Returns true when `iq` (type result/error) answered one of ours. */
-  handleAnswer(iq: Element): boolean {
+  /** The pending request `iq` answers (matched by id and sender), taken off the list. */
+  private take(iq: Element): (Pending & { id: string }) | undefined {
     const id = iq.attrs.id as string | undefined;
-    if (!id) return false;
+    if (!id) return undefined;
     const p = this.pending.get(id);
-    if (!p) return false;
-    if (!this.fromMatches(iq.attrs.from as string | undefined, p.to)) return false;
+    if (!p || !this.fromMatches(iq.attrs.from as string | undefined, p.to)) return undefined;
     this.pending.delete(id);
     p.timer.cancel();
+    return { ...p, id };
+  }
+
+  /**
+   * An answer to one of ours that could not be read (skipped over a limit): the request fails now
+   * with `err` rather than at its timeout. Returns true when it matched a request.
+   */
+  failAnswer(iq: Element, err: Error): boolean {
+    const p = this.take(iq);
+    p?.reject(err);
+    return p !== undefined;
+  }
+
+  /** Returns true when `iq` (type result/error) answered one of ours. */
+  handleAnswer(iq: Element): boolean {
+    const p = this.take(iq);
+    if (!p) return false;
+    const id = p.id;
     if (iq.attrs.type === "result") p.resolve(iq);
     else {
       const se = StanzaError.fromStanza(iq);
@@ -124,7 +141,8 @@ export class IqRouter {
   constructor(
     private readonly deps: {
       log: Logger;
-      send: (iq: Element) => void;
+      /** Sends a reply; `request` is what it answers (the session ranks replies by who asked). */
+      send: (iq: Element, request: Element) => void;
       /** Inbound requests handled at once; more are answered <resource-constraint/>. */
       maxConcurrent: number;
     },
@@ -187,11 +205,24 @@ export class IqRouter {
   }
 
   private reply(req: Element, payload: Element | Element[] | undefined, error?: StanzaError): void {
-    const res = new Element("iq", { type: error ? "error" : "result", id: req.attrs.id });
-    if (req.attrs.from) res.attrs.to = req.attrs.from;
-    if (error) res.cnode(error.toElement());
-    else if (Array.isArray(payload)) for (const p of payload) res.cnode(p);
+    if (error) {
+      this.deps.send(iqErrorReply(req, error), req);
+      return;
+    }
+    const res = iqReplyTo(req, "result");
+    if (Array.isArray(payload)) for (const p of payload) res.cnode(p);
     else if (payload) res.cnode(payload);
-    this.deps.send(res);
+    this.deps.send(res, req);
   }
+}
+
+function iqReplyTo(req: Element, type: "result" | "error"): Element {
+  const res = new Element("iq", { type, id: req.attrs.id });
+  if (req.attrs.from) res.attrs.to = req.attrs.from;
+  return res;
+}
+
+/** The <iq type='error'/> answering `req` (RFC 6120 §8.3). */
+export function iqErrorReply(req: Element, error: StanzaError): Element {
+  return iqReplyTo(req, "error").cnode(error.toElement()).root();
 }

@@ -17,11 +17,13 @@ import { Element } from "ltx";
 import { AgentError, describeError } from "../core/errors.js";
 import { Backoff } from "../core/backoff.js";
 import { type Logger, silentLogger } from "../core/log.js";
+import { LogBudget } from "../core/log-budget.js";
 import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
 import type { XmppConfig } from "./config.js";
 import { Connection, NS_CLIENT } from "./connection.js";
 import { Disco, NS_CAPS, NS_DISCO_INFO, NS_DISCO_ITEMS } from "./disco.js";
-import { IqCaller, type IqHandler, IqRouter } from "./iq.js";
+import { InboundBudget, type InboundBudgetStats } from "./inbound-budget.js";
+import { IqCaller, type IqHandler, IqRouter, iqErrorReply } from "./iq.js";
 import { parseJid } from "./jid.js";
 import { Keepalive } from "./keepalive.js";
 import { AuthError, negotiate, type SmOutcome } from "./negotiate.js";
@@ -29,6 +31,7 @@ import { NS_PING, NS_VERSION, pingHandler, versionHandler } from "./ping-version
 import { SaltedPasswordCache } from "./sasl/index.js";
 import { StanzaError } from "./stanza-error.js";
 import { InboundCounter, isStanza, NS_SM, OutboundQueue, parseH, StreamManagementError } from "./stream-management.js";
+import { SkippedElement } from "./xml-stream.js";
 import {
   connectTcp,
   type Endpoint,
@@ -79,6 +82,12 @@ export interface SessionStats {
   disconnects: number;
   stanzasIn: number;
   stanzasOut: number;
+  /** Inbound stanzas over a limit (size, depth, attributes), skipped whole. */
+  stanzasSkipped: number;
+  /** Inbound stanzas over their sender's budget, dropped; with the worst sender. */
+  inbound: InboundBudgetStats;
+  /** Replies to strangers dropped because their share of the outbound queue was full. */
+  strangerRepliesDropped: number;
   queued: number;
   unacked: number;
   smEnabled: boolean;
@@ -104,6 +113,9 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   private readonly timers: Timers;
   private readonly queue: OutboundQueue;
   private readonly inbound = new InboundCounter();
+  private readonly budget: InboundBudget;
+  /** Log lines an outsider can cause (skips, drops) are rate-limited; totals are in stats(). */
+  private readonly outsiderLog: LogBudget;
   private readonly iqCaller: IqCaller;
   private readonly router: IqRouter;
   readonly disco: Disco;
@@ -136,6 +148,8 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     disconnects: 0,
     stanzasIn: 0,
     stanzasOut: 0,
+    stanzasSkipped: 0,
+    strangerRepliesDropped: 0,
   };
   private lastError: string | undefined;
   private mechanism: string | undefined;
@@ -153,18 +167,28 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       throw new AgentError("config_invalid", `xmpp.jid ${this.cfg.jid} has no local part`, { path: "xmpp.jid" });
     this.domain = jid.domain;
     this.local = jid.local;
-    this.queue = new OutboundQueue({ maxQueue: this.cfg.streamManagement.maxQueue });
+    this.queue = new OutboundQueue({
+      maxQueue: this.cfg.streamManagement.maxQueue,
+      maxStrangerEntries: this.cfg.streamManagement.maxStrangerReplies,
+    });
+    const self = () => ({ bare: this.boundJid ? parseJid(this.boundJid).bare : undefined, domain: this.domain });
+    this.budget = new InboundBudget(this.cfg.inbound, {
+      self,
+      isOperator: (j) => options.isOperator?.(j) === true,
+      timers: this.timers,
+    });
+    this.outsiderLog = new LogBudget(10, 60_000, this.timers);
     this.backoff = new Backoff(this.cfg.reconnect, options.random);
     this.iqCaller = new IqCaller({
       timers: this.timers,
       maxPending: this.cfg.limits.maxPendingIq,
       defaultTimeoutMs: this.cfg.timeouts.iqMs,
-      self: () => ({ bare: this.boundJid ? parseJid(this.boundJid).bare : undefined, domain: this.domain }),
+      self,
     });
     this.router = new IqRouter({
       log: this.log,
       maxConcurrent: this.cfg.limits.maxPendingIq,
-      send: (iq) => this.enqueue(iq).catch((err: unknown) => this.log.warn("IQ reply not sent", { error: err })),
+      send: (iq, request) => this.reply(iq, request),
     });
     this.disco = new Disco({
       category: "client",
@@ -173,16 +197,19 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     });
     const software = options.software ?? { name: "xmpp-iot-agent", version: "0.0.0" };
     this.disco.addFeature(NS_PING, NS_VERSION, NS_CAPS);
-    this.handleIq("get", "query", NS_DISCO_INFO, (iq) => this.disco.handleInfo(iq));
+    const versionTo = this.cfg.softwareVersionTo;
+    const mayKnowSoftware = (iq: Element) =>
+      versionTo === "everyone" ||
+      (versionTo === "operators" && options.isOperator?.(String(iq.attrs.from ?? "")) === true);
+    this.handleIq("get", "query", NS_DISCO_INFO, (iq) =>
+      this.disco.handleInfo(iq, { anonymous: !mayKnowSoftware(iq) }),
+    );
     this.handleIq("get", "query", NS_DISCO_ITEMS, (iq) => this.disco.handleItems(iq));
     this.handleIq("get", "ping", NS_PING, pingHandler());
     const version = versionHandler(software.name, software.version, false);
-    const versionTo = this.cfg.softwareVersionTo;
     this.handleIq("get", "query", NS_VERSION, (iq) => {
-      const from = String(iq.attrs.from ?? "");
-      const allowed = versionTo === "everyone" || (versionTo === "operators" && options.isOperator?.(from) === true);
       // The same answer as for a feature we do not have: a stranger learns nothing.
-      if (!allowed) throw new StanzaError("service-unavailable", "cancel");
+      if (!mayKnowSoftware(iq)) throw new StanzaError("service-unavailable", "cancel");
       return version();
     });
   }
@@ -205,6 +232,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       state: this._state,
       jid: this.boundJid,
       ...this.counters,
+      inbound: this.budget.stats(),
       queued: this.queue.length,
       unacked: this.queue.unackedCount,
       smEnabled: this.smActive,
@@ -299,7 +327,31 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     return this.router.register(type, name, xmlns, handler);
   }
 
-  private enqueue(stanza: Element): Promise<void> {
+  /**
+   * Sends an answer to an inbound request. A reply to a stranger goes into the strangers' share of
+   * the queue and is dropped (counted) when that share is full: a flood is answered only as far as
+   * it costs nobody else.
+   */
+  private reply(iq: Element, request: Element): void {
+    const stranger = this.budget.classify(request.attrs.from as string | undefined) === "stranger";
+    this.enqueue(iq, { stranger }).catch((err: unknown) => {
+      if (stranger && err instanceof AgentError && err.code === "send_queue_stranger_share_full") {
+        this.counters.strangerRepliesDropped++;
+        this.logOutsider("reply to a stranger dropped: its share of the outbound queue is full", {
+          to: request.attrs.from,
+        });
+        return;
+      }
+      this.log.warn("IQ reply not sent", { to: request.attrs.from, error: describeError(err) });
+    });
+  }
+
+  private logOutsider(message: string, fields: Record<string, unknown>): void {
+    const t = this.outsiderLog.take();
+    if (t.log) this.log.warn(message, t.suppressed > 0 ? { ...fields, suppressedBefore: t.suppressed } : fields);
+  }
+
+  private enqueue(stanza: Element, opts: { stranger?: boolean } = {}): Promise<void> {
     if (this._state === "stopped" || this.stopping) {
       return Promise.reject(new AgentError("session_closed", "the XMPP session is stopped"));
     }
@@ -317,7 +369,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
         ),
       );
     }
-    const p = this.queue.push(data);
+    const p = this.queue.push(data, opts);
     this.scheduleFlush();
     return p;
   }
@@ -540,15 +592,11 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     // Sent-but-unacked entries keep their marks until the next stream says what the server
     // received (<resumed h/> or <failed h/>); only then are the rest re-sent (applySmOutcome).
     if (this.smActive) {
-      if (
-        error &&
-        (error.code === "stanza_too_large" || error.code === "stanza_too_deep") &&
-        isStanza({ name: String(error.context.element) })
-      ) {
+      if (error && error.code === "stanza_over_ceiling" && isStanza({ name: String(error.context.element) })) {
         // Count the rejected stanza as handled, so that the resumed stream does not deliver the
         // same poison again and again (the server re-sends what we did not acknowledge).
         this.inbound.increment();
-        this.log.warn("dropped an inbound stanza over the limits", {
+        this.log.warn("dropped an inbound stanza too large even to skip", {
           code: error.code,
           element: error.context.element,
         });
@@ -665,7 +713,35 @@ export class XmppSession extends EventEmitter<SessionEvents> {
         return;
       }
     }
+    if (el instanceof SkippedElement) {
+      this.logOutsider("skipped an inbound element over the limits", { name: el.name, reason: el.reason.code });
+      return;
+    }
     this.log.debug("ignored nonza", { name: el.name, xmlns: el.attrs.xmlns });
+  }
+
+  /**
+   * A stanza over a limit, skipped whole by the parser (already counted for stream management): an
+   * IQ request is answered, within its sender's budget, so the sender is not left waiting.
+   */
+  private onSkipped(el: SkippedElement): void {
+    this.counters.stanzasSkipped++;
+    this.logOutsider("skipped an inbound stanza over the limits", {
+      from: el.attrs.from,
+      name: el.name,
+      reason: el.reason.code,
+      limit: el.reason.context.limit,
+    });
+    if (el.name === "iq" && (el.attrs.type === "result" || el.attrs.type === "error")) {
+      this.iqCaller.failAnswer(el, el.reason);
+      return;
+    }
+    if (!isRequest(el) || !this.budget.admit(el.attrs.from as string | undefined).admitted) return;
+    const condition = el.reason.code === "stanza_too_large" ? "not-acceptable" : "policy-violation";
+    this.reply(
+      iqErrorReply(el, new StanzaError(condition, "modify", `${el.reason.message}: refused by the device`)),
+      el,
+    );
   }
 
   private protocolError(err: AgentError): void {
@@ -684,6 +760,24 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   }
 
   private dispatchStanza(el: Element): void {
+    if (el instanceof SkippedElement) {
+      this.onSkipped(el);
+      return;
+    }
+    const admission = this.budget.admit(el.attrs.from as string | undefined);
+    if (!admission.admitted) {
+      this.logOutsider("inbound stanza over its sender's budget dropped", {
+        from: admission.sender,
+        class: admission.cls,
+        name: el.name,
+      });
+      if (admission.answer && isRequest(el))
+        this.reply(
+          iqErrorReply(el, new StanzaError("resource-constraint", "wait", "too many stanzas from you; slow down")),
+          el,
+        );
+      return;
+    }
     if (el.name === "iq") {
       const type = el.attrs.type;
       if (type === "result" || type === "error") {
@@ -697,6 +791,10 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     if (el.attrs.xmlns && el.attrs.xmlns !== NS_CLIENT) return;
     this.emit("stanza", el);
   }
+}
+
+function isRequest(el: Element): boolean {
+  return el.name === "iq" && (el.attrs.type === "get" || el.attrs.type === "set");
 }
 
 /** Failures that need a person (credentials, certificates, server policy), not a quick retry. */

@@ -93,6 +93,27 @@ describe("OutboundQueue", () => {
     await assert.rejects(q.push("c"), (e: Error & { code?: string }) => e.code === "send_queue_full");
   });
 
+  it("holds replies to strangers to their share, and frees the share as they are acknowledged", async () => {
+    const q = new OutboundQueue({ maxQueue: 10, maxStrangerEntries: 2 });
+    const settled: string[] = [];
+    for (const d of ["s1", "s2"]) q.push(d, { stranger: true }).then(() => settled.push(d));
+    await assert.rejects(q.push("s3", { stranger: true }), (e: Error & { code?: string }) => {
+      return e.code === "send_queue_stranger_share_full";
+    });
+    for (let i = 0; i < 8; i++) q.push(`t${i}`).catch(() => undefined);
+    assert.equal(q.length, 10, "the rest of the queue stayed free for everyone else");
+    sendAll(q);
+    q.ack(2);
+    await Promise.resolve();
+    assert.deepEqual(settled, ["s1", "s2"]);
+    assert.equal(q.strangerCount, 0);
+    q.ack(10);
+    q.push("s4", { stranger: true }).catch(() => undefined);
+    assert.equal(q.strangerCount, 1);
+    q.rejectAll(new Error("stopped"));
+    assert.equal(q.strangerCount, 0);
+  });
+
   it("puts initial presence ahead of queued traffic, behind what is already on the wire", () => {
     const q = new OutboundQueue({ maxQueue: 10 });
     q.push("a").catch(() => undefined);

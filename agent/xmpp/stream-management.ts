@@ -31,12 +31,19 @@ export interface QueueEntry {
   data: string;
   /** Written on the current stream and counted in `sent`. */
   sent: boolean;
+  /** Counts against the strangers' share of the queue (see SmQueueOptions.maxStrangerEntries). */
+  stranger: boolean;
   resolve(): void;
   reject(err: Error): void;
 }
 
 export interface SmQueueOptions {
   maxQueue: number;
+  /**
+   * At most this many entries may be replies to strangers (non-operators): the rest of the queue
+   * stays free for telemetry and operators however hard a stranger floods. Default: maxQueue.
+   */
+  maxStrangerEntries?: number;
 }
 
 export class OutboundQueue {
@@ -45,6 +52,7 @@ export class OutboundQueue {
   private sentH = 0;
   /** Last `h` the server acknowledged (mod 2^32). */
   private ackedH = 0;
+  private strangerEntries = 0;
 
   constructor(private readonly options: SmQueueOptions) {}
 
@@ -61,8 +69,16 @@ export class OutboundQueue {
     return this.entries.length >= this.options.maxQueue;
   }
 
-  /** Adds a stanza; the promise settles when it is acknowledged (or rejected on stop/overflow). */
-  push(data: string): Promise<void> {
+  /** Entries that are replies to strangers. */
+  get strangerCount(): number {
+    return this.strangerEntries;
+  }
+
+  /**
+   * Adds a stanza; the promise settles when it is acknowledged (or rejected on stop/overflow).
+   * `stranger`: a reply to a non-operator, held to the strangers' share of the queue.
+   */
+  push(data: string, opts: { stranger?: boolean } = {}): Promise<void> {
     if (this.full) {
       return Promise.reject(
         new StreamManagementError("send_queue_full", `outbound queue is full (${this.options.maxQueue} stanzas)`, {
@@ -70,8 +86,20 @@ export class OutboundQueue {
         }),
       );
     }
+    const stranger = opts.stranger === true;
+    const share = this.options.maxStrangerEntries ?? this.options.maxQueue;
+    if (stranger && this.strangerEntries >= share) {
+      return Promise.reject(
+        new StreamManagementError(
+          "send_queue_stranger_share_full",
+          `replies to strangers fill their share of the outbound queue (${share} stanzas)`,
+          { maxStrangerEntries: share },
+        ),
+      );
+    }
+    if (stranger) this.strangerEntries++;
     return new Promise<void>((resolve, reject) => {
-      this.entries.push({ data, sent: false, resolve, reject });
+      this.entries.push({ data, sent: false, stranger, resolve, reject });
     });
   }
 
@@ -80,7 +108,7 @@ export class OutboundQueue {
     return new Promise<void>((resolve, reject) => {
       const firstUnsent = this.entries.findIndex((e) => !e.sent);
       const at = firstUnsent < 0 ? this.entries.length : firstUnsent;
-      this.entries.splice(at, 0, { data, sent: false, resolve, reject });
+      this.entries.splice(at, 0, { data, sent: false, stranger: false, resolve, reject });
     });
   }
 
@@ -115,7 +143,7 @@ export class OutboundQueue {
     }
     this.ackedH = h;
     const done = this.entries.splice(0, delta);
-    for (const e of done) e.resolve();
+    for (const e of done) this.settle(e).resolve();
     return delta;
   }
 
@@ -134,13 +162,19 @@ export class OutboundQueue {
 
   /** Without stream management a written stanza counts as delivered: settle what was sent. */
   settleSentWithoutAcks(): void {
-    while (this.entries[0]?.sent) this.entries.shift()!.resolve();
+    while (this.entries[0]?.sent) this.settle(this.entries.shift()!).resolve();
   }
 
   rejectAll(err: Error): void {
     const all = this.entries;
     this.entries = [];
-    for (const e of all) e.reject(err);
+    for (const e of all) this.settle(e).reject(err);
+  }
+
+  /** Bookkeeping for an entry leaving the queue. */
+  private settle(e: QueueEntry): QueueEntry {
+    if (e.stranger) this.strangerEntries--;
+    return e;
   }
 }
 

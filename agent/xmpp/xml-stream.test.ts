@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Element } from "ltx";
-import { XmlStreamParser, type XmlStreamError } from "./xml-stream.js";
+import { SkippedElement, type XmlStreamError, type XmlStreamLimits, XmlStreamParser } from "./xml-stream.js";
 
 const HEADER =
   "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='s1' version='1.0' from='iot.test'>";
 
-function harness(limits = { maxStanzaBytes: 4096, maxDepth: 8 }) {
+function harness(limits: XmlStreamLimits = { maxStanzaBytes: 4096, maxDepth: 8 }) {
   const p = new XmlStreamParser(limits);
   const elements: Element[] = [];
   const errors: XmlStreamError[] = [];
@@ -47,13 +47,45 @@ describe("XmlStreamParser", () => {
     assert.equal(h.elements[0]!.getChildText("body"), "grüße ✓ 😀");
   });
 
-  it("rejects an oversized stanza, even one that never ends", () => {
+  it("skips an oversized stanza whole and goes on with the next", () => {
     const h = harness({ maxStanzaBytes: 2048, maxDepth: 8 });
     h.p.write(HEADER);
-    h.p.write("<message><body>");
+    h.p.write("<iq type='get' id='big1' from='eve@iot.test/x' to='dev@iot.test/a'><query xmlns='q'><x>");
     for (let i = 0; i < 10; i++) h.p.write("x".repeat(500));
-    assert.equal(h.errors[0]?.code, "stanza_too_large");
-    assert.equal(h.elements.length, 0);
+    h.p.write("<y a='1'/></x></query></iq><message id='m2'><body>after</body></message>");
+    assert.equal(h.errors.length, 0);
+    assert.equal(h.elements.length, 2);
+    const stub = h.elements[0]!;
+    assert.ok(stub instanceof SkippedElement);
+    assert.equal(stub.reason.code, "stanza_too_large");
+    assert.equal(stub.name, "iq");
+    assert.deepEqual(stub.attrs, { id: "big1", type: "get", from: "eve@iot.test/x", to: "dev@iot.test/a" });
+    assert.equal(stub.children.length, 0);
+    assert.equal(h.elements[1]!.getChildText("body"), "after");
+  });
+
+  it("skips byte by byte as well as in one piece", () => {
+    const h = harness({ maxStanzaBytes: 1024, maxDepth: 4 });
+    const input = Buffer.from(
+      `${HEADER}<message id='d'>${"<a x='ü'>".repeat(10)}${"</a>".repeat(10)}</message><message id='ok'/>`,
+    );
+    for (let i = 0; i < input.length; i++) h.p.write(input.subarray(i, i + 1));
+    assert.equal(h.errors.length, 0);
+    assert.deepEqual(
+      h.elements.map((e) => [e.attrs.id, e instanceof SkippedElement ? e.reason.code : "built"]),
+      [
+        ["d", "stanza_too_deep"],
+        ["ok", "built"],
+      ],
+    );
+  });
+
+  it("counts text as decoded: a re-escaped body is not three times its size", () => {
+    // 2,000 apostrophes arrive as 12,000 bytes of &apos; but hold 2,000 characters.
+    const h = harness({ maxStanzaBytes: 4096, maxDepth: 8 });
+    h.p.write(`${HEADER}<message><body>${"&apos;".repeat(2000)}</body></message>`);
+    assert.equal(h.errors.length, 0);
+    assert.equal(h.elements[0]!.getChildText("body")?.length, 2000);
   });
 
   it("resets the size budget per stanza", () => {
@@ -64,10 +96,44 @@ describe("XmlStreamParser", () => {
     assert.equal(h.elements.length, 20);
   });
 
-  it("rejects deep nesting", () => {
-    const h = harness({ maxStanzaBytes: 4096, maxDepth: 4 });
-    h.p.write(`${HEADER}<a><b><c><d><e/></d></c></b></a>`);
-    assert.equal(h.errors[0]?.code, "stanza_too_deep");
+  it("skips deep nesting and elements with too many attributes", () => {
+    const h = harness({ maxStanzaBytes: 4096, maxDepth: 4, maxAttributes: 3 });
+    h.p.write(`${HEADER}<iq id='1'><b><c><d><e/></d></c></b></iq>`);
+    h.p.write(
+      "<presence id='2'><x a='1' b='2' c='3' d='4'/></presence><message id='3'><x a='1' b='2' c='3'/></message>",
+    );
+    assert.equal(h.errors.length, 0);
+    assert.deepEqual(
+      h.elements.map((e) => (e instanceof SkippedElement ? e.reason.code : "built")),
+      ["stanza_too_deep", "stanza_too_many_attributes", "built"],
+    );
+  });
+
+  it("keeps a skipped stanza's routing attributes short", () => {
+    const h = harness({ maxStanzaBytes: 2048, maxDepth: 8, ceilingBytes: 1 << 20 });
+    h.p.write(`${HEADER}<iq type='set' id='${"i".repeat(100_000)}'/>`);
+    const stub = h.elements[0] as SkippedElement;
+    assert.equal(stub.reason.code, "stanza_too_large");
+    assert.ok(String(stub.attrs.id).length <= 3072);
+  });
+
+  it("drops the stream for an element past the ceiling, even one that never ends", () => {
+    const h = harness({ maxStanzaBytes: 2048, maxDepth: 8, ceilingBytes: 8192 });
+    h.p.write(HEADER);
+    h.p.write("<message><body>");
+    for (let i = 0; i < 40; i++) h.p.write("x".repeat(500));
+    assert.equal(h.errors.length, 1);
+    assert.equal(h.errors[0]?.code, "stanza_over_ceiling");
+    assert.equal(h.errors[0]?.context.element, "message");
+    assert.equal(h.elements.length, 0);
+  });
+
+  it("lets whitespace keepalives between stanzas go on for ever", () => {
+    const h = harness({ maxStanzaBytes: 2048, maxDepth: 8, ceilingBytes: 4096 });
+    h.p.write(HEADER);
+    for (let i = 0; i < 10_000; i++) h.p.write(i % 100 === 0 ? " <r xmlns='urn:xmpp:sm:3'/>" : " ");
+    assert.equal(h.errors.length, 0);
+    assert.equal(h.elements.length, 100);
   });
 
   it("rejects mismatched end tags, stray text, bad entities and a bad header", () => {

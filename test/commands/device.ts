@@ -100,11 +100,12 @@ export async function startCommandDevice(opts: {
   const board = new Board({ config: boardConfig(), backends: { gpio, serial } });
   await board.start();
 
+  const authorizer = new Authorizer(opts.operators);
   const session = newSession(
     testXmppConfig(opts.prosody, `${opts.account}@${opts.prosody.domain}`, opts.password, opts.xmpp),
     opts.password,
+    { isOperator: (jid) => authorizer.isOperator(jid) },
   );
-  const authorizer = new Authorizer(opts.operators);
   const auditPath = join(opts.dir, "audit.jsonl");
   const audit = new AuditLog({ path: auditPath, maxBytes: 1 << 20, maxFiles: 3, maxPending: 10_000 });
   await audit.start();

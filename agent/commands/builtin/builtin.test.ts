@@ -19,7 +19,7 @@ import {
 } from "../ports.js";
 import { CommandRegistry } from "../registry.js";
 import { BUILTIN_NODES, registerBuiltins } from "./index.js";
-import { formatDuration } from "./status.js";
+import { describeInbound, formatDuration } from "./status.js";
 
 const OP = "alice@iot.test/slix";
 
@@ -287,5 +287,22 @@ describe("built-in commands", () => {
     const yes = await adhoc.handle(exec("restart-drivers", { confirm: "1" }));
     assert.deepEqual(notes(yes), ["Restarted 2 drivers: serial:mcu0, output:relay"]);
     assert.equal(restarts, 1);
+  });
+});
+
+describe("status: inbound refusals in words", () => {
+  it("says none when nothing was refused, and names the worst sender otherwise", () => {
+    const zero = { skipped: 0, droppedFromStrangers: 0, droppedFromOperators: 0, strangerRepliesDropped: 0 };
+    assert.equal(describeInbound(zero), "none");
+    assert.equal(
+      describeInbound({
+        ...zero,
+        skipped: 14,
+        droppedFromStrangers: 1985,
+        strangerRepliesDropped: 1,
+        topDropped: { sender: "eve@iot.test", dropped: 1985 },
+      }),
+      "14 over limits (skipped); 1985 over budget from strangers; 1 reply to strangers not sent (most: eve@iot.test, 1985)",
+    );
   });
 });

@@ -42,6 +42,7 @@ export function statusForm(s: StatusSnapshot): DataForm {
         : unknown,
     ],
     ["reconnects", "Reconnects", s.reconnects],
+    ["inbound", "Inbound refused", s.inbound ? describeInbound(s.inbound) : unknown],
     [
       "spool",
       "Readings waiting (spool)",
@@ -53,6 +54,21 @@ export function statusForm(s: StatusSnapshot): DataForm {
   ]);
   form.fields.push({ var: "json", type: "hidden", values: [JSON.stringify(s)] });
   return form;
+}
+
+/** "none", or "14 over limits (skipped); 1985 over budget from strangers (most: eve@iot.test, 1985)". */
+export function describeInbound(i: NonNullable<StatusSnapshot["inbound"]>): string {
+  const parts: string[] = [];
+  if (i.skipped > 0) parts.push(`${i.skipped} over limits (skipped)`);
+  if (i.droppedFromStrangers > 0) parts.push(`${i.droppedFromStrangers} over budget from strangers`);
+  if (i.droppedFromOperators > 0) parts.push(`${i.droppedFromOperators} over budget from operators`);
+  if (i.strangerRepliesDropped > 0)
+    parts.push(
+      `${i.strangerRepliesDropped} ${i.strangerRepliesDropped === 1 ? "reply" : "replies"} to strangers not sent`,
+    );
+  if (parts.length === 0) return "none";
+  const top = i.topDropped ? ` (most: ${i.topDropped.sender}, ${i.topDropped.dropped})` : "";
+  return `${parts.join("; ")}${top}`;
 }
 
 /** 59 s, 4m 05s, 1h 02m, 3d 04h. */

@@ -1,0 +1,251 @@
+/**
+ * A hostile account on the same Prosody floods the composed agent (test/harness/flooder.ts, in its
+ * own process) while a slixmpp operator runs commands and telemetry publishes. What must hold:
+ * every operator command is answered, no reading is lost, the link never drops. The operator's
+ * command latency is measured before the flood and during it, in the same run, and printed.
+ *
+ * And the audit trail: 10,000 refused requests with the largest node names the device accepts, from
+ * one account whose budget is opened wide so that every one reaches the command layer, leave every
+ * operator record in place.
+ */
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { parse } from "ltx";
+import type { Agent } from "../../agent/main.js";
+import { decodeReadings } from "../../agent/telemetry/codec.js";
+import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
+import { runFlood } from "../harness/flooder.js";
+import { OperatorClient } from "../harness/operator.js";
+import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
+import { makeTempDir, type TempDir } from "../harness/tmp.js";
+import { waitFor } from "../xmpp/helpers.js";
+
+const DEVICE_PASS = "device-pass-h";
+const ID = "hostile-01";
+const NODE = `devices/${ID}/telemetry`;
+
+function configText(p: ProsodyHandle, dir: string, xmpp: string[] = [], extra = ""): string {
+  return `${agentConfigHead({
+    id: ID,
+    dataDir: join(dir, "state"),
+    port: p.port,
+    caFile: p.caFile,
+    xmpp,
+  })}hardware: { gpio: sim, serial: sim }
+board:
+  serial:
+    mcu0: { path: /dev/ttySIM0 }
+  channels:
+    temperature: { source: serial, link: mcu0, sensor: temperature, kind: temperature, unit: "°C", intervalMs: 100 }
+telemetry:
+  batch: { maxReadings: 5, maxAgeMs: 250 }
+  publish: { maxItems: max }
+${extra}`;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/**
+ * Runs commands one after another, 50 ms apart (an operator's script polling the device), until
+ * `until()`, returning each one's latency in ms.
+ */
+async function commandLoop(op: OperatorClient, jid: string, until: () => boolean): Promise<number[]> {
+  const latencies: number[] = [];
+  for (let i = 0; !until(); i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 50));
+    const t0 = performance.now();
+    const res =
+      i % 2 === 0 ? await op.execute(jid, "status") : await op.execute(jid, "read", { channel: "temperature" });
+    latencies.push(performance.now() - t0);
+    assert.equal(res.status, "completed", `command ${i} answered ${res.status}`);
+  }
+  return latencies;
+}
+
+function seqsSeen(op: OperatorClient): number[] {
+  const seqs: number[] = [];
+  for (const ev of op.pubsubItems()) {
+    if (ev.node !== NODE || !ev.payload) continue;
+    for (const r of decodeReadings(parse(ev.payload)).readings) seqs.push(r.seq);
+  }
+  return [...new Set(seqs)].sort((a, b) => a - b);
+}
+
+describe("hostile load against the composed agent on Prosody", () => {
+  let prosody: ProsodyHandle;
+  let dir: TempDir;
+  let agent: Agent;
+  let op: OperatorClient;
+  let deviceJid: string;
+
+  before(async () => {
+    prosody = await startProsody({ pubsubAdmins: [`${ID}@iot.test`] });
+    await prosody.register(ID, DEVICE_PASS);
+    await prosody.register("operator", "op-pass");
+    await prosody.register("intruder", "in-pass");
+    dir = makeTempDir();
+    ({ agent, jid: deviceJid } = await startComposedAgent({
+      dir: dir.path,
+      config: configText(prosody, dir.path),
+      password: DEVICE_PASS,
+    }));
+    op = await OperatorClient.login(prosody, "operator", "op-pass", { name: "hostile-operator" });
+  });
+
+  after(async () => {
+    await op?.stop();
+    await agent?.stop();
+    await prosody?.stop();
+    dir?.remove();
+  });
+
+  it("one account at 5,000 stanzas/s for 10 s: every operator command answered, no reading lost, no disconnect", async () => {
+    await waitFor(() => (agent.telemetry?.status()?.publisher.publishedItems ?? 0) > 0, 10_000, "a first publish");
+    await op.subscribe("pubsub.iot.test", NODE);
+    const baselineEnd = Date.now() + 4000;
+    const baseline = await commandLoop(op, deviceJid, () => Date.now() > baselineEnd);
+    const disconnectsBefore = agent.session.stats().disconnects;
+
+    let flooding = true;
+    const flood = runFlood({
+      host: "127.0.0.1",
+      port: prosody.port,
+      domain: "iot.test",
+      caFile: prosody.caFile!,
+      user: "intruder",
+      password: "in-pass",
+      to: deviceJid,
+      rate: 5000,
+      seconds: 10,
+      kinds: ["disco", "execute", "message", "version", "disco"],
+    }).finally(() => {
+      flooding = false;
+    });
+    // Give the flooder its login time, so the commands below run inside the flood.
+    await waitFor(() => agent.session.stats().inbound.droppedFromStrangers > 0, 15_000, "the flood to arrive");
+    const during = await commandLoop(op, deviceJid, () => !flooding);
+    const report = await flood;
+
+    const published = () => agent.telemetry!.status()!;
+    await waitFor(() => published().spool.readings === 0, 15_000, "the spool to drain after the flood");
+    const lastPublished = published().publisher.publishedReadings;
+    await waitFor(() => seqsSeen(op).length >= lastPublished, 15_000, "the subscriber to see every reading");
+    const seqs = seqsSeen(op);
+    const gaps = seqs.filter((s, i) => i > 0 && s !== seqs[i - 1]! + 1);
+    const st = agent.session.stats();
+    const figures = {
+      floodSent: report.sent,
+      floodRate: report.achievedRate,
+      floodAnswers: report.answers,
+      droppedFromStrangers: st.inbound.droppedFromStrangers,
+      strangerRepliesDropped: st.strangerRepliesDropped,
+      commandsBaseline: baseline.length,
+      commandsDuringFlood: during.length,
+      p50BaselineMs: Math.round(percentile(baseline, 50)),
+      p99BaselineMs: Math.round(percentile(baseline, 99)),
+      p50FloodMs: Math.round(percentile(during, 50)),
+      p99FloodMs: Math.round(percentile(during, 99)),
+      p99Ratio: Number((percentile(during, 99) / percentile(baseline, 99)).toFixed(2)),
+      readingsPublished: lastPublished,
+      readingsSeenBySubscriber: seqs.length,
+      gaps: gaps.length,
+      spoolDropped: published().spool.droppedReadings,
+      disconnects: st.disconnects - disconnectsBefore,
+    };
+    console.log(`# hostile flood figures: ${JSON.stringify(figures)}`);
+    assert.ok(report.sent >= 40_000, `the flood reached the server (${report.sent} stanzas sent)`);
+    assert.ok(during.length >= 5, `the operator ran commands during the flood (${during.length})`);
+    assert.equal(figures.disconnects, 0, "the link never dropped");
+    assert.equal(figures.gaps, 0, `no reading lost: ${seqs.length} seen`);
+    assert.equal(figures.spoolDropped, 0);
+    assert.ok(st.inbound.droppedFromStrangers > 40_000, "the flood was dropped at the door");
+    assert.equal(st.inbound.droppedFromOperators, 0);
+    // status tells an operator what happened, in words.
+    const status = await op.execute(deviceJid, "status");
+    const inbound = status.form?.fields.find((f) => f.var === "inbound")?.values.join(" ") ?? "";
+    assert.match(inbound, /over budget from strangers \(most: intruder@iot\.test, \d+\)/);
+  });
+
+  it("10,000 refused requests with the largest node names the device accepts leave every operator record", async () => {
+    // A second agent run, with the intruder's budget opened wide: the audit trail must hold on
+    // its own, not only because the budget turned the flood away.
+    await agent.stop();
+    const maxStanza = 8192;
+    ({ agent, jid: deviceJid } = await startComposedAgent({
+      dir: dir.path,
+      config: configText(
+        prosody,
+        dir.path,
+        [
+          `limits: { maxStanzaBytes: ${maxStanza} }`,
+          "inbound: { stranger: { perSecond: 1000000, burst: 1000000 }, strangersTotal: { perSecond: 1000000, burst: 1000000 } }",
+          "streamManagement: { maxStrangerReplies: 1000 }",
+        ],
+        "commands:\n  audit:\n    maxBytes: 65536\n    refusals: { maxBytes: 65536, maxFiles: 2 }\n",
+      ),
+      password: DEVICE_PASS,
+      name: "agent-audit.yaml",
+    }));
+    const operatorRecords = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const res = await op.execute(deviceJid, "read", { channel: "temperature" });
+        assert.equal(res.status, "completed");
+      }
+    };
+    const since = new Date().toISOString();
+    await operatorRecords(10);
+    const N = 10_000;
+    // The largest node name that still fits the device's stanza limit with the rest of the IQ.
+    const node = "x".repeat(maxStanza - 400);
+    const report = await runFlood({
+      host: "127.0.0.1",
+      port: prosody.port,
+      domain: "iot.test",
+      caFile: prosody.caFile!,
+      user: "intruder",
+      password: "in-pass",
+      to: deviceJid,
+      rate: 2000,
+      seconds: 120,
+      count: N,
+      kinds: ["execute"],
+      node,
+      drainMs: 60_000,
+      drainUntilAnswers: N,
+    });
+    await operatorRecords(10);
+    const st = agent.session.stats();
+    const stateDir = join(dir.path, "state");
+    const lines = (prefix: string) =>
+      readdirSync(stateDir)
+        .filter((f) => f.startsWith(prefix))
+        .flatMap((f) => readFileSync(join(stateDir, f), "utf8").trim().split("\n").filter(Boolean));
+    const audit = () =>
+      lines("audit.jsonl").map((l) => JSON.parse(l) as { t: string; requester: string; node: string });
+    const operatorKept = () =>
+      audit().filter((r) => r.requester.startsWith("operator@") && r.node === "read" && r.t >= since).length;
+    // The audit writer is asynchronous: the last records may still be on their way to the file.
+    await waitFor(() => operatorKept() >= 20, 5000, "the operator's last records in audit.jsonl").catch(
+      () => undefined,
+    );
+    const main = audit();
+    const kept = operatorKept();
+    const refusedBytes = readdirSync(stateDir)
+      .filter((f) => f.startsWith("audit-refused"))
+      .reduce((sum, f) => sum + readFileSync(join(stateDir, f)).length, 0);
+    const forbidden = report.answers["error:forbidden"] ?? 0;
+    console.log(
+      `# audit under 10,000 refusals: ${JSON.stringify({ sent: report.sent, rate: report.achievedRate, answers: report.answers, operatorRecordsKept: kept, operatorRecordsTotal: 20, skipped: st.stanzasSkipped, dropped: st.inbound.droppedFromStrangers, strangerRepliesDropped: st.strangerRepliesDropped, refusedFileBytes: refusedBytes })}`,
+    );
+    assert.equal(report.sent, N);
+    assert.ok(forbidden >= N * 0.99, `the refusals reached the command layer (${forbidden} forbidden answers)`);
+    assert.equal(kept, 20, "every operator record of this run is in audit.jsonl");
+    assert.equal(main.filter((r) => r.requester.startsWith("intruder@")).length, 0, "no refusal in audit.jsonl");
+    assert.ok(refusedBytes <= 3 * 65536, `refusals stay in their budget (${refusedBytes} bytes)`);
+  });
+});
