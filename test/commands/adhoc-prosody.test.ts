@@ -41,6 +41,7 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
   let eve: OperatorClient;
   const crowd: OperatorClient[] = [];
 
+  const suiteStarted = Date.now();
   before(async () => {
     dir = makeTempDir("commands-");
     prosody = await startProsody();
@@ -252,7 +253,12 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
     assert.equal(eves[0].node, "set-output");
     const completedSet = lines.find((l) => l.node === "set-output" && l.outcome === "completed");
     assert.deepEqual(completedSet.params, { output: "relay", value: true });
-    assert.ok(completedSet.durationMs >= 0);
+    // A whole number of milliseconds, and no longer than this suite has been running.
+    const d = completedSet.durationMs as unknown;
+    assert.ok(
+      typeof d === "number" && Number.isInteger(d) && d >= 0 && d <= Date.now() - suiteStarted,
+      `durationMs ${d}`,
+    );
   });
 
   it("approves presence subscriptions from operators only, so they see the device online", async () => {

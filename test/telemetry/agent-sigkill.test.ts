@@ -13,6 +13,7 @@ import { parse } from "ltx";
 import { decodeReadings } from "../../agent/telemetry/codec.js";
 import { OperatorClient } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
+import { seededRandom } from "../harness/seeded-random.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
 import { sleep, waitFor } from "../xmpp/helpers.js";
 
@@ -20,6 +21,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const PASS = "pw-123456";
 const NODE = "devices/killme/telemetry";
 const KILLS = Number(process.env.KILLS ?? 10);
+const random = seededRandom("agent SIGKILL points");
 
 interface Run {
   child: ChildProcess;
@@ -106,7 +108,7 @@ describe("telemetry agent under SIGKILL", () => {
       const run = start(false);
       await waitFor(() => run.published.length >= 5 || run.child.exitCode !== null, 20_000, `run ${k} publishing`);
       assert.equal(run.child.exitCode, null, `child died: ${run.stderr()}`);
-      await sleep(Math.floor(Math.random() * 300));
+      await sleep(random.below(300));
       run.child.kill("SIGKILL");
       await run.done;
       for (const [f, l] of run.spooled) for (let s = f; s <= l; s++) spooled.add(s);

@@ -13,12 +13,14 @@ import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { FileSpoolStore } from "../../agent/telemetry/file-spool.js";
+import { seededRandom } from "../harness/seeded-random.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = mkdtempSync(join(tmpdir(), "spool-kill-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const KILLS = 6;
+const random = seededRandom("spool SIGKILL points");
 
 /** Runs the writer until it reported `target` appends, plus a random few ms, then SIGKILLs it. */
 function runAndKill(dir: string, firstSeq: number, target: number): Promise<Array<[number, number]>> {
@@ -49,7 +51,7 @@ function runAndKill(dir: string, firstSeq: number, target: number): Promise<Arra
         if (m) acked.push([Number(m[1]), Number(m[2])]);
         if (!killing && acked.length >= target) {
           killing = true;
-          setTimeout(() => child.kill("SIGKILL"), Math.floor(Math.random() * 15));
+          setTimeout(() => child.kill("SIGKILL"), random.below(15));
         }
       }
     });
@@ -73,7 +75,8 @@ describe("FileSpoolStore under SIGKILL", () => {
       const s = await FileSpoolStore.open({ dir, segmentBytes: 16 * 1024, maxBytes: 64 * 1024 * 1024 });
       const batches = await s.peek(1_000_000);
       const have = new Map(batches.map((b) => [b.firstSeq, b.lastSeq]));
-      for (const [f, l] of confirmed) assert.equal(have.get(f), l, `kill ${k}: batch ${f}-${l} lost`);
+      for (const [f, l] of confirmed)
+        assert.equal(have.get(f), l, `kill ${k}: batch ${f}-${l} lost (TEST_SEED=${random.seed})`);
       for (let i = 1; i < batches.length; i++) assert.ok(batches[i]!.firstSeq > batches[i - 1]!.lastSeq, "in order");
       assert.ok(batches.every((b) => b.historical));
       next = s.lastSeq + 1;

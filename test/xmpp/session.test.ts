@@ -215,12 +215,21 @@ describe("XMPP session against Prosody", () => {
     try {
       await waitOnline(s);
       const run = `f${Date.now()}`;
+      // The first half reaches the server and is acknowledged...
+      const first: Promise<void>[] = [];
+      for (let i = 0; i < 50; i++) first.push(s.send(message("peer@iot.test", `${run}-${i}`, `${run} ${i}`)));
+      await Promise.all(first);
+      // ...the second half is written into a link that has silently died, so it is certainly
+      // unacknowledged when the link is cut: it must be re-sent, and the first half must not be.
+      proxy.blackhole(true);
       const sends: Promise<void>[] = [];
-      for (let i = 0; i < 100; i++) sends.push(s.send(message("peer@iot.test", `${run}-${i}`, `${run} ${i}`)));
-      await sleep(5);
-      // Cut the link mid-burst and keep it down past the hibernation time.
+      for (let i = 50; i < 100; i++) sends.push(s.send(message("peer@iot.test", `${run}-${i}`, `${run} ${i}`)));
+      // (>= 50: an answer to a peer's disco query may ride along.)
+      await waitFor(() => s.stats().unacked >= 50, 5000, "the second half written, unacknowledged");
+      // Cut the link and keep it down past the hibernation time.
       await proxy.refuse(true);
       proxy.reset();
+      proxy.blackhole(false);
       await sleep(3000);
       await proxy.refuse(false);
       const back = await waitOnline(s);
