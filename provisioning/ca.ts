@@ -19,6 +19,7 @@ import {
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import forge from "node-forge";
+import { parseCsr } from "./csr.js";
 import { ProvisioningError } from "./errors.js";
 import { ensurePrivateDir, PRIVATE_FILE_MODE, writeFileAtomic } from "./fsutil.js";
 
@@ -249,18 +250,7 @@ export function signDeviceCsr(
   csrPem: string,
   opts: { jid: string; validDays?: number; now?: Date },
 ): DeviceCertificate {
-  let csr: forge.pki.CertificateSigningRequest;
-  try {
-    csr = forge.pki.certificationRequestFromPem(csrPem);
-  } catch (err) {
-    throw new ProvisioningError(
-      "csr_invalid",
-      "the CSR is not a PEM PKCS#10 request with an RSA key",
-      {},
-      { cause: err },
-    );
-  }
-  if (!csr.verify()) throw new ProvisioningError("csr_invalid", "the CSR's self-signature does not verify");
+  const csr = parseCsr(csrPem);
   const now = opts.now ?? new Date();
   const cert = forge.pki.createCertificate();
   cert.publicKey = csr.publicKey!;

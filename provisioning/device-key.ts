@@ -17,6 +17,7 @@ import {
   publicEncrypt,
 } from "node:crypto";
 import forge from "node-forge";
+import { parseCsr } from "./csr.js";
 import { ProvisioningError } from "./errors.js";
 
 export const DEVICE_KEY_BITS = 2048;
@@ -59,18 +60,7 @@ export function createCsr(privateKeyPem: string, jid: string): string {
 
 /** The public key (SPKI PEM) and subject CN of a CSR, after checking its self-signature. */
 export function readCsr(csrPem: string): { publicKeyPem: string; commonName: string | undefined } {
-  let csr: forge.pki.CertificateSigningRequest;
-  try {
-    csr = forge.pki.certificationRequestFromPem(csrPem);
-  } catch (err) {
-    throw new ProvisioningError(
-      "csr_invalid",
-      "the CSR is not a PEM PKCS#10 request with an RSA key",
-      {},
-      { cause: err },
-    );
-  }
-  if (!csr.verify()) throw new ProvisioningError("csr_invalid", "the CSR's self-signature does not verify");
+  const csr = parseCsr(csrPem);
   const cn = csr.subject.getField("CN") as { value?: string } | null;
   return { publicKeyPem: forge.pki.publicKeyToPem(csr.publicKey!), commonName: cn?.value };
 }

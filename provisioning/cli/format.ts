@@ -1,0 +1,25 @@
+/** How `iot-fleet` shows stored values to a person; --json prints the stored values instead. */
+import type { CredentialPath } from "../store.js";
+
+/** The words of docs/provisioning.md and of the bundle's credential type ("invite", "password-sealed", "password"). */
+export function describeCredentialPath(path: CredentialPath): string {
+  switch (path) {
+    case "invite":
+      return "invite";
+    case "admin-password-sealed":
+      return "admin path, password-sealed";
+    case "admin-password":
+      return "admin path, password in clear";
+  }
+}
+
+/** Left-aligned columns two spaces apart, no trailing blanks. */
+export function formatTable(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd(),
+  );
+}

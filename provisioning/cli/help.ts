@@ -1,0 +1,94 @@
+/**
+ * What `iot-fleet --help` and `iot-fleet COMMAND --help` print. docs/provisioning.md quotes the
+ * options and exit codes: change both together.
+ */
+import type { CommandName } from "./args.js";
+
+export const GLOBAL_HELP = `Global options (any command):
+      --home DIR                 Fleet home (default $IOT_FLEET_HOME or ./fleet).
+      --passphrase-file FILE     CA key passphrase (or $IOT_FLEET_CA_PASSPHRASE).
+  XMPP admin connection (provision without --invite-token, rotate, revoke, list --online):
+      --admin-jid JID            Admin account (or $IOT_FLEET_ADMIN_JID).
+      --admin-password-file FILE (or $IOT_FLEET_ADMIN_PASSWORD_FILE; $IOT_FLEET_ADMIN_PASSWORD).
+      --server HOST:PORT         XMPP server, also written into bundles (or $IOT_FLEET_SERVER).
+      --ca-file FILE             The server's CA certificate, trusted for TLS and embedded in bundles
+                                 (or $IOT_FLEET_SERVER_CA_FILE).
+      --pin SHA256               ...or the server certificate's SHA-256 pin.
+      --timeout SECONDS          Per network step (default 20).`;
+
+export const USAGE = `Usage: iot-fleet <command> [options]
+
+Commands:
+  ca init                 Create the fleet CA (signing key 0600 + self-signed certificate).
+  ca show                 Print the CA certificate's subject, validity and SHA-256 fingerprint.
+  provision DEVICE-ID     Make a signed enrolment bundle for one device.
+  rotate DEVICE-ID        Have the device change its own password (or --admin-reset it).
+  revoke DEVICE-ID        Delete/disable the account and add the device to the revocation list.
+  revocations             Write the signed revocation list for devices.
+  list                    Devices and their state (provisioned, enrolled, revoked, last seen).
+
+Run 'iot-fleet <command> --help' for its options.
+
+${GLOBAL_HELP}
+
+Exit codes: 0 ok, 1 failure, 2 usage, 3 fleet state forbids it (unknown/enrolled/revoked device,
+CA missing or present), 4 refused on security grounds (passphrase, CSR), 5 XMPP server failed or
+refused, 6 fleet store locked or corrupt.`;
+
+export const HELP: Record<CommandName, string> = {
+  "ca init": `Usage: iot-fleet ca init [--cn NAME] [--org ORG] [--valid-days N] [--passphrase-file FILE] [--force]
+
+Creates HOME/ca/ca.key.pem (RSA-3072, mode 0600, encrypted when a passphrase is given) and
+HOME/ca/ca.cert.pem (self-signed, CA:true). Refuses to overwrite an existing CA unless --force.
+Copy ca.cert.pem (or its fingerprint, see 'ca show') into device images: it is what devices trust.`,
+  "ca show": `Usage: iot-fleet ca show
+
+Prints the fleet CA certificate's subject, validity and SHA-256 fingerprint.`,
+  provision: `Usage: iot-fleet provision DEVICE-ID --out FILE [--invite | --admin-password] [options]
+
+Credential path (one):
+      --invite                   (default) Ask the server for a one-time account invite (Prosody
+                                 mod_invites_adhoc); the device registers itself with a password it
+                                 generates. The password never leaves the device.
+      --invite-token TOKEN       Use an invite token obtained elsewhere (e.g. prosodyctl); no XMPP step.
+      --admin-password           Create the account now over XEP-0133 with a random password. With
+                                 --csr the password is sealed to the device key; without, it is in
+                                 clear inside the signed bundle (weaker: protect the file).
+Device:
+      --jid JID                  Device JID (default DEVICE-ID@<domain of --domain or --admin-jid>).
+      --domain DOMAIN            XMPP domain of the device JID.
+      --csr FILE                 Device CSR from 'iot-agent enroll --make-csr': issues a client
+                                 certificate (SASL EXTERNAL) and seals the admin password to its key.
+      --cert-days N              Client certificate validity (default 365).
+      --resource RES             Resource the agent binds (default agent), for 'rotate'.
+Bundle:
+      --out FILE                 Where to write the bundle (mode 0600). Required.
+      --pubsub SERVICE           Pubsub service JID (default: PEP).
+      --operator JID             Operator allowed to run every command (repeatable). The admin JID is
+                                 added as a fleet admin, allowed only 'rotate-credentials'.
+      --valid-for DURATION       Bundle lifetime: 30m, 12h, 7d (default 7d).
+      --tls-servername NAME      TLS name if it differs from the domain.
+      --force                    Issue a new bundle for an already enrolled device.
+      --json                     Print the result as JSON.`,
+  rotate: `Usage: iot-fleet rotate DEVICE-ID [--admin-reset --out FILE]
+
+Default: runs the device's ad-hoc command 'rotate-credentials' at DEVICE-JID/RESOURCE; the device
+generates a new password, changes it with XEP-0077 and keeps its session (no telemetry lost).
+--admin-reset: break-glass when the device is unreachable: sets a new random password with XEP-0133
+change-user-password (the server closes the device's sessions) and writes a new admin-path bundle
+to --out for re-enrolment ('iot-agent enroll --force'). Accepts --csr to seal it to the device key.`,
+  revoke: `Usage: iot-fleet revoke DEVICE-ID [--disable] [--local-only] [--export FILE]
+
+Ends the device's sessions and deletes its account (XEP-0133 delete-user; --disable tries
+disable-user first, which neither Prosody 0.12 nor ejabberd 23.01 offer), marks it revoked and adds
+its bundles, certificate serials and JID to the signed revocation list (HOME/revocations.json,
+also copied to --export FILE). --local-only records the revocation without contacting the server.
+Safe to re-run: a revoked device's account is deleted again if the first attempt failed.`,
+  revocations: `Usage: iot-fleet revocations --out FILE
+
+Writes the current revocation list, signed by the fleet CA, for 'iot-agent enroll --revocations'.`,
+  list: `Usage: iot-fleet list [--online] [--json]
+
+Lists known devices. --online asks the server which accounts are online (XEP-0133
+get-online-users-list) and records their last-seen time first.`,
+};
