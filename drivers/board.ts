@@ -8,7 +8,7 @@ import type { BackoffOptions } from "../agent/core/backoff.js";
 import { describeError } from "../agent/core/errors.js";
 import { type Logger, silentLogger } from "../agent/core/log.js";
 import { realTimers, type Timers } from "../agent/core/timers.js";
-import { type BoardConfig, boardUsesGpio } from "./config.js";
+import { type BoardConfig, boardUsesGpio, type ChannelConfig, type OutputConfig } from "./config.js";
 import { TypedEvents, type Unsubscribe } from "./events.js";
 import type { GpioBackend } from "./gpio/backend.js";
 import { DigitalInputChannel } from "./gpio/channel.js";
@@ -75,6 +75,9 @@ export type LinkStats =
   | { protocol: "framed"; state: SerialLinkState; link: SerialStats; requests: RequestStats }
   | { protocol: "line"; state: SerialLinkState; link: LineStats };
 
+/** An output as the board holds it: what it must release at stop. */
+type BoardOutput = DigitalOutput & { close?(): Promise<void>; stop?(): void };
+
 type LinkEntry =
   | { protocol: "framed"; link: FramedSerialLink; client: McuClient }
   | { protocol: "line"; link: LineSerialLink; values: LineValues };
@@ -84,7 +87,7 @@ export class Board implements EventSource<BoardEvents> {
   private readonly timers: Timers;
   private readonly logger: Logger;
   private readonly linkEntries = new Map<string, LinkEntry>();
-  private readonly outputMap = new Map<string, DigitalOutput & { close?(): Promise<void>; stop?(): void }>();
+  private readonly outputMap = new Map<string, BoardOutput>();
   private readonly inputMap = new Map<string, GpioInputPin>();
   private readonly channelMap = new Map<string, TrackedChannel>();
   private subscriptions: Unsubscribe[] = [];
@@ -110,33 +113,19 @@ export class Board implements EventSource<BoardEvents> {
    */
   async start(): Promise<void> {
     if (this.started) return;
-    const { config, backends } = this.options;
-    if (boardUsesGpio(config) && !backends.gpio)
-      throw new DriverError("driver_backend_missing", "board uses GPIO but no GPIO backend was given", {
-        device: "gpio",
-      });
-    if (Object.keys(config.serial).length > 0 && !backends.serial)
-      throw new DriverError("driver_backend_missing", "board uses serial links but no serial backend was given", {
-        device: "serial",
-      });
+    const { config } = this.options;
+    // Every backend the config needs is checked before anything is opened.
+    if (boardUsesGpio(config)) this.gpioBackend();
+    if (Object.keys(config.serial).length > 0) this.serialBackend();
     const usesMqtt = [...Object.values(config.outputs), ...Object.values(config.channels)].some(
       (e) => e.source === "mqtt",
     );
-    if (usesMqtt && (!backends.mqtt || !config.mqtt))
-      throw new DriverError("driver_backend_missing", "board uses MQTT devices but no MQTT backend was given", {
-        device: "mqtt",
-      });
+    if (usesMqtt) this.mqttBackend();
     this.started = true;
     try {
       this.buildLinks();
-      if (usesMqtt)
-        this.mqttHub = new MqttDeviceHub({
-          link: backends.mqtt!(config.mqtt!),
-          broker: config.mqtt!,
-          timers: this.timers,
-          logger: this.logger,
-        });
-      await this.openGpio();
+      await this.openOutputs();
+      await this.openInputs();
       this.buildChannels();
       for (const [id, entry] of this.linkEntries) {
         if (entry.protocol === "framed") entry.client.start();
@@ -220,16 +209,7 @@ export class Board implements EventSource<BoardEvents> {
 
   /** The protocol client of a framed link, for device-level commands (version, inventory, ping). */
   client(linkId: string): McuClient {
-    const entry = this.get(this.linkEntries, linkId, "link");
-    if (entry.protocol !== "framed")
-      throw new DriverError(
-        "driver_bad_argument",
-        `link ${linkId} speaks the line protocol: no request/response client`,
-        {
-          device: `serial:${linkId}`,
-        },
-      );
-    return entry.client;
+    return this.framedClient(linkId);
   }
 
   /** The last quality seen per channel (undefined before its first read). */
@@ -272,11 +252,62 @@ export class Board implements EventSource<BoardEvents> {
     return v;
   }
 
-  private buildLinks(): void {
+  private framedClient(linkId: string): McuClient {
+    const entry = this.get(this.linkEntries, linkId, "link");
+    if (entry.protocol !== "framed")
+      throw new DriverError(
+        "driver_bad_argument",
+        `link ${linkId} speaks the line protocol: no request/response client`,
+        {
+          device: `serial:${linkId}`,
+        },
+      );
+    return entry.client;
+  }
+
+  private gpioBackend(): GpioBackend {
+    const gpio = this.options.backends.gpio;
+    if (!gpio)
+      throw new DriverError("driver_backend_missing", "board uses GPIO but no GPIO backend was given", {
+        device: "gpio",
+      });
+    return gpio;
+  }
+
+  private serialBackend(): SerialBackend {
     const serial = this.options.backends.serial;
-    if (!serial) return;
+    if (!serial)
+      throw new DriverError("driver_backend_missing", "board uses serial links but no serial backend was given", {
+        device: "serial",
+      });
+    return serial;
+  }
+
+  private mqttBackend(): { connect: (config: MqttBrokerConfig) => MqttLink; broker: MqttBrokerConfig } {
+    const connect = this.options.backends.mqtt;
+    const broker = this.options.config.mqtt;
+    if (!connect || !broker)
+      throw new DriverError("driver_backend_missing", "board uses MQTT devices but no MQTT backend was given", {
+        device: "mqtt",
+      });
+    return { connect, broker };
+  }
+
+  /** The one broker link of all MQTT entries, made by the first of them. */
+  private hub(): MqttDeviceHub {
+    if (!this.mqttHub) {
+      const { connect, broker } = this.mqttBackend();
+      this.mqttHub = new MqttDeviceHub({ link: connect(broker), broker, timers: this.timers, logger: this.logger });
+    }
+    return this.mqttHub;
+  }
+
+  private buildLinks(): void {
     const { config } = this.options;
-    for (const [id, c] of Object.entries(config.serial)) {
+    const entries = Object.entries(config.serial);
+    if (entries.length === 0) return;
+    const serial = this.serialBackend();
+    for (const [id, c] of entries) {
       const common = {
         id,
         path: c.path,
@@ -294,9 +325,9 @@ export class Board implements EventSource<BoardEvents> {
       };
       if (c.protocol === "line") {
         const link = new LineSerialLink({ ...common, maxLineBytes: c.maxLineBytes });
-        const keys = Object.values(config.channels)
-          .filter((ch) => ch.source === "serial" && ch.link === id)
-          .map((ch) => ch.sensor!);
+        const keys = Object.values(config.channels).flatMap((ch) =>
+          ch.source === "serial" && ch.link === id ? [ch.sensor] : [],
+        );
         this.linkEntries.set(id, { protocol: "line", link, values: new LineValues(link, keys, this.timers) });
         continue;
       }
@@ -315,47 +346,38 @@ export class Board implements EventSource<BoardEvents> {
     }
   }
 
-  private async openGpio(): Promise<void> {
-    const { config } = this.options;
-    const gpio = this.options.backends.gpio;
-    for (const [id, o] of Object.entries(config.outputs)) {
-      if (o.source === "mqtt") {
-        this.outputMap.set(id, this.mqttHub!.addOutput(id, o.mqtt!, { maxPulseMs: config.maxPulseMs }));
-        continue;
-      }
-      if (o.source === "serial") {
-        const entry = this.linkEntries.get(o.link!);
-        // The config check guarantees a framed link here.
-        if (entry?.protocol !== "framed") continue;
-        this.outputMap.set(
+  private async openOutputs(): Promise<void> {
+    for (const [id, o] of Object.entries(this.options.config.outputs))
+      this.outputMap.set(id, await this.openOutput(id, o));
+  }
+
+  private async openOutput(id: string, o: OutputConfig): Promise<BoardOutput> {
+    const { maxPulseMs, gpio } = this.options.config;
+    switch (o.source) {
+      case "mqtt":
+        return this.hub().addOutput(id, o.mqtt, { maxPulseMs });
+      case "serial":
+        return new SerialActuatorOutput({
           id,
-          new SerialActuatorOutput({
-            id,
-            actuator: o.actuator!,
-            client: entry.client,
-            maxPulseMs: config.maxPulseMs,
-            timers: this.timers,
-          }),
+          actuator: o.actuator,
+          client: this.framedClient(o.link),
+          maxPulseMs,
+          timers: this.timers,
+        });
+      case "gpio":
+        return GpioOutputPin.open(
+          this.gpioBackend(),
+          { id, line: o.line, chip: o.chip ?? gpio.chip, activeLow: o.activeLow, initial: o.initial, maxPulseMs },
+          { timers: this.timers },
         );
-        continue;
-      }
-      const pin = await GpioOutputPin.open(
-        gpio!,
-        {
-          id,
-          line: o.line!,
-          chip: o.chip ?? config.gpio.chip,
-          activeLow: o.activeLow,
-          initial: o.initial,
-          maxPulseMs: config.maxPulseMs,
-        },
-        { timers: this.timers },
-      );
-      this.outputMap.set(id, pin);
     }
+  }
+
+  private async openInputs(): Promise<void> {
+    const { config } = this.options;
     for (const [id, i] of Object.entries(config.inputs)) {
       const pin = await GpioInputPin.open(
-        gpio!,
+        this.gpioBackend(),
         {
           id,
           line: i.line,
@@ -375,30 +397,35 @@ export class Board implements EventSource<BoardEvents> {
   }
 
   private buildChannels(): void {
-    for (const [id, c] of Object.entries(this.options.config.channels)) {
-      const base = { id, kind: c.kind, unit: c.unit, intervalMs: c.intervalMs, timers: this.timers };
-      const entry = c.source === "serial" ? this.linkEntries.get(c.link!) : undefined;
-      const stale = c.staleAfterMs !== undefined ? { staleAfterMs: c.staleAfterMs } : {};
-      const inner: SensorChannel =
-        c.source === "mqtt"
-          ? this.mqttHub!.addChannel({ ...base, ...stale, mqtt: c.mqtt! })
-          : entry?.protocol === "framed"
-            ? new SerialSensorChannel({
-                ...base,
-                ...stale,
-                sensor: c.sensor!,
-                client: entry.client,
-                ...(c.stuckAfterMs !== undefined ? { stuckAfterMs: c.stuckAfterMs } : {}),
-              })
-            : entry?.protocol === "line"
-              ? new LineSensorChannel({ ...base, ...stale, sensor: c.sensor!, values: entry.values })
-              : new DigitalInputChannel({ ...base, input: this.inputMap.get(c.input!)! });
+    for (const [id, c] of Object.entries(this.options.config.channels))
       this.channelMap.set(
         id,
-        new TrackedChannel(inner, c.source === "serial" ? c.link : undefined, (change) =>
+        new TrackedChannel(this.buildChannel(id, c), c.source === "serial" ? c.link : undefined, (change) =>
           this.events.emit("quality", change),
         ),
       );
+  }
+
+  private buildChannel(id: string, c: ChannelConfig): SensorChannel {
+    const base = { id, kind: c.kind, unit: c.unit, intervalMs: c.intervalMs, timers: this.timers };
+    const stale = c.staleAfterMs !== undefined ? { staleAfterMs: c.staleAfterMs } : {};
+    switch (c.source) {
+      case "mqtt":
+        return this.hub().addChannel({ ...base, ...stale, mqtt: c.mqtt });
+      case "gpio":
+        return new DigitalInputChannel({ ...base, input: this.get(this.inputMap, c.input, "input") });
+      case "serial": {
+        const entry = this.get(this.linkEntries, c.link, "link");
+        if (entry.protocol === "line")
+          return new LineSensorChannel({ ...base, ...stale, sensor: c.sensor, values: entry.values });
+        return new SerialSensorChannel({
+          ...base,
+          ...stale,
+          sensor: c.sensor,
+          client: entry.client,
+          ...(c.stuckAfterMs !== undefined ? { stuckAfterMs: c.stuckAfterMs } : {}),
+        });
+      }
     }
   }
 

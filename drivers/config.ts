@@ -4,7 +4,20 @@
  * entrypoint, so the same file runs on a Pi and, with the simulator backends, on a laptop.
  * Documented in docs/hardware.md.
  */
-import { bool, def, int, ms, num, obj, oneOf, opt, record, str, type Infer } from "../agent/config/schema-dsl.js";
+import {
+  bool,
+  def,
+  int,
+  ms,
+  num,
+  obj,
+  oneOf,
+  opt,
+  record,
+  str,
+  tagged,
+  type Infer,
+} from "../agent/config/schema-dsl.js";
 import { mqttBrokerSchema, mqttChannelSchema, mqttOutputSchema } from "./mqtt/config.js";
 
 /** Same rule as the telemetry channel ids (agent/telemetry/reading.ts), repeated here so drivers/ stays independent. */
@@ -45,39 +58,27 @@ export const serialLinkSchema = obj({
   }),
 });
 
-export const outputSchema = obj(
+/** An output: what drives it (`source`) decides which keys it takes. */
+export const outputSchema = tagged(
+  "source",
   {
-    source: oneOf(["gpio", "serial", "mqtt"]),
-    /** gpio: chip-relative line number ("BCM 17" is 17 whatever the kernel's sysfs base). */
-    line: opt(int({ min: 0, max: 1023 })),
-    chip: opt(str({ minLength: 1, maxLength: 64 })),
-    activeLow: def(bool(), false),
-    /** gpio: level set when the agent starts. */
-    initial: def(bool(), false),
-    /** serial: the link id (a key of board.serial) and the actuator's name on the device. */
-    link: opt(str({ minLength: 1 })),
-    actuator: opt(name()),
-    /** mqtt: command topic, payloads, optional state topic for confirmation (docs/mqtt.md). */
-    mqtt: opt(mqttOutputSchema),
-  },
-  {
-    check(v, ctx) {
-      if (v.source !== "mqtt" && v.mqtt !== undefined) ctx.at("mqtt").fail("applies to mqtt outputs only");
-      if (v.source === "mqtt") {
-        if (v.mqtt === undefined) ctx.at("mqtt").fail("is required for an mqtt output (mqtt.commandTopic at least)");
-        for (const k of ["line", "chip", "link", "actuator"] as const)
-          if (v[k] !== undefined) ctx.at(k).fail("does not apply to mqtt outputs");
-      } else if (v.source === "gpio") {
-        if (v.line === undefined) ctx.at("line").fail("is required for a gpio output");
-        if (v.link !== undefined) ctx.at("link").fail("applies to serial outputs only");
-        if (v.actuator !== undefined) ctx.at("actuator").fail("applies to serial outputs only");
-      } else {
-        if (v.link === undefined) ctx.at("link").fail("is required for a serial output");
-        if (v.actuator === undefined) ctx.at("actuator").fail("is required for a serial output");
-        if (v.line !== undefined) ctx.at("line").fail("applies to gpio outputs only");
-      }
+    gpio: {
+      /** Chip-relative line number ("BCM 17" is 17 whatever the kernel's sysfs base). */
+      line: int({ min: 0, max: 1023 }),
+      chip: opt(str({ minLength: 1, maxLength: 64 })),
+      activeLow: def(bool(), false),
+      /** Level set when the agent starts. */
+      initial: def(bool(), false),
     },
+    serial: {
+      /** The link id (a key of board.serial) and the actuator's name on the device. */
+      link: str({ minLength: 1 }),
+      actuator: name(),
+    },
+    /** Command topic, payloads, optional state topic for confirmation (docs/mqtt.md). */
+    mqtt: { mqtt: mqttOutputSchema },
   },
+  { noun: "output", article: { mqtt: "an" } },
 );
 
 export const inputSchema = obj({
@@ -90,43 +91,41 @@ export const inputSchema = obj({
   debounceMs: def(ms({ max: 10_000 }), 20),
 });
 
-export const channelSchema = obj(
+const channelCommon = {
+  /** What is measured: temperature, humidity, contact, ... */
+  kind: str({ minLength: 1, maxLength: 64 }),
+  unit: def(str({ maxLength: 32 }), ""),
+  intervalMs: def(ms({ min: 100 }), 10_000),
+};
+
+/** A sensor channel: where its values come from (`source`) decides which keys it takes. */
+export const channelSchema = tagged(
+  "source",
   {
-    source: oneOf(["serial", "gpio", "mqtt"]),
-    /** What is measured: temperature, humidity, contact, ... */
-    kind: str({ minLength: 1, maxLength: 64 }),
-    unit: def(str({ maxLength: 32 }), ""),
-    intervalMs: def(ms({ min: 100 }), 10_000),
-    /** serial: link id and the sensor's name on the device. */
-    link: opt(str({ minLength: 1 })),
-    sensor: opt(name()),
-    /** gpio: an input id (a key of board.inputs). */
-    input: opt(str({ minLength: 1 })),
-    /** serial: a sample older than this is "stale". Default 3 × intervalMs. mqtt: no message for this long is "stale"; default from discovery's expire_after, else never. */
-    staleAfterMs: opt(ms({ min: 1 })),
-    /** serial: a value unchanged for this long is "stale" (stuck sensor). Unset: off. */
-    stuckAfterMs: opt(ms({ min: 1 })),
-    /** mqtt: the topic and (optionally) the JSON path of the value (docs/mqtt.md). */
-    mqtt: opt(mqttChannelSchema),
-  },
-  {
-    check(v, ctx) {
-      if (v.source !== "mqtt" && v.mqtt !== undefined) ctx.at("mqtt").fail("applies to mqtt channels only");
-      if (v.source === "mqtt") {
-        if (v.mqtt === undefined) ctx.at("mqtt").fail("is required for an mqtt channel (mqtt.topic at least)");
-        for (const k of ["link", "sensor", "input", "stuckAfterMs"] as const)
-          if (v[k] !== undefined) ctx.at(k).fail("does not apply to mqtt channels");
-      } else if (v.source === "serial") {
-        if (v.link === undefined) ctx.at("link").fail("is required for a serial channel");
-        if (v.sensor === undefined) ctx.at("sensor").fail("is required for a serial channel");
-        if (v.input !== undefined) ctx.at("input").fail("applies to gpio channels only");
-      } else {
-        if (v.input === undefined) ctx.at("input").fail("is required for a gpio channel");
-        for (const k of ["link", "sensor", "staleAfterMs", "stuckAfterMs"] as const)
-          if (v[k] !== undefined) ctx.at(k).fail("applies to serial channels only");
-      }
+    serial: {
+      ...channelCommon,
+      /** The link id and the sensor's name on the device. */
+      link: str({ minLength: 1 }),
+      sensor: name(),
+      /** A sample older than this is "stale". Default 3 × intervalMs. */
+      staleAfterMs: opt(ms({ min: 1 })),
+      /** A value unchanged for this long is "stale" (stuck sensor). Unset: off. Framed links only. */
+      stuckAfterMs: opt(ms({ min: 1 })),
+    },
+    gpio: {
+      ...channelCommon,
+      /** An input id (a key of board.inputs). */
+      input: str({ minLength: 1 }),
+    },
+    mqtt: {
+      ...channelCommon,
+      /** No message for this long is "stale"; default from discovery's expire_after, else never. */
+      staleAfterMs: opt(ms({ min: 1 })),
+      /** The topic and (optionally) the JSON path of the value (docs/mqtt.md). */
+      mqtt: mqttChannelSchema,
     },
   },
+  { noun: "channel", article: { mqtt: "an" } },
 );
 
 export const boardConfigSchema = obj(
@@ -153,8 +152,8 @@ export const boardConfigSchema = obj(
       const links = Object.keys(v.serial);
       const noLink = `names no link in board.serial (have: ${links.join(", ") || "none"})`;
       for (const [id, o] of Object.entries(v.outputs)) {
+        if (o.source !== "serial") continue;
         const at = ctx.at("outputs").at(id);
-        if (o.link === undefined) continue;
         const link = v.serial[o.link];
         if (!link) at.at("link").fail(noLink);
         else if (link.protocol !== "framed")
@@ -162,21 +161,18 @@ export const boardConfigSchema = obj(
       }
       for (const [id, c] of Object.entries(v.channels)) {
         const at = ctx.at("channels").at(id);
-        const link = c.link === undefined ? undefined : v.serial[c.link];
-        if (c.link !== undefined && !link) at.at("link").fail(noLink);
-        if (link && link.protocol !== "framed" && c.stuckAfterMs !== undefined)
-          at.at("stuckAfterMs").fail("applies to channels on framed links only");
-        if (c.input !== undefined && !(c.input in v.inputs))
-          ctx
-            .at("channels")
-            .at(id)
-            .at("input")
-            .fail(`names no input in board.inputs (have: ${Object.keys(v.inputs).join(", ") || "none"})`);
+        if (c.source === "serial") {
+          const link = v.serial[c.link];
+          if (!link) at.at("link").fail(noLink);
+          else if (link.protocol !== "framed" && c.stuckAfterMs !== undefined)
+            at.at("stuckAfterMs").fail("applies to channels on framed links only");
+        }
+        if (c.source === "gpio" && !(c.input in v.inputs))
+          at.at("input").fail(`names no input in board.inputs (have: ${Object.keys(v.inputs).join(", ") || "none"})`);
       }
       // One line, one owner: two entries on the same pin would fight over it at runtime.
       const owners = new Map<string, string>();
-      const claim = (chip: string | undefined, line: number | undefined, path: string[]) => {
-        if (line === undefined) return;
+      const claim = (chip: string | undefined, line: number, path: string[]) => {
         const key = `${chip ?? v.gpio.chip ?? ""}/${line}`;
         const prev = owners.get(key);
         let c = ctx;
@@ -184,7 +180,7 @@ export const boardConfigSchema = obj(
         if (prev) c.at("line").fail(`line ${line} is already used by ${prev}`);
         else owners.set(key, path.join("."));
       };
-      for (const [id, o] of Object.entries(v.outputs)) claim(o.chip, o.line, ["outputs", id]);
+      for (const [id, o] of Object.entries(v.outputs)) if (o.source === "gpio") claim(o.chip, o.line, ["outputs", id]);
       for (const [id, i] of Object.entries(v.inputs)) claim(i.chip, i.line, ["inputs", id]);
       for (const [id, l] of Object.entries(v.serial))
         if (l.reopen.maxDelayMs < l.reopen.initialDelayMs)

@@ -153,6 +153,39 @@ export function def<T>(schema: Schema<T>, value: T): Schema<T> {
 type Shape = Record<string, Schema<unknown>>;
 export type InferShape<S extends Shape> = { [K in keyof S]: Infer<S[K]> };
 
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Parses the keys of `shape` out of `input` (absent ones take their default), recording each problem. */
+function parseFields(
+  shape: Shape,
+  input: Record<string, unknown>,
+  ctx: Ctx,
+  missing: (key: string, field: Schema<unknown>) => string,
+): Record<string, unknown> | Invalid {
+  const out: Record<string, unknown> = {};
+  let bad = false;
+  for (const [key, field] of Object.entries(shape)) {
+    const raw = input[key];
+    if (raw === undefined || raw === null) {
+      if (field.defaultValue) out[key] = field.defaultValue();
+      else if (field.optional) out[key] = undefined;
+      else {
+        ctx.at(key).fail(missing(key, field));
+        bad = true;
+      }
+      continue;
+    }
+    const r = field.parse(raw, ctx.at(key));
+    if (r === INVALID) bad = true;
+    else out[key] = r;
+  }
+  return bad ? INVALID : out;
+}
+
+const unknownKey = (known: readonly string[]) => `unknown key (expected one of: ${known.join(", ")})`;
+
 export function obj<S extends Shape>(
   shape: S,
   opts: { check?: (v: InferShape<S>, ctx: Ctx) => void } = {},
@@ -166,32 +199,16 @@ export function obj<S extends Shape>(
       : {}),
     parse(v, ctx) {
       if (v === undefined || v === null) v = {};
-      if (typeof v !== "object" || Array.isArray(v)) return ctx.fail(`must be a mapping, got ${typeName(v)}`);
-      const input = v as Record<string, unknown>;
-      const out: Record<string, unknown> = {};
+      if (!isMapping(v)) return ctx.fail(`must be a mapping, got ${typeName(v)}`);
       let bad = false;
-      for (const key of Object.keys(input)) {
+      for (const key of Object.keys(v)) {
         if (!(key in shape)) {
-          ctx.at(key).fail(`unknown key (expected one of: ${Object.keys(shape).join(", ")})`);
+          ctx.at(key).fail(unknownKey(Object.keys(shape)));
           bad = true;
         }
       }
-      for (const [key, field] of Object.entries(shape)) {
-        const raw = input[key];
-        if (raw === undefined || raw === null) {
-          if (field.defaultValue) out[key] = field.defaultValue();
-          else if (field.optional) out[key] = undefined;
-          else {
-            ctx.at(key).fail(`is required (${field.describe})`);
-            bad = true;
-          }
-          continue;
-        }
-        const r = field.parse(raw, ctx.at(key));
-        if (r === INVALID) bad = true;
-        else out[key] = r;
-      }
-      if (bad) return INVALID;
+      const out = parseFields(shape, v, ctx, (_key, field) => `is required (${field.describe})`);
+      if (bad || out === INVALID) return INVALID;
       const result = out as InferShape<S>;
       if (opts.check) {
         const before = ctx.issues.length;
@@ -202,6 +219,97 @@ export function obj<S extends Shape>(
     },
   };
   return schema;
+}
+
+type Variants = Record<string, Shape>;
+type Flat<T> = { [K in keyof T]: T[K] };
+type KeysOf<V extends Variants> = { [T in keyof V]: keyof V[T] }[keyof V] & string;
+/**
+ * One case of a tagged mapping: its tag, its own keys, and the other cases' keys typed as absent,
+ * so code may still ask `c.sensor` of any channel (undefined unless it is a serial one) and a
+ * check on the tag narrows to the keys that case has.
+ */
+export type InferVariant<K extends string, V extends Variants, T extends keyof V & string> = Flat<
+  { [P in K]: T } & InferShape<V[T]> & { [P in Exclude<KeysOf<V>, K | keyof V[T]>]?: undefined }
+>;
+export type InferTagged<K extends string, V extends Variants> = {
+  [T in keyof V & string]: InferVariant<K, V, T>;
+}[keyof V & string];
+
+function wordList(words: readonly string[]): string {
+  return words.length <= 1 ? (words[0] ?? "") : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
+}
+
+/**
+ * A mapping whose `key` (e.g. `source`) picks which other keys it takes: each case has its own
+ * shape, and the result is a discriminated union on `key`. A key of another case is refused naming
+ * the cases it belongs to ("applies to serial channels only"), a key of no case as unknown, a
+ * missing key of the chosen case as "is required for a gpio output". `shape` is every case's keys
+ * together (the tag first), so the config reference documents them like an obj's.
+ */
+export function tagged<const K extends string, V extends Variants>(
+  key: K,
+  variants: V,
+  opts: {
+    /** What one entry is, in messages: "output" gives "a gpio output", "serial outputs". */
+    noun: string;
+    /** Where "a"/"an" by first letter reads wrong: `{ mqtt: "an" }`. */
+    article?: Partial<Record<keyof V & string, "a" | "an">>;
+  },
+): Schema<InferTagged<K, V>> {
+  const tags = Object.keys(variants) as Array<keyof V & string>;
+  const tagSchema = oneOf(tags);
+  const shape: Shape = { [key]: tagSchema };
+  for (const own of Object.values(variants)) for (const [k, s] of Object.entries(own)) if (!(k in shape)) shape[k] = s;
+  const allKeys = Object.keys(shape);
+  const article = (t: keyof V & string) => opts.article?.[t] ?? (/^[aeiou]/i.test(t) ? "an" : "a");
+  // A missing mapping is named by the keys it needs ("mqtt.topic at least"), not as "a mapping".
+  const hint = (k: string, field: Schema<unknown>): string => {
+    const needed = Object.entries(field.shape ?? {}).filter(([, s]) => !s.defaultValue && !s.optional);
+    return needed.length === 0 ? field.describe : `${needed.map(([sub]) => `${k}.${sub}`).join(", ")} at least`;
+  };
+  return {
+    describe: `a mapping with ${key}: ${tags.join(" | ")}`,
+    shape,
+    parse(v, ctx) {
+      if (v === undefined || v === null) v = {};
+      if (!isMapping(v)) return ctx.fail(`must be a mapping, got ${typeName(v)}`);
+      const input = v;
+      const raw = input[key];
+      const tag =
+        raw === undefined || raw === null
+          ? ctx.at(key).fail(`is required (${tagSchema.describe}; it decides which other keys apply)`)
+          : tagSchema.parse(raw, ctx.at(key));
+      if (tag === INVALID) {
+        // Without a case only the keys no case knows can be judged.
+        for (const k of Object.keys(input)) if (!(k in shape)) ctx.at(k).fail(unknownKey(allKeys));
+        return INVALID;
+      }
+      // The tag passed oneOf(keys of variants), so its case exists.
+      const own = variants[tag]!;
+      let bad = false;
+      for (const k of Object.keys(input)) {
+        if (k === key || k in own) continue;
+        const owners = Object.entries(variants).flatMap(([t, fields]) => (k in fields ? [t] : []));
+        ctx
+          .at(k)
+          .fail(
+            owners.length > 0
+              ? `applies to ${wordList(owners)} ${opts.noun}s only`
+              : unknownKey([key, ...Object.keys(own)]),
+          );
+        bad = true;
+      }
+      const out = parseFields(
+        own,
+        input,
+        ctx,
+        (k, field) => `is required for ${article(tag)} ${tag} ${opts.noun} (${hint(k, field)})`,
+      );
+      if (bad || out === INVALID) return INVALID;
+      return { [key]: tag, ...out } as InferTagged<K, V>;
+    },
+  };
 }
 
 /** A mapping from free-form names to values of one schema (e.g. channels keyed by id). */

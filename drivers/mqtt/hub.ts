@@ -12,31 +12,25 @@
  * - oversize payloads, malformed JSON and wrong types are counted per topic and logged at most
  *   once per topic per minute; none is fatal;
  * - discovery messages are rate-limited (discovery.maxPerSecond).
+ * The per-topic state lives in topics.ts, the channels in sensor-channel.ts, the outputs in output.ts.
  */
 import { type Logger, silentLogger } from "../../agent/core/log.js";
 import { realTimers, type TimerHandle, type Timers } from "../../agent/core/timers.js";
 import type { Unsubscribe } from "../events.js";
-import { Pulser } from "../pulse.js";
-import { type DigitalOutput, DriverError, type PulseStarted, type Reading, type SensorChannel } from "../types.js";
-import type { MqttBrokerConfig, MqttChannelConfig, MqttOutputConfig } from "./config.js";
+import type { MqttBrokerConfig, MqttOutputConfig } from "./config.js";
 import { type DiscoveredEntity, isDiscoveryTopic, parseDiscovery } from "./discovery.js";
-import { MqttError } from "./errors.js";
 import type { MqttLink, MqttMessage } from "./link.js";
-import { extractState, extractValue, type PathSegment, parsePath, tryParseJson } from "./payload.js";
+import { MqttOutput } from "./output.js";
+import { type MqttChannelOptions, MqttSensorChannel } from "./sensor-channel.js";
+import { type BadPayload, type MqttTopicStats, newTopicState, type TopicHost, type TopicState } from "./topics.js";
+
+export type { MqttTopicStats } from "./topics.js";
 
 export interface MqttHubOptions {
   link: MqttLink;
   broker: MqttBrokerConfig;
   timers?: Timers;
   logger?: Logger;
-}
-
-export interface MqttTopicStats {
-  messages: number;
-  superseded: number;
-  oversize: number;
-  malformed: number;
-  wrongType: number;
 }
 
 export interface MqttHubStats {
@@ -52,20 +46,9 @@ export interface MqttHubStats {
   topics: Record<string, MqttTopicStats>;
 }
 
-interface TopicState {
-  topic: string;
-  latest:
-    | { text: string; receivedAt: number; consumed: boolean; parsed?: { ok: boolean; value?: unknown } }
-    | undefined;
-  stats: MqttTopicStats;
-  lastLogAt: number;
-  /** Watchers of output commands waiting for their confirmation. */
-  watchers: Set<(text: string) => void>;
-}
-
 const LOG_EVERY_MS = 60_000;
 
-export class MqttDeviceHub {
+export class MqttDeviceHub implements TopicHost {
   private readonly timers: Timers;
   private readonly logger: Logger;
   private readonly topics = new Map<string, TopicState>();
@@ -86,14 +69,7 @@ export class MqttDeviceHub {
     return this.options.link;
   }
 
-  addChannel(c: {
-    id: string;
-    kind: string;
-    unit: string;
-    intervalMs: number;
-    staleAfterMs?: number | undefined;
-    mqtt: MqttChannelConfig;
-  }): MqttSensorChannel {
+  addChannel(c: MqttChannelOptions): MqttSensorChannel {
     const ch = new MqttSensorChannel(this, this.track(c.mqtt.topic), c, this.timers);
     this.channelMap.set(c.id, ch);
     return ch;
@@ -169,10 +145,8 @@ export class MqttDeviceHub {
     };
   }
 
-  // ---------------------------------------------------------------- used by channels and outputs
-
   /** Reports a bad payload: counted always, logged at most once a minute per topic. */
-  reportBad(t: TopicState, kind: "malformed" | "wrongType" | "oversize", detail: string, who: string): void {
+  reportBad(t: TopicState, kind: BadPayload, detail: string, who: string): void {
     t.stats[kind]++;
     const now = this.timers.now();
     if (t.lastLogAt !== 0 && now - t.lastLogAt < LOG_EVERY_MS) return;
@@ -186,17 +160,6 @@ export class MqttDeviceHub {
     });
   }
 
-  /** The parsed JSON of a topic's latest payload, parsed at most once per payload. */
-  json(t: TopicState): { ok: true; value: unknown } | { ok: false } {
-    const latest = t.latest;
-    if (!latest) return { ok: false };
-    if (!latest.parsed) {
-      const j = tryParseJson(latest.text);
-      latest.parsed = j.ok ? { ok: true, value: j.value } : { ok: false };
-    }
-    return latest.parsed.ok ? { ok: true, value: latest.parsed.value } : { ok: false };
-  }
-
   /** Discovery info for a state topic, if any arrived. */
   discoveryFor(topic: string): DiscoveredEntity | undefined {
     return this.discovered.get(topic);
@@ -207,13 +170,7 @@ export class MqttDeviceHub {
   private track(topic: string): TopicState {
     let t = this.topics.get(topic);
     if (!t) {
-      t = {
-        topic,
-        latest: undefined,
-        stats: { messages: 0, superseded: 0, oversize: 0, malformed: 0, wrongType: 0 },
-        lastLogAt: 0,
-        watchers: new Set(),
-      };
+      t = newTopicState(topic);
       this.topics.set(topic, t);
     }
     return t;
@@ -302,284 +259,5 @@ export class MqttDeviceHub {
         }),
       );
     });
-  }
-}
-
-/** A channel whose value is the latest payload on a topic (JSON path or plain value). */
-export class MqttSensorChannel implements SensorChannel {
-  readonly id: string;
-  readonly kind: string;
-  readonly intervalMs: number;
-  private unitValue: string;
-  private path: PathSegment[] | undefined;
-  private pathText: string | undefined;
-  private staleMs: number | undefined;
-  private readonly fromConfig: { unit: boolean; path: boolean; stale: boolean };
-  private lastGood: { value: number; receivedAt: number } | undefined;
-
-  constructor(
-    private readonly hub: MqttDeviceHub,
-    private readonly state: TopicState,
-    c: {
-      id: string;
-      kind: string;
-      unit: string;
-      intervalMs: number;
-      staleAfterMs?: number | undefined;
-      mqtt: MqttChannelConfig;
-    },
-    private readonly timers: Timers,
-  ) {
-    this.id = c.id;
-    this.kind = c.kind;
-    this.intervalMs = c.intervalMs;
-    this.unitValue = c.unit;
-    this.pathText = c.mqtt.jsonPath;
-    this.path = c.mqtt.jsonPath === undefined ? undefined : parsePath(c.mqtt.jsonPath);
-    this.staleMs = c.staleAfterMs;
-    this.fromConfig = { unit: c.unit !== "", path: c.mqtt.jsonPath !== undefined, stale: c.staleAfterMs !== undefined };
-  }
-
-  get topic(): string {
-    return this.state.topic;
-  }
-  get unit(): string {
-    return this.unitValue;
-  }
-  get jsonPath(): string | undefined {
-    return this.pathText;
-  }
-  get staleAfterMs(): number | undefined {
-    return this.staleMs;
-  }
-
-  /**
-   * Fills what the config left open from a discovery message for this topic. Config always wins.
-   * With several entities on one topic, the one whose path matches ours (or, without a path of
-   * our own, one whose device class or unit fits our kind) is used. Returns true if anything changed.
-   */
-  applyDiscovery(e: DiscoveredEntity): boolean {
-    if (this.fromConfig.path && e.jsonPath !== this.pathText) return false;
-    if (!this.fromConfig.path) {
-      // Without a configured path, only an entity naming our kind (device_class or path) applies.
-      const fits = e.deviceClass === this.kind || e.jsonPath === this.kind || e.jsonPath === undefined;
-      if (!fits) return false;
-    }
-    let changed = false;
-    if (!this.fromConfig.path && e.jsonPath !== this.pathText) {
-      this.pathText = e.jsonPath;
-      this.path = e.jsonPath === undefined ? undefined : parsePath(e.jsonPath);
-      changed = true;
-    }
-    if (!this.fromConfig.unit && e.unit !== undefined && e.unit !== this.unitValue) {
-      this.unitValue = e.unit;
-      changed = true;
-    }
-    if (!this.fromConfig.stale && e.expireAfterMs !== undefined && e.expireAfterMs !== this.staleMs) {
-      this.staleMs = e.expireAfterMs;
-      changed = true;
-    }
-    return changed;
-  }
-
-  async read(): Promise<Reading> {
-    const now = this.timers.now();
-    const device = `mqtt:${this.state.topic}`;
-    this.refresh();
-    const base = { channelId: this.id, unit: this.unitValue };
-    if (!this.lastGood) {
-      const error = new DriverError("sensor_fault", `no usable value received on ${this.state.topic} yet`, {
-        device,
-        channel: this.id,
-        connected: this.hub.link.connected,
-      });
-      return { ...base, value: null, timestamp: now, quality: "error", error };
-    }
-    const { value, receivedAt } = this.lastGood;
-    if (!this.hub.link.connected) {
-      const error = new DriverError("sensor_stale", `broker ${this.hub.link.url} is not connected`, {
-        device,
-        channel: this.id,
-        reason: "broker_offline",
-      });
-      return { ...base, value, timestamp: receivedAt, quality: "stale", error };
-    }
-    if (this.staleMs !== undefined && now - receivedAt > this.staleMs) {
-      const error = new DriverError("sensor_stale", `no message on ${this.state.topic} for ${now - receivedAt} ms`, {
-        device,
-        channel: this.id,
-        reason: "device_quiet",
-        ageMs: now - receivedAt,
-        staleAfterMs: this.staleMs,
-      });
-      return { ...base, value, timestamp: receivedAt, quality: "stale", error };
-    }
-    return { ...base, value, timestamp: receivedAt, quality: "good" };
-  }
-
-  /** Decodes the latest payload once, if it is new to this channel. */
-  private refresh(): void {
-    const latest = this.state.latest;
-    if (!latest || latest === this.decodedAt) return;
-    this.decodedAt = latest;
-    latest.consumed = true;
-    let parsed: unknown;
-    if (this.path !== undefined) {
-      const j = this.hub.json(this.state);
-      if (!j.ok) {
-        this.hub.reportBad(this.state, "malformed", "payload is not JSON", this.id);
-        return;
-      }
-      parsed = j.value;
-    }
-    const r = extractValue(latest.text, this.path, parsed);
-    if (!r.ok) {
-      this.hub.reportBad(this.state, r.reason === "malformed" ? "malformed" : "wrongType", r.detail, this.id);
-      return;
-    }
-    this.lastGood = { value: r.value, receivedAt: latest.receivedAt };
-  }
-
-  private decodedAt: TopicState["latest"];
-}
-
-/**
- * An output commanded over MQTT. With a state topic, set() resolves only when the device reports
- * the commanded state (the confirmed state is what read() returns); without one, on the broker's
- * PUBACK (the commanded state is then assumed).
- */
-export class MqttOutput implements DigitalOutput {
-  private known: boolean | undefined;
-  private readonly pulser: Pulser;
-  private waiting: { reject: (e: Error) => void } | undefined;
-  private readonly statePath: PathSegment[] | undefined;
-  private readonly stateOn: string;
-  private readonly stateOff: string;
-  private stateDecodedAt: TopicState["latest"];
-
-  constructor(
-    private readonly hub: MqttDeviceHub,
-    readonly id: string,
-    private readonly cfg: MqttOutputConfig,
-    private readonly state: TopicState | undefined,
-    private readonly timers: Timers,
-    maxPulseMs: number,
-  ) {
-    this.pulser = new Pulser(
-      { id, device: `mqtt:${cfg.commandTopic}`, drive: (v) => this.command(v) },
-      maxPulseMs,
-      timers,
-    );
-    this.statePath = cfg.stateJsonPath === undefined ? undefined : parsePath(cfg.stateJsonPath);
-    const plain = (p: string, fallback: string) => (p.trimStart().startsWith("{") ? fallback : p);
-    this.stateOn = cfg.stateOn ?? plain(cfg.payloadOn, "ON");
-    this.stateOff = cfg.stateOff ?? plain(cfg.payloadOff, "OFF");
-  }
-
-  get stateTopic(): string | undefined {
-    return this.cfg.stateTopic;
-  }
-
-  stop(): void {
-    this.pulser.cancel();
-    this.waiting?.reject(new MqttError("mqtt_not_started", `output ${this.id} stopped`, { output: this.id }));
-  }
-
-  async set(value: boolean): Promise<void> {
-    this.pulser.cancel();
-    await this.command(value);
-  }
-
-  pulse(durationMs: number, value = true): Promise<PulseStarted> {
-    return this.pulser.start(durationMs, value);
-  }
-
-  async read(): Promise<boolean> {
-    if (this.state) this.noteState();
-    if (this.known === undefined)
-      throw new MqttError("mqtt_state_unknown", `state of ${this.id} is not known yet`, {
-        output: this.id,
-        ...(this.cfg.stateTopic ? { topic: this.cfg.stateTopic } : {}),
-      });
-    return this.known;
-  }
-
-  private async command(value: boolean): Promise<void> {
-    const payload = value ? this.cfg.payloadOn : this.cfg.payloadOff;
-    const topic = this.cfg.commandTopic;
-    if (!this.state) {
-      await this.hub.link.publish(topic, payload, { qos: 1, retain: this.cfg.retain });
-      this.known = value;
-      return;
-    }
-    // A newer command replaces an older one still waiting for its confirmation.
-    this.waiting?.reject(new MqttError("mqtt_superseded", `a newer command replaced this one`, { output: this.id }));
-    const confirmed = new Promise<void>((resolve, reject) => {
-      const timer = this.timers.setTimeout(() => {
-        done();
-        reject(
-          new MqttError(
-            "mqtt_confirm_timeout",
-            `${this.id}: the device did not report the state "${value ? "on" : "off"}" on ${this.cfg.stateTopic} within ${this.cfg.confirmTimeoutMs} ms`,
-            {
-              output: this.id,
-              topic: this.cfg.stateTopic,
-              confirmTimeoutMs: this.cfg.confirmTimeoutMs,
-              last: this.known,
-            },
-          ),
-        );
-      }, this.cfg.confirmTimeoutMs);
-      const watcher = () => {
-        if (this.noteState() === value) {
-          done();
-          resolve();
-        }
-      };
-      const me = {
-        reject: (e: Error) => {
-          done();
-          reject(e);
-        },
-      };
-      const done = () => {
-        timer.cancel();
-        this.state!.watchers.delete(watcher);
-        if (this.waiting === me) this.waiting = undefined;
-      };
-      this.waiting = me;
-      this.state!.watchers.add(watcher);
-    });
-    confirmed.catch(() => undefined);
-    try {
-      await this.hub.link.publish(topic, payload, { qos: 1, retain: this.cfg.retain });
-    } catch (err) {
-      this.waiting?.reject(err as Error);
-      throw err;
-    }
-    await confirmed;
-  }
-
-  /** Decodes the latest state message; returns the state it says (undefined: not a state we know). */
-  private noteState(): boolean | undefined {
-    const latest = this.state?.latest;
-    if (!latest) return undefined;
-    // Each state payload is decoded once; the state is parsed lazily (read) or while a command waits.
-    if (latest === this.stateDecodedAt) return this.known;
-    this.stateDecodedAt = latest;
-    latest.consumed = true;
-    const s = extractState(latest.text, this.statePath);
-    if (s === this.stateOn) this.known = true;
-    else if (s === this.stateOff) this.known = false;
-    else {
-      this.hub.reportBad(
-        this.state!,
-        s === undefined && this.statePath !== undefined ? "malformed" : "wrongType",
-        `state ${JSON.stringify(s ?? latest.text.slice(0, 40))} is neither ${this.stateOn} nor ${this.stateOff}`,
-        this.id,
-      );
-      return undefined;
-    }
-    return this.known;
   }
 }
