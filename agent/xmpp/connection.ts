@@ -3,18 +3,38 @@
  * (after STARTTLS and SASL, RFC 6120 §4.3.3), hands out elements either to a negotiation step
  * that awaits them (`next()`) or, once negotiation is over, to a handler (`setHandler()`).
  * Closes cleanly (</stream:stream>) or abruptly; reports exactly one `close`.
+ *
+ * Its deadlines run on the injected `Timers`, and the socket is any Duplex (a TCP or TLS socket,
+ * or agent/xmpp/testing's in-memory link), so a whole session can run on fake time in-process.
  */
 import { EventEmitter } from "node:events";
-import type net from "node:net";
-import type tls from "node:tls";
+import type { Duplex } from "node:stream";
 import { Element } from "ltx";
 import { AgentError } from "../core/errors.js";
+import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
+import { type TlsChannel, type TlsOptions, startTls } from "./transport.js";
 import { NS_STREAM, XmlStreamParser, type XmlStreamLimits } from "./xml-stream.js";
 
 export const NS_CLIENT = "jabber:client";
 export const NS_STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams";
 
 export class ConnectionError extends AgentError {}
+
+/**
+ * What a connection runs on: a TCP socket, a TLS socket (`encrypted`, with the channel data SCRAM
+ * -PLUS binds to), or an in-memory link in tests.
+ */
+export type Link = Duplex & { encrypted?: boolean } & Partial<TlsChannel>;
+
+/** STARTTLS's socket swap: the plain link in, the encrypted one out. */
+export type TlsUpgrade = (plain: Link, opts: TlsOptions, timeoutMs: number) => Promise<Link>;
+
+export interface ConnectionOptions {
+  /** Deadlines of open()/next() and the close grace. Default: real time. */
+  timers?: Timers;
+  /** How startTls() encrypts the link. Default: a TLS handshake (transport.ts). */
+  tlsUpgrade?: TlsUpgrade;
+}
 
 export interface ConnectionEvents {
   close: [err: AgentError | undefined];
@@ -48,26 +68,29 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private closed = false;
   private closeError: AgentError | undefined;
   private streamStart: ((info: StreamInfo) => void) | null = null;
+  private readonly timers: Timers;
+  private readonly tlsUpgrade: TlsUpgrade;
+  private graceTimer: TimerHandle | undefined;
 
   constructor(
-    private socket: net.Socket | tls.TLSSocket,
+    private socket: Link,
     readonly domain: string,
     private readonly limits: XmlStreamLimits,
+    options: ConnectionOptions = {},
   ) {
     super();
+    this.timers = options.timers ?? realTimers;
+    this.tlsUpgrade = options.tlsUpgrade ?? startTls;
     this.attach(socket);
   }
 
   get secure(): boolean {
-    return "encrypted" in this.socket && (this.socket as tls.TLSSocket).encrypted === true;
+    return this.socket.encrypted === true;
   }
 
-  get tlsSocket(): tls.TLSSocket | undefined {
-    return this.secure ? (this.socket as tls.TLSSocket) : undefined;
-  }
-
-  get rawSocket(): net.Socket {
-    return this.socket;
+  /** The TLS channel (protocol, cipher, channel-binding data) once the link is encrypted. */
+  get tlsSocket(): TlsChannel | undefined {
+    return this.secure ? (this.socket as Link & TlsChannel) : undefined;
   }
 
   get isClosed(): boolean {
@@ -78,26 +101,34 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.emit("activity");
     this.parser.write(chunk);
   };
-  private readonly onSocketClose = () =>
+  private readonly onSocketClose = () => {
+    this.graceTimer?.cancel();
+    this.graceTimer = undefined;
     this.finish(this.closeError ?? new ConnectionError("connection_lost", "connection closed by peer"));
+  };
   private readonly onSocketError = (err: Error) => {
     this.closeError ??= new ConnectionError("socket_error", `socket error: ${err.message}`, {}, { cause: err });
   };
 
-  private attach(socket: net.Socket): void {
+  private attach(socket: Link): void {
     socket.on("data", this.onData);
     socket.on("close", this.onSocketClose);
     socket.on("error", this.onSocketError);
   }
 
-  private detach(socket: net.Socket): void {
+  private detach(socket: Link): void {
     socket.off("data", this.onData);
     socket.off("close", this.onSocketClose);
     socket.off("error", this.onSocketError);
   }
 
+  /** STARTTLS after the server's <proceed/>: encrypts the link; the caller then restarts the stream. */
+  startTls(opts: TlsOptions, timeoutMs: number): Promise<void> {
+    return this.upgrade((plain) => this.tlsUpgrade(plain, opts, timeoutMs));
+  }
+
   /** Swaps in the TLS socket after STARTTLS; the stream is then restarted by the caller. */
-  upgrade(replace: (plain: net.Socket) => Promise<tls.TLSSocket>): Promise<void> {
+  upgrade(replace: (plain: Link) => Promise<Link>): Promise<void> {
     const plain = this.socket;
     this.detach(plain);
     return replace(plain).then(
@@ -117,16 +148,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.newParser();
     const header = `<?xml version='1.0'?><stream:stream to='${escapeAttr(this.domain)}' version='1.0' xml:lang='en' xmlns='${NS_CLIENT}' xmlns:stream='${NS_STREAM}'>`;
     return new Promise<StreamInfo>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.timers.setTimeout(() => {
         this.streamStart = null;
+        this.pendingOpenReject = null;
         reject(new ConnectionError("negotiation_timeout", `no stream header from server within ${timeoutMs} ms`));
       }, timeoutMs);
       this.streamStart = (info) => {
-        clearTimeout(timer);
+        timer.cancel();
         resolve(info);
       };
       this.pendingOpenReject = (err) => {
-        clearTimeout(timer);
+        timer.cancel();
         reject(err);
       };
       this.writeRaw(header);
@@ -193,7 +225,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (this.closed)
       return Promise.reject(this.closeError ?? new ConnectionError("connection_lost", "connection closed"));
     return new Promise<Element>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.timers.setTimeout(() => {
         this.waiter = null;
         reject(
           new ConnectionError("negotiation_timeout", `server did not answer ${what} within ${timeoutMs} ms`, {
@@ -203,11 +235,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }, timeoutMs);
       this.waiter = {
         resolve: (el) => {
-          clearTimeout(timer);
+          timer.cancel();
           resolve(el);
         },
         reject: (err) => {
-          clearTimeout(timer);
+          timer.cancel();
           reject(err);
         },
       };
@@ -234,6 +266,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.socket.writableLength;
   }
 
+  /** Calls `fn` once when the socket's buffer has drained. */
+  onceDrain(fn: () => void): void {
+    this.socket.once("drain", fn);
+  }
+
   sendStreamError(condition: string, text?: string): void {
     const err = new Element("stream:error");
     err.c(condition, { xmlns: NS_STREAM_ERRORS });
@@ -249,8 +286,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.closeError ??= new ConnectionError("closed_locally", "connection closed by the agent");
     this.writeRaw("</stream:stream>");
     this.socket.end();
-    const t = setTimeout(() => this.socket.destroy(), graceMs);
-    t.unref();
+    // Cancelled when the socket closes, so a peer that answers in time leaves no timer behind.
+    this.graceTimer = this.timers.setTimeout(() => {
+      this.graceTimer = undefined;
+      this.socket.destroy();
+    }, graceMs);
     this.finish(this.closeError);
   }
 

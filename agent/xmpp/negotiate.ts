@@ -2,7 +2,8 @@
  * Stream negotiation (RFC 6120 §4.3 and §5-7, XEP-0198 §3 and §5), from the first byte to a
  * usable stream: STARTTLS (required), SASL, stream restart, then either SM resumption or
  * resource binding followed by SM enable. Each step has a deadline: a server that goes silent
- * after its features cannot leave the agent waiting forever.
+ * after its features cannot leave the agent waiting forever. The SM exchanges themselves are
+ * stream-management.ts's; this module only puts them in their place.
  */
 import { Element } from "ltx";
 import { AgentError } from "../core/errors.js";
@@ -11,8 +12,8 @@ import { type Connection, ConnectionError } from "./connection.js";
 import { selectMechanism } from "./sasl/index.js";
 import type { SaltedPasswordCache } from "./sasl/cache.js";
 import type { ChannelBinding } from "./sasl/types.js";
-import { NS_SM, parseH } from "./stream-management.js";
-import { channelBinding, startTls, type TlsOptions } from "./transport.js";
+import { offersSm, type ResumeRefusal, requestEnable, requestResume, type SmOutcome } from "./stream-management.js";
+import { channelBinding, type TlsOptions } from "./transport.js";
 
 export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -42,16 +43,13 @@ export interface NegotiateOptions {
   log: Logger;
 }
 
-export type SmOutcome =
-  | { kind: "resumed"; h: number }
-  | { kind: "enabled"; id: string | undefined; resume: boolean; max: number | undefined; location: string | undefined }
-  | { kind: "none"; reason: string };
+export type { SmOutcome };
 
 export interface NegotiateResult {
   jid: string;
   sm: SmOutcome;
   /** Set when a resumption was attempted and refused; `h` is the server's count when it told us. */
-  resumeFailed?: { h: number | undefined; condition: string };
+  resumeFailed?: ResumeRefusal;
   mechanism: string;
   /** Stanzas that arrived before SM was enabled (not counted by SM). */
   early: Element[];
@@ -94,7 +92,7 @@ export async function negotiate(conn: Connection, o: NegotiateOptions): Promise<
     const answer = await conn.next(ms, "<starttls/>");
     if (!answer.is("proceed", NS_TLS))
       throw new NegotiationError("tls_refused", "server refused STARTTLS", { got: answer.name });
-    await conn.upgrade((plain) => startTls(plain, o.tls, ms));
+    await conn.startTls(o.tls, ms);
     o.log.debug("tls established", {
       protocol: conn.tlsSocket?.getProtocol(),
       cipher: conn.tlsSocket?.getCipher().name,
@@ -105,55 +103,22 @@ export async function negotiate(conn: Connection, o: NegotiateOptions): Promise<
   const mechanism = await authenticate(conn, features, o);
   features = await restart(conn, ms);
 
-  const smOffered = o.sm.enabled && childOf(features, "sm", NS_SM) !== undefined;
+  const smOffered = o.sm.enabled && offersSm(features);
   let resumeFailed: NegotiateResult["resumeFailed"];
   if (o.resume && smOffered) {
-    conn.send(new Element("resume", { xmlns: NS_SM, previd: o.resume.id, h: String(o.resume.h) }));
-    const answer = await conn.next(ms, "<resume/>");
-    if (answer.is("resumed", NS_SM)) {
-      const h = parseH(answer.attrs.h);
-      if (h === undefined)
-        throw new NegotiationError("sm_bad_h", "<resumed/> without a valid h", { h: answer.attrs.h });
-      return { jid: "", sm: { kind: "resumed", h }, mechanism, early: [] };
-    }
-    if (!answer.is("failed", NS_SM))
-      throw new NegotiationError("unexpected_element", `expected <resumed/> or <failed/>, got <${answer.name}>`);
-    const condition = answer.children.find((c): c is Element => typeof c !== "string")?.name ?? "undefined-condition";
-    resumeFailed = { h: parseH(answer.attrs.h), condition };
-    o.log.info("stream resumption refused", { condition, h: resumeFailed.h });
+    const answer = await requestResume(conn, o.resume, ms);
+    if (answer.kind === "resumed") return { jid: "", sm: answer, mechanism, early: [] };
+    resumeFailed = { h: answer.h, condition: answer.condition };
+    o.log.info("stream resumption refused", { condition: answer.condition, h: answer.h });
   } else if (o.resume) {
     resumeFailed = { h: undefined, condition: "sm-not-offered" };
   }
 
   const early: Element[] = [];
   const jid = await bind(conn, features, o, early);
-
-  let sm: SmOutcome = { kind: "none", reason: o.sm.enabled ? "server does not offer XEP-0198" : "disabled in config" };
-  if (smOffered) {
-    const enable = new Element("enable", { xmlns: NS_SM, resume: "true" });
-    if (o.sm.resumeMaxSeconds > 0) enable.attrs.max = String(o.sm.resumeMaxSeconds);
-    conn.send(enable);
-    for (;;) {
-      const answer = await conn.next(ms, "<enable/>");
-      if (answer.is("enabled", NS_SM)) {
-        const resume = answer.attrs.resume === "true" || answer.attrs.resume === "1";
-        const max = answer.attrs.max !== undefined ? Number(answer.attrs.max) : undefined;
-        sm = {
-          kind: "enabled",
-          id: answer.attrs.id,
-          resume: resume && answer.attrs.id !== undefined,
-          max: max !== undefined && Number.isFinite(max) ? max : undefined,
-          location: answer.attrs.location,
-        };
-        break;
-      }
-      if (answer.is("failed", NS_SM)) {
-        sm = { kind: "none", reason: "server refused <enable/>" };
-        break;
-      }
-      early.push(answer);
-    }
-  }
+  const sm: SmOutcome = smOffered
+    ? await requestEnable(conn, o.sm.resumeMaxSeconds, ms, early)
+    : { kind: "none", reason: o.sm.enabled ? "server does not offer XEP-0198" : "disabled in config" };
   return { jid, sm, ...(resumeFailed ? { resumeFailed } : {}), mechanism, early };
 }
 

@@ -1,7 +1,7 @@
 /**
- * The long-lived client session: composes transport, negotiation, stream management, keepalive,
- * IQ routing and disco into one object the rest of the agent uses. It owns the reconnect loop
- * and the state machine:
+ * The long-lived client session: the state machine that composes the connection, negotiation,
+ * stream management (stream-management.ts), keepalive, IQ routing and disco into one object the
+ * rest of the agent uses. The reconnect loop (reconnect.ts) drives it, one connection at a time:
  *
  *   offline --start()--> connecting --negotiated--> online --link lost--> waiting --> connecting
  *                            |  (resuming when a previous SM session can be resumed)      ^
@@ -15,32 +15,27 @@
 import { EventEmitter } from "node:events";
 import { Element } from "ltx";
 import { AgentError, describeError } from "../core/errors.js";
-import { Backoff } from "../core/backoff.js";
 import { type Logger, silentLogger } from "../core/log.js";
 import { LogBudget } from "../core/log-budget.js";
-import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
+import { realTimers, type Timers } from "../core/timers.js";
 import type { XmppConfig } from "./config.js";
-import { Connection, NS_CLIENT } from "./connection.js";
+import { type ConnectFn, connectToServer } from "./connect.js";
+import { type Connection, NS_CLIENT } from "./connection.js";
 import { Disco, NS_CAPS, NS_DISCO_INFO, NS_DISCO_ITEMS } from "./disco.js";
 import { InboundBudget, type InboundBudgetStats } from "./inbound-budget.js";
 import { IqCaller, type IqHandler, IqRouter, iqErrorReply } from "./iq.js";
 import { parseJid } from "./jid.js";
 import { Keepalive } from "./keepalive.js";
-import { AuthError, negotiate, type SmOutcome } from "./negotiate.js";
+import { negotiate } from "./negotiate.js";
 import { NS_PING, NS_VERSION, pingHandler, versionHandler } from "./ping-version.js";
+import { ReconnectLoop } from "./reconnect.js";
 import { SaltedPasswordCache } from "./sasl/index.js";
 import { StanzaError } from "./stanza-error.js";
-import { InboundCounter, isStanza, NS_SM, OutboundQueue, parseH, StreamManagementError } from "./stream-management.js";
+import { isStanza, StreamManagement } from "./stream-management.js";
+import { readCaFile, type TlsOptions } from "./transport.js";
 import { SkippedElement } from "./xml-stream.js";
-import {
-  connectTcp,
-  type Endpoint,
-  parseHostPort,
-  readCaFile,
-  resolveEndpoints,
-  startTls,
-  type TlsOptions,
-} from "./transport.js";
+
+export type { ConnectFn, ConnectTarget } from "./connect.js";
 
 export type SessionState = "offline" | "connecting" | "resuming" | "online" | "waiting" | "stopped";
 
@@ -71,6 +66,11 @@ export interface SessionOptions {
   /** Extra children for the initial presence (status, priority). */
   presenceChildren?: () => Element[];
   random?: () => number;
+  /**
+   * Opens a connection to the server. Default: the configured endpoint or DNS SRV, TCP, Direct TLS
+   * when configured (connect.ts). Tests pass agent/xmpp/testing's in-memory connections.
+   */
+  connect?: ConnectFn;
 }
 
 export interface SessionStats {
@@ -97,29 +97,19 @@ export interface SessionStats {
   onlineSince: number | undefined;
 }
 
-interface ResumeInfo {
-  id: string;
-  /** Seconds the server said it keeps the session after a drop (informational). */
-  max: number;
-  location: string | undefined;
-}
-
-/** Above this many bytes waiting in the socket, flushing pauses until 'drain'. */
-const WRITE_HIGH_WATER = 128 * 1024;
-
 export class XmppSession extends EventEmitter<SessionEvents> {
   private readonly cfg: XmppConfig;
   private readonly log: Logger;
   private readonly timers: Timers;
-  private readonly queue: OutboundQueue;
-  private readonly inbound = new InboundCounter();
+  private readonly sm: StreamManagement;
+  private readonly reconnect: ReconnectLoop;
+  private readonly connect: ConnectFn;
   private readonly budget: InboundBudget;
   /** Log lines an outsider can cause (skips, drops) are rate-limited; totals are in stats(). */
   private readonly outsiderLog: LogBudget;
   private readonly iqCaller: IqCaller;
   private readonly router: IqRouter;
   readonly disco: Disco;
-  private readonly backoff: Backoff;
   private readonly saltedCache = new SaltedPasswordCache();
   private readonly domain: string;
   private readonly local: string;
@@ -128,19 +118,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   private _state: SessionState = "offline";
   private conn: Connection | undefined;
   private keepalive: Keepalive | undefined;
-  private smActive = false;
-  private resumeInfo: ResumeInfo | undefined;
   private boundJid: string | undefined;
-  private ackRequested = false;
-  private ackTimer: TimerHandle | undefined;
-  private flushScheduled = false;
-  /** A 'drain' listener is waiting on the socket (flushing paused at the high-water mark). */
-  private awaitingDrain = false;
-  private waitTimer: { handle: TimerHandle; wake: () => void } | undefined;
-  /** retryNow() was called during an attempt: the wait after it is skipped. */
-  private skipNextWait = false;
-  private stopping = false;
-  private loop: Promise<void> | undefined;
   private readonly counters = {
     connects: 0,
     resumes: 0,
@@ -162,14 +140,22 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     this.cfg = options.config;
     this.log = (options.log ?? silentLogger).child({ component: "xmpp" });
     this.timers = options.timers ?? realTimers;
+    this.connect = options.connect ?? connectToServer;
     const jid = parseJid(this.cfg.jid);
     if (!jid.local)
       throw new AgentError("config_invalid", `xmpp.jid ${this.cfg.jid} has no local part`, { path: "xmpp.jid" });
     this.domain = jid.domain;
     this.local = jid.local;
-    this.queue = new OutboundQueue({
-      maxQueue: this.cfg.streamManagement.maxQueue,
-      maxStrangerEntries: this.cfg.streamManagement.maxStrangerReplies,
+    this.sm = new StreamManagement(this.cfg.streamManagement, {
+      timers: this.timers,
+      log: this.log,
+      hooks: {
+        expectAnswer: () => this.keepalive?.expectAnswer(),
+        wrote: (count) => {
+          this.counters.stanzasOut += count;
+          this.keepalive?.outbound();
+        },
+      },
     });
     const self = () => ({ bare: this.boundJid ? parseJid(this.boundJid).bare : undefined, domain: this.domain });
     this.budget = new InboundBudget(this.cfg.inbound, {
@@ -178,7 +164,18 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       timers: this.timers,
     });
     this.outsiderLog = new LogBudget(10, 60_000, this.timers);
-    this.backoff = new Backoff(this.cfg.reconnect, options.random);
+    this.reconnect = new ReconnectLoop({
+      config: this.cfg.reconnect,
+      timers: this.timers,
+      log: this.log,
+      ...(options.random ? { random: options.random } : {}),
+      attempt: () => this.connectOnce(),
+      failed: (err, persistent) => {
+        this.lastError = `${err.code}: ${err.message}`;
+        if (persistent) this.emit("fault", err);
+      },
+      waiting: () => this.setState("waiting"),
+    });
     this.iqCaller = new IqCaller({
       timers: this.timers,
       maxPending: this.cfg.limits.maxPendingIq,
@@ -233,9 +230,9 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       jid: this.boundJid,
       ...this.counters,
       inbound: this.budget.stats(),
-      queued: this.queue.length,
-      unacked: this.queue.unackedCount,
-      smEnabled: this.smActive,
+      queued: this.sm.queue.length,
+      unacked: this.sm.queue.unackedCount,
+      smEnabled: this.sm.active,
       mechanism: this.mechanism,
       lastError: this.lastError,
       onlineSince: this.onlineSince,
@@ -258,27 +255,19 @@ export class XmppSession extends EventEmitter<SessionEvents> {
    * while online, offline before start(), or stopped.
    */
   retryNow(): void {
-    if (this.stopping || !this.loop) return;
-    if (this.waitTimer) this.waitTimer.wake();
-    else if (this._state === "connecting" || this._state === "resuming") this.skipNextWait = true;
+    this.reconnect.retryNow(this._state === "connecting" || this._state === "resuming");
   }
 
   start(): void {
-    if (this.loop) return;
-    this.stopping = false;
-    this.loop = this.run();
+    this.reconnect.start();
   }
 
   /** Closes the stream politely and stops reconnecting. Queued stanzas are rejected (`session_closed`). */
   async stop(): Promise<void> {
     if (this._state === "stopped") return;
-    this.stopping = true;
-    this.waitTimer?.wake();
-    this.conn?.close();
-    await this.loop;
-    this.loop = undefined;
+    await this.reconnect.stop(() => this.conn?.close());
     const err = new AgentError("session_closed", "the XMPP session was stopped");
-    this.queue.rejectAll(err);
+    this.sm.queue.rejectAll(err);
     this.iqCaller.rejectAll(err);
     this.setState("stopped");
   }
@@ -351,6 +340,10 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     if (t.log) this.log.warn(message, t.suppressed > 0 ? { ...fields, suppressedBefore: t.suppressed } : fields);
   }
 
+  private get stopping(): boolean {
+    return this.reconnect.stopRequested;
+  }
+
   private enqueue(stanza: Element, opts: { stranger?: boolean } = {}): Promise<void> {
     if (this._state === "stopped" || this.stopping) {
       return Promise.reject(new AgentError("session_closed", "the XMPP session is stopped"));
@@ -369,65 +362,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
         ),
       );
     }
-    const p = this.queue.push(data, opts);
-    this.scheduleFlush();
-    return p;
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this._state !== "online") return;
-    this.flushScheduled = true;
-    // Coalesce a burst of send() calls into one pass (and fewer TCP segments).
-    queueMicrotask(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
-  }
-
-  private flush(): void {
-    const conn = this.conn;
-    if (!conn || conn.isClosed || this._state !== "online") return;
-    let wrote = 0;
-    for (const entry of this.queue.unsent()) {
-      if (conn.writableLength > WRITE_HIGH_WATER) {
-        if (!this.awaitingDrain) {
-          this.awaitingDrain = true;
-          conn.rawSocket.once("drain", () => {
-            this.awaitingDrain = false;
-            this.scheduleFlush();
-          });
-        }
-        break;
-      }
-      conn.writeRaw(entry.data);
-      this.queue.markSent(entry);
-      wrote++;
-      // Ask for an ack every `ackEvery` stanzas so the queue drains during a long burst.
-      if (this.smActive && this.queue.unackedCount >= this.cfg.streamManagement.ackEvery) this.requestAck();
-    }
-    if (wrote === 0) return;
-    this.counters.stanzasOut += wrote;
-    this.keepalive?.outbound();
-    if (!this.smActive) this.queue.settleSentWithoutAcks();
-    else this.armAckTimer();
-  }
-
-  /** Unacked stanzas get an ack request at the latest `ackDelayMs` after they were written. */
-  private armAckTimer(): void {
-    if (this.ackRequested || this.ackTimer || this.queue.unackedCount === 0) return;
-    this.ackTimer = this.timers.setTimeout(() => {
-      this.ackTimer = undefined;
-      if (this.queue.unackedCount > 0) this.requestAck();
-    }, this.cfg.streamManagement.ackDelayMs);
-  }
-
-  private requestAck(): void {
-    if (!this.conn || !this.smActive || this.ackRequested) return;
-    this.ackRequested = true;
-    this.ackTimer?.cancel();
-    this.ackTimer = undefined;
-    this.conn.send(new Element("r", { xmlns: NS_SM }));
-    this.keepalive?.expectAnswer();
+    return this.sm.send(data, opts);
   }
 
   private setState(next: SessionState): void {
@@ -438,79 +373,28 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     this.emit("state", next, prev);
   }
 
-  private async run(): Promise<void> {
-    while (!this.stopping) {
-      let wasOnline = false;
-      let failure: AgentError | undefined;
-      try {
-        wasOnline = await this.connectOnce();
-      } catch (err) {
-        failure =
-          err instanceof AgentError
-            ? err
-            : new AgentError("connect_failed", (err as Error).message, {}, { cause: err });
-      }
-      if (this.stopping) break;
-      let delay: number;
-      if (failure) {
-        this.lastError = `${failure.code}: ${failure.message}`;
-        const persistent = failure instanceof AuthError || PERSISTENT_FAILURES.has(failure.code);
-        // A refused password or certificate will not fix itself in a second: wait long, and say so loudly.
-        delay = persistent ? this.cfg.reconnect.authFailureDelayMs : this.backoff.next();
-        this.log[persistent ? "error" : "warn"]("connection attempt failed", {
-          error: describeError(failure),
-          retryInMs: delay,
-        });
-        if (persistent) this.emit("fault", failure);
-      } else {
-        if (wasOnline) {
-          this.backoff.reset();
-          // A retryNow() aimed at an attempt that then succeeded is spent.
-          this.skipNextWait = false;
-        }
-        delay = this.backoff.next();
-        this.log.info("reconnecting", { retryInMs: delay });
-      }
-      this.setState("waiting");
-      await this.sleep(delay);
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    if (this.skipNextWait) {
-      this.skipNextWait = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const wake = () => {
-        this.waitTimer?.handle.cancel();
-        this.waitTimer = undefined;
-        resolve();
-      };
-      this.waitTimer = { handle: this.timers.setTimeout(wake, ms), wake };
-    });
-  }
-
-  /**
-   * Resumption is tried even past the server's `max`: the price is one round trip, and a
-   * server that still remembers the old session answers <failed h='N'/>, which tells us
-   * exactly which stanzas it received, so none is sent twice.
-   */
-  private canResume(): boolean {
-    return this.resumeInfo !== undefined;
-  }
-
   /** One connection from TCP connect to close. Resolves true if it got online. */
   private async connectOnce(): Promise<boolean> {
-    const resuming = this.canResume();
-    this.setState(resuming ? "resuming" : "connecting");
+    const resumption = this.sm.resumption;
+    this.setState(resumption ? "resuming" : "connecting");
     this.counters.connects++;
     this.tls ??= {
       servername: this.cfg.tlsServername ?? this.domain,
       ...(this.cfg.caFile ? { ca: readCaFile(this.cfg.caFile), caSource: `xmpp.caFile ${this.cfg.caFile}` } : {}),
       ...(this.cfg.pinSha256 ? { pinSha256: this.cfg.pinSha256 } : {}),
     };
-    const conn = await this.openConnection(resuming ? this.resumeInfo?.location : undefined);
+    const conn = await this.connect({
+      domain: this.domain,
+      location: resumption?.location,
+      server: this.cfg.server,
+      directTls: this.cfg.directTls,
+      tls: this.tls,
+      connectTimeoutMs: this.cfg.timeouts.connectMs,
+      tlsTimeoutMs: this.cfg.timeouts.negotiationMs,
+      limits: this.cfg.limits,
+      timers: this.timers,
+      log: this.log,
+    });
     this.conn = conn;
     const closed = new Promise<AgentError | undefined>((resolve) => conn.once("close", resolve));
     if (this.stopping) {
@@ -533,7 +417,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
           enabled: this.cfg.streamManagement.enabled,
           resumeMaxSeconds: this.cfg.streamManagement.resumeMaxSeconds,
         },
-        ...(resuming && this.resumeInfo ? { resume: { id: this.resumeInfo.id, h: this.inbound.value } } : {}),
+        ...(resumption ? { resume: { id: resumption.id, h: resumption.h } } : {}),
         log: this.log,
       });
     } catch (err) {
@@ -544,10 +428,8 @@ export class XmppSession extends EventEmitter<SessionEvents> {
 
     const resumed = result.sm.kind === "resumed";
     try {
-      this.applySmOutcome(result.sm, result.resumeFailed);
+      this.sm.applyOutcome(conn, result.sm, result.resumeFailed);
     } catch (err) {
-      conn.sendStreamError("undefined-condition", (err as Error).message);
-      conn.destroy(err as AgentError);
       this.conn = undefined;
       throw err;
     }
@@ -565,109 +447,39 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     const onActivity = () => this.keepalive?.activity();
     conn.on("activity", onActivity);
     this.keepalive.start();
+    this.sm.attach(conn);
     conn.setHandler((el) => this.onElement(el));
     for (const el of result.early) this.dispatchStanza(el);
 
     if (!resumed && this.options.presence !== false) {
       // Settles on the server's ack; it can only be rejected by stop(), which needs no report.
-      this.queue.pushFront(this.presenceStanza().toString()).catch(() => undefined);
+      this.sm.queue.pushFront(this.presenceStanza().toString()).catch(() => undefined);
     }
     this.onlineSince = this.timers.now();
     this.setState("online");
     this.log.info("online", { jid: this.boundJid, resumed, mechanism: result.mechanism, sm: result.sm.kind });
     this.emit("online", { resumed, jid: this.boundJid ?? "" });
-    this.flush();
+    this.sm.flush();
 
     const error = await closed;
     conn.off("activity", onActivity);
     this.keepalive.stop();
     this.keepalive = undefined;
-    this.ackTimer?.cancel();
-    this.ackTimer = undefined;
-    this.ackRequested = false;
-    this.awaitingDrain = false;
+    this.sm.detach(error);
     this.conn = undefined;
     this.onlineSince = undefined;
     this.counters.disconnects++;
-    // Sent-but-unacked entries keep their marks until the next stream says what the server
-    // received (<resumed h/> or <failed h/>); only then are the rest re-sent (applySmOutcome).
-    if (this.smActive) {
-      if (error && error.code === "stanza_over_ceiling" && isStanza({ name: String(error.context.element) })) {
-        // Count the rejected stanza as handled, so that the resumed stream does not deliver the
-        // same poison again and again (the server re-sends what we did not acknowledge).
-        this.inbound.increment();
-        this.log.warn("dropped an inbound stanza too large even to skip", {
-          code: error.code,
-          element: error.context.element,
-        });
-      }
-    }
     const reason = error ? `${error.code}: ${error.message}` : "closed";
     if (error && error.code !== "closed_locally") this.lastError = reason;
     // A stop asked for is routine (info); a link that went away is worth a warning.
-    this.log[this.stopping ? "info" : "warn"]("offline", { reason, queued: this.queue.length });
+    this.log[this.stopping ? "info" : "warn"]("offline", { reason, queued: this.sm.queue.length });
     this.setState(this.stopping ? "stopped" : "offline");
     this.emit("offline", { reason, ...(error ? { error } : {}) });
     return true;
   }
 
-  private async openConnection(location: string | undefined): Promise<Connection> {
-    let endpoints: Endpoint[];
-    if (location) {
-      // XEP-0198 §5: the server may name where to resume; the certificate is still checked.
-      endpoints = [/:\d+$/.test(location) ? parseHostPort(location) : { host: location, port: 5222 }];
-    } else {
-      endpoints = await resolveEndpoints(this.domain, this.cfg.directTls, this.cfg.server);
-    }
-    let lastErr: unknown;
-    for (const ep of endpoints) {
-      try {
-        const tcp = await connectTcp(ep, this.cfg.timeouts.connectMs);
-        const socket = this.cfg.directTls ? await startTls(tcp, this.tls!, this.cfg.timeouts.negotiationMs) : tcp;
-        return new Connection(socket, this.domain, this.cfg.limits);
-      } catch (err) {
-        lastErr = err;
-        this.log.debug("endpoint failed", { host: ep.host, port: ep.port, error: err });
-      }
-    }
-    throw lastErr;
-  }
-
-  private applySmOutcome(sm: SmOutcome, resumeFailed: { h: number | undefined } | undefined): void {
-    if (sm.kind === "resumed") {
-      this.queue.ack(sm.h);
-      // "the client MUST ... re-send any stanzas that the server did not acknowledge" (XEP-0198 §5)
-      this.queue.requeueUnacked();
-      this.smActive = true;
-      return;
-    }
-    if (resumeFailed?.h !== undefined) {
-      // XEP-0198 §5: <failed h='N'/> tells what the old session received: those are not re-sent.
-      this.queue.ack(resumeFailed.h);
-    }
-    this.queue.resetCounters();
-    this.inbound.reset();
-    if (sm.kind === "enabled") {
-      this.smActive = true;
-      const max = Math.min(
-        sm.max ?? this.cfg.streamManagement.resumeMaxSeconds,
-        this.cfg.streamManagement.resumeMaxSeconds,
-      );
-      this.resumeInfo = sm.resume && sm.id ? { id: sm.id, max, location: sm.location } : undefined;
-    } else {
-      this.smActive = false;
-      this.resumeInfo = undefined;
-      this.log.warn("stream management unavailable: delivery is best effort", { reason: sm.reason });
-    }
-  }
-
   private probe(): void {
-    if (!this.conn) return;
-    if (this.smActive) {
-      this.ackRequested = false;
-      this.requestAck();
-      return;
-    }
+    if (!this.conn || this.sm.probe()) return;
     const ping = new Element("iq", { type: "get", to: this.domain, id: this.iqCaller.nextId() });
     ping.c("ping", { xmlns: NS_PING });
     this.iqCaller.track(ping, this.cfg.keepalive.timeoutMs).catch(() => undefined);
@@ -676,43 +488,12 @@ export class XmppSession extends EventEmitter<SessionEvents> {
 
   private onElement(el: Element): void {
     if (isStanza(el)) {
-      if (this.smActive) this.inbound.increment();
+      this.sm.countInbound();
       this.counters.stanzasIn++;
       this.dispatchStanza(el);
       return;
     }
-    if (el.attrs.xmlns === NS_SM) {
-      if (el.name === "r") {
-        this.conn?.send(new Element("a", { xmlns: NS_SM, h: String(this.inbound.value) }));
-        return;
-      }
-      if (el.name === "a") {
-        // The server's <a/> is a lone small segment that we would not answer, so our kernel
-        // delays its TCP ACK (~40 ms), and a server with Nagle on (Prosody's default) holds its
-        // next write, e.g. an operator's command, until then. One whitespace byte (allowed between
-        // stanzas, RFC 6120 §4.6.1) carries the ACK at once. Measured: bench/commands.ts.
-        this.conn?.writeRaw(" ");
-        const h = parseH(el.attrs.h);
-        this.ackRequested = false;
-        if (h === undefined) {
-          this.protocolError(
-            new StreamManagementError("sm_bad_h", "server sent <a/> without a valid h", { h: el.attrs.h }),
-          );
-          return;
-        }
-        try {
-          this.queue.ack(h);
-        } catch (err) {
-          this.protocolError(err as AgentError);
-          return;
-        }
-        // Mid-burst, stanzas written after our <r/> are still open: ask again right away rather
-        // than leave them to the timer (otherwise a burst stalls for ackDelayMs per round).
-        if (this.queue.unackedCount >= this.cfg.streamManagement.ackEvery) this.requestAck();
-        else this.armAckTimer();
-        return;
-      }
-    }
+    if (this.sm.handleNonza(el)) return;
     if (el instanceof SkippedElement) {
       this.logOutsider("skipped an inbound element over the limits", { name: el.name, reason: el.reason.code });
       return;
@@ -742,21 +523,6 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       iqErrorReply(el, new StanzaError(condition, "modify", `${el.reason.message}: refused by the device`)),
       el,
     );
-  }
-
-  private protocolError(err: AgentError): void {
-    this.log.error("protocol violation by server", { error: err });
-    const conn = this.conn;
-    if (!conn) return;
-    const e = new Element("stream:error");
-    e.c("undefined-condition", { xmlns: "urn:ietf:params:xml:ns:xmpp-streams" });
-    e.c("handled-count-too-high", {
-      xmlns: NS_SM,
-      h: String(err.context.h ?? ""),
-      "send-count": String(err.context.sent ?? ""),
-    });
-    conn.writeRaw(e.toString());
-    conn.destroy(err);
   }
 
   private dispatchStanza(el: Element): void {
@@ -796,16 +562,3 @@ export class XmppSession extends EventEmitter<SessionEvents> {
 function isRequest(el: Element): boolean {
   return el.name === "iq" && (el.attrs.type === "get" || el.attrs.type === "set");
 }
-
-/** Failures that need a person (credentials, certificates, server policy), not a quick retry. */
-const PERSISTENT_FAILURES = new Set([
-  "auth_failed",
-  "tls_cert_rejected",
-  "tls_pin_mismatch",
-  "tls_unavailable",
-  "tls_refused",
-  "sasl_no_mechanism",
-  "sasl_plain_refused",
-  "sasl_server_signature",
-  "tls_ca_unreadable",
-]);

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { addH, diffH, OutboundQueue, parseH } from "./stream-management.js";
+import { Element } from "ltx";
+import { NS_STREAM_ERRORS } from "./connection.js";
+import { addH, diffH, NS_SM, OutboundQueue, parseH, type StreamManagement } from "./stream-management.js";
+import { type SessionKit, sessionKit } from "./testing/index.js";
 
 function sendAll(q: OutboundQueue): string[] {
   const out: string[] = [];
@@ -129,5 +132,210 @@ describe("OutboundQueue", () => {
     q.rejectAll(new Error("stopped"));
     await assert.rejects(p, /stopped/);
     assert.equal(q.length, 0);
+  });
+});
+
+/** A message the session sends; its body names it, so a test can tell what went out. */
+function message(n: number): Element {
+  return new Element("message", { to: "peer@iot.test", id: `m${n}` }).c("body").t(`m${n}`).root();
+}
+
+function bodies(els: Element[]): string[] {
+  return els.filter((e) => e.name === "message").map((e) => e.getChildText("body") ?? "");
+}
+
+/** Settled promises, by index; the rest are still waiting for an ack. */
+function tracker(ps: Promise<void>[]): { settled: number[] } {
+  const t = { settled: [] as number[] };
+  for (const [i, p] of ps.entries()) p.then(() => t.settled.push(i)).catch(() => undefined);
+  return t;
+}
+
+/** Moves the session's SM counters, as if 2^32 - n stanzas had gone before (no test can send that many). */
+function presetCounters(kit: SessionKit, c: { sent: number; received: number }): void {
+  const sm = (kit.session as unknown as { sm: StreamManagement }).sm;
+  const queue = sm.queue as unknown as { sentH: number; ackedH: number };
+  queue.sentH = queue.ackedH = c.sent;
+  (sm as unknown as { inbound: { h: number } }).inbound.h = c.received;
+}
+
+describe("stream management in a session (in-process, fake clock)", () => {
+  it("counts across the 2^32 wrap, resumes with the wrapped h, and re-sends exactly what the server lacks", async () => {
+    const kit = sessionKit();
+    const first = await kit.online();
+    presetCounters(kit, { sent: 2 ** 32 - 2, received: 2 ** 32 - 1 });
+    const sends = [1, 2, 3, 4].map((n) => kit.session.send(message(n)));
+    const t = tracker(sends);
+    assert.deepEqual(bodies(await first.drain()), ["m1", "m2", "m3", "m4"]);
+    first.sendStanza("<message from='peer@iot.test/x' type='chat'><body>in1</body></message>");
+    first.sendStanza("<message from='peer@iot.test/x' type='chat'><body>in2</body></message>");
+    await kit.settle();
+    assert.equal(kit.events.stanzas.length, 2);
+    first.hangUp();
+    await kit.clock.advance(100);
+
+    const second = await kit.nextServer();
+    // The server received 2 of the 4: 2^32 - 2 + 2 = 0 (mod 2^32).
+    const login = await second.login({ resume: { resumed: 0 } });
+    assert.equal(login.resume?.attrs.previd, "sm-0");
+    assert.equal(login.resume?.attrs.h, "1", "2^32 - 1 + 2 stanzas handled = 1 (mod 2^32)");
+    await kit.settle();
+    assert.deepEqual(kit.events.online.at(-1), { resumed: true, jid: "device@iot.test/agent" });
+    assert.deepEqual(t.settled, [0, 1]);
+    assert.deepEqual(bodies(await second.drain()), ["m3", "m4"]);
+    second.ack(2);
+    await kit.settle();
+    assert.deepEqual(t.settled, [0, 1, 2, 3]);
+    assert.equal(kit.session.stats().unacked, 0);
+    await kit.stop();
+  });
+
+  for (const [h, resent] of [
+    [5, ["m5"]],
+    [undefined, ["m3", "m4", "m5"]],
+  ] as const) {
+    it(`after <failed${h === undefined ? "" : ` h='${h}'`}/> sends ${resent.join(", ")} on the new session, nothing else`, async () => {
+      const kit = sessionKit({ session: { presence: true } });
+      const first = await kit.online();
+      await first.expect("presence");
+      first.ack(1);
+      const sends = [1, 2, 3, 4, 5].map((n) => kit.session.send(message(n)));
+      const t = tracker(sends);
+      assert.deepEqual(bodies(await first.drain()), ["m1", "m2", "m3", "m4", "m5"]);
+      first.ack(3); // presence, m1, m2
+      await kit.settle();
+      first.reset();
+      await kit.clock.advance(100);
+
+      const second = await kit.nextServer();
+      const login = await second.login({ resume: { failed: h === undefined ? {} : { h } } });
+      assert.equal(login.resume?.attrs.h, "0");
+      assert.ok(login.bind, "a failed resumption binds a new session");
+      await kit.settle();
+      assert.equal(kit.events.online.at(-1)?.resumed, false);
+      const out = await second.drain();
+      assert.equal(out[0]?.name, "presence", "a new session announces itself first");
+      assert.deepEqual(bodies(out), resent);
+      assert.deepEqual(t.settled, h === undefined ? [0, 1] : [0, 1, 2, 3]);
+      second.ack(resent.length + 1);
+      await kit.settle();
+      assert.deepEqual(t.settled, [0, 1, 2, 3, 4]);
+      assert.equal(kit.session.stats().resumeFailures, 1);
+      await kit.stop();
+    });
+  }
+
+  it("asks for an ack ackDelayMs after a lone stanza, and declares the link dead when none comes", async () => {
+    const kit = sessionKit({ config: { keepalive: { timeoutMs: 5000 } } });
+    const server = await kit.online();
+    kit.session.send(message(1)).catch(() => undefined);
+    await server.expect("message");
+    await kit.clock.advance(499);
+    await server.expectNothing();
+    await kit.clock.advance(1);
+    await server.expect("r", NS_SM);
+    await kit.clock.advance(4999);
+    assert.equal(kit.session.state, "online");
+    await kit.clock.advance(1);
+    assert.equal(kit.events.offline[0]?.error?.code, "link_dead");
+    assert.equal(kit.session.state, "waiting");
+    await kit.clock.advance(100);
+    const next = await kit.nextServer();
+    const login = await next.login({ resume: { resumed: 0 } });
+    assert.equal(login.resume?.attrs.previd, "sm-0");
+    assert.deepEqual(bodies(await next.drain()), ["m1"], "the unacknowledged message goes out again");
+    await kit.stop();
+  });
+
+  it("asks for an ack every ackEvery stanzas, and again at once when an <a/> leaves that many open", async () => {
+    const kit = sessionKit({ config: { streamManagement: { ackEvery: 3, ackDelayMs: 1000 } } });
+    const server = await kit.online();
+    for (let n = 1; n <= 7; n++) kit.session.send(message(n)).catch(() => undefined);
+    const out = await server.drain();
+    assert.deepEqual(
+      out.map((e) => (e.name === "message" ? e.getChildText("body") : e.name)),
+      ["m1", "m2", "m3", "r", "m4", "m5", "m6", "m7"],
+      "one <r/> open at a time",
+    );
+    server.ack(3);
+    await kit.settle();
+    assert.ok(server.written.endsWith(' <r xmlns="urn:xmpp:sm:3"/>'), "a space answers the <a/>, then an <r/>");
+    await server.expect("r");
+    server.ack(6);
+    await kit.settle();
+    await server.expectNothing();
+    await kit.clock.advance(1000);
+    await server.expect("r");
+    server.ack(7);
+    await kit.settle();
+    assert.equal(kit.session.stats().unacked, 0);
+    await kit.clock.advance(10_000);
+    await server.expectNothing();
+    await kit.stop();
+  });
+
+  it("answers <r/> with the stanzas it handled, over-limit ones included", async () => {
+    const kit = sessionKit({ config: { limits: { maxStanzaBytes: 1024 } } });
+    const server = await kit.online();
+    server.requestAck();
+    assert.equal((await server.expect("a", NS_SM)).attrs.h, "0");
+    server.sendStanza("<message from='peer@iot.test/x'><body>small</body></message>");
+    server.sendStanza(`<message from='peer@iot.test/x'><body>${"x".repeat(2000)}</body></message>`);
+    server.send("<presence from='peer@iot.test/x'/>");
+    server.requestAck();
+    assert.equal((await server.expect("a", NS_SM)).attrs.h, "3");
+    assert.equal(kit.session.stats().stanzasSkipped, 1);
+    await kit.stop();
+  });
+
+  it("closes the stream on a malformed h with a plain <undefined-condition/> and a text, not handled-count-too-high", async () => {
+    const kit = sessionKit();
+    const server = await kit.online();
+    kit.session.send(message(1)).catch(() => undefined);
+    await server.expect("message");
+    server.ack("one");
+    const error = await server.expect("stream:error");
+    const conditions = error.children.filter((c): c is Element => typeof c !== "string");
+    assert.deepEqual(
+      conditions.map((c) => `${c.name} ${c.attrs.xmlns}`),
+      [`undefined-condition ${NS_STREAM_ERRORS}`, `text ${NS_STREAM_ERRORS}`],
+    );
+    assert.match(error.getChildText("text", NS_STREAM_ERRORS) ?? "", /without a valid h/);
+    await kit.settle();
+    assert.equal(kit.events.offline[0]?.error?.code, "sm_bad_h");
+    await kit.stop();
+  });
+
+  it("closes the stream on an h beyond what was sent with <handled-count-too-high/>", async () => {
+    const kit = sessionKit();
+    const server = await kit.online();
+    kit.session.send(message(1)).catch(() => undefined);
+    await server.expect("message");
+    server.ack(5);
+    const error = await server.expect("stream:error");
+    assert.ok(error.getChild("undefined-condition", NS_STREAM_ERRORS));
+    const tooHigh = error.getChild("handled-count-too-high", NS_SM);
+    assert.deepEqual(tooHigh?.attrs, { xmlns: NS_SM, h: "5", "send-count": "1" });
+    await kit.settle();
+    assert.equal(kit.events.offline[0]?.error?.code, "sm_h_too_high");
+    assert.equal(kit.session.state, "waiting");
+    await kit.stop();
+  });
+
+  it("refuses a <resumed h/> beyond what was sent, and starts over on the next connection", async () => {
+    const kit = sessionKit();
+    const first = await kit.online();
+    kit.session.send(message(1)).catch(() => undefined);
+    await first.expect("message");
+    first.hangUp();
+    await kit.clock.advance(100);
+    const second = await kit.nextServer();
+    await second.login({ resume: { resumed: 9 } });
+    const error = await second.expect("stream:error");
+    assert.ok(error.getChild("undefined-condition", NS_STREAM_ERRORS));
+    await kit.settle();
+    assert.match(kit.session.stats().lastError ?? "", /^sm_h_too_high/);
+    assert.equal(kit.events.online.length, 1);
+    await kit.stop();
   });
 });

@@ -7,10 +7,20 @@ import { createHash, X509Certificate } from "node:crypto";
 import { promises as dns } from "node:dns";
 import { readFileSync } from "node:fs";
 import net from "node:net";
+import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { AgentError } from "../core/errors.js";
 
 export class TransportError extends AgentError {}
+
+/** What negotiation reads from an encrypted link: for logs, and the data SCRAM -PLUS binds to. */
+export interface TlsChannel {
+  getProtocol(): string | null;
+  getCipher(): { name: string };
+  getFinished(): Buffer | undefined;
+  exportKeyingMaterial(length: number, label: string, context: Buffer): Buffer;
+  getPeerCertificate(): { raw?: Buffer };
+}
 
 export interface Endpoint {
   host: string;
@@ -113,7 +123,7 @@ function certFingerprint(cert: { raw?: Buffer }): string | undefined {
 }
 
 /** Starts TLS over `socket` (STARTTLS), or over a fresh TCP socket for Direct TLS. */
-export function startTls(socket: net.Socket, opts: TlsOptions, timeoutMs: number): Promise<tls.TLSSocket> {
+export function startTls(socket: Duplex, opts: TlsOptions, timeoutMs: number): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     let pinError: TransportError | undefined;
     const tlsSocket = tls.connect({
@@ -194,7 +204,7 @@ const CERT_ERRORS = new Set([
  *   XEP-0440 check (ejabberd 23.01 among them; seen: it refuses tls-exporter).
  */
 export function channelBinding(
-  socket: tls.TLSSocket,
+  socket: TlsChannel,
   advertised: string[] | undefined,
 ): { type: "tls-exporter" | "tls-unique" | "tls-server-end-point"; data: Buffer } | undefined {
   const version = socket.getProtocol();

@@ -3,11 +3,14 @@
  * (XEP-0368) with the harness certificate, accepts SASL PLAIN, binds, enables stream management,
  * then hands the connection to the test (e.g. to send malformed XML inside the TLS stream, which
  * Prosody never emits). Everything else is tested against real Prosody and ejabberd.
+ *
+ * The server's side of the protocol is the in-process test kit's (agent/xmpp/testing/FakeServer),
+ * here over a real TLS socket: one server script for both kinds of test.
  */
 import { readFileSync } from "node:fs";
 import tls from "node:tls";
 import type { Element } from "ltx";
-import { NS_STREAM, XmlStreamParser } from "../../agent/xmpp/xml-stream.js";
+import { FakeServer } from "../../agent/xmpp/testing/index.js";
 import type { Certificate } from "../harness/certs.js";
 
 export interface ScriptedConnection {
@@ -23,11 +26,16 @@ export interface ScriptedServer {
   close(): Promise<void>;
 }
 
-const FEATURES_SASL = `<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>`;
-const FEATURES_BOUND = `<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><sm xmlns='urn:xmpp:sm:3'/></stream:features>`;
+/** The account the scripted server accepts. */
+export const SCRIPTED_ACCOUNT = { username: "device", password: "pw", domain: "iot.test" };
 
-function header(id: string): string {
-  return `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAM}' id='${id}' from='iot.test' version='1.0'>`;
+/** Over a real socket "nothing more is coming" is a wait: until input arrives, or 5 s. */
+function realIdle(arrived: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  return new Promise((resolve) => {
+    const poll = () => (arrived() || Date.now() > deadline ? resolve() : setTimeout(poll, 5));
+    poll();
+  });
 }
 
 export function startScriptedServer(
@@ -38,48 +46,29 @@ export function startScriptedServer(
   const server = tls.createServer({ cert: cert.certPem, key: readFileSync(cert.keyFile, "utf8") }, (socket) => {
     const conn: ScriptedConnection = { index: connections.length, socket, received: [] };
     connections.push(conn);
-    let phase: "sasl" | "bound" | "ready" = "sasl";
-    let parser: XmlStreamParser;
-    const fresh = () => {
-      parser = new XmlStreamParser({ maxStanzaBytes: 1 << 20, maxDepth: 32 });
-      parser.on("streamStart", () => {
-        socket.write(header(`s${conn.index}-${phase}`) + (phase === "sasl" ? FEATURES_SASL : FEATURES_BOUND));
-      });
-      parser.on("element", (el) => {
-        if (phase === "sasl" && el.name === "auth") {
-          socket.write("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
-          phase = "bound";
-          fresh();
-          return;
-        }
-        if (el.name === "resume") {
-          socket.write(
-            "<failed xmlns='urn:xmpp:sm:3'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>",
-          );
-          return;
-        }
-        if (el.name === "iq" && el.getChild("bind")) {
-          socket.write(
-            `<iq type='result' id='${el.attrs.id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>device@iot.test/agent</jid></bind></iq>`,
-          );
-          return;
-        }
-        if (el.name === "enable") {
-          socket.write(`<enabled xmlns='urn:xmpp:sm:3' id='sm-${conn.index}' resume='true' max='60'/>`);
-          phase = "ready";
-          onReady(conn);
-          return;
-        }
-        if (el.name === "r") {
-          socket.write(`<a xmlns='urn:xmpp:sm:3' h='0'/>`);
-          return;
-        }
-        conn.received.push(el);
-      });
-    };
-    fresh();
-    socket.on("data", (d: Buffer) => parser.write(d));
+    const peer = new FakeServer(
+      {
+        write: (text) => socket.write(text),
+        hangUp: () => socket.end(),
+        reset: () => socket.destroy(),
+        closed: () => socket.destroyed,
+      },
+      { index: conn.index, ...SCRIPTED_ACCOUNT, idle: realIdle },
+    );
+    socket.on("data", (d: Buffer) => peer.feed(d.toString("utf8")));
+    socket.on("end", () => peer.ended());
     socket.on("error", () => undefined);
+    peer
+      .login({ mechanisms: ["PLAIN"], enabled: { max: 60 } })
+      .then((outcome) => {
+        if (!outcome.enable) return;
+        peer.setHandler((el) => {
+          if (el.name === "r") peer.ack(0);
+          else conn.received.push(el);
+        });
+        onReady(conn);
+      })
+      .catch(() => socket.destroy());
   });
   return new Promise((resolve) => {
     server.listen(0, "127.0.0.1", () => {
