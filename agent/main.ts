@@ -177,6 +177,8 @@ export function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): Agent {
     telemetry = new TelemetryService({
       config: config.telemetry,
       pubsub: config.pubsub,
+      // Operators' accounts read the telemetry nodes (whitelist members, docs/protocol.md).
+      operators: config.operators.map((o) => o.jid),
       deviceId: config.device.id,
       dataDir: join(dataDir, "telemetry"),
       session,

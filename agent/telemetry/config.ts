@@ -3,12 +3,16 @@
  * with defaults. Documented in docs/spool.md. Node names and the pubsub service come from the
  * `pubsub` section (service, nodePrefix).
  */
-import { bool, bytes, def, int, ms, obj, oneOf, record, refine, type Schema, str } from "../config/schema-dsl.js";
+import { arr, bool, bytes, def, int, ms, obj, oneOf, record, refine, type Schema, str } from "../config/schema-dsl.js";
 
 /** A positive item count, or "max" for the server's own limit (YAML numbers arrive as strings via str()). */
 const maxItemsSchema: Schema<number | "max"> = refine(str(), (v, ctx) =>
   v === "max" ? "max" : /^[1-9]\d{0,8}$/.test(v) ? Number(v) : ctx.fail('must be a positive number or "max"'),
 );
+
+/** One account (name@domain, no resource): a pubsub affiliation names an account, never a whole domain. */
+const accountJid = () =>
+  str({ pattern: /^[^@/\s"&'<>:]+@[^@/\s]+$/, patternHint: "an account's bare JID like dashboard@example.org" });
 
 export const telemetryConfigSchema = obj(
   {
@@ -59,7 +63,19 @@ export const telemetryConfigSchema = obj(
       persistItems: def(bool(), true),
       /** Items the telemetry node keeps: a number, or "max" for the server's limit. */
       maxItems: def(maxItemsSchema, 32),
-      accessModel: def(oneOf(["open", "presence", "roster", "whitelist"]), "open"),
+      /**
+       * Who may subscribe to and fetch the telemetry and status nodes (XEP-0060 4.5). whitelist: the
+       * operators' accounts and `readers`, which the agent keeps as the nodes' members. open: every
+       * account on the server (an opt-in). docs/protocol.md says how each server honours each model.
+       */
+      accessModel: def(oneOf(["open", "presence", "roster", "whitelist"]), "whitelist"),
+      /** Accounts that read telemetry besides the operators (a dashboard collector, fleet admins). */
+      readers: def(arr(accountJid(), { maxItems: 1000 }), []),
+      /**
+       * Accounts besides the device that may co-own its nodes (e.g. the admin who provisions them).
+       * Any other owner, or a node the device does not own, is a security fault: nothing is published there.
+       */
+      trustedOwners: def(arr(accountJid(), { maxItems: 100 }), []),
       retry: obj({
         initialDelayMs: def(ms({ min: 10 }), 1000),
         maxDelayMs: def(ms({ min: 100 }), 60_000),

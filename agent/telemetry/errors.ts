@@ -4,7 +4,8 @@
  * - `payload_invalid`: a telemetry/status XML payload could not be decoded.
  * - `spool_*`: spool store failures (full under reject-new, closed, out-of-order append, I/O).
  * - `sequence_*`: sequence counter failures.
- * - `pubsub_*`: the server refused node creation or publishing, or answered something unusable.
+ * - `pubsub_*`: the server refused node creation or publishing, or answered something unusable;
+ *   `pubsub_node_not_owned`: the node belongs to another account (node-guard.ts), a security fault.
  * - `sampler_*`: unknown channel, interval out of range.
  */
 import { AgentError } from "../core/errors.js";
@@ -23,7 +24,9 @@ export class SequenceError extends TelemetryError {}
 
 /**
  * The pubsub service refused us. `context.condition` is the stanza error condition, `context.node`
- * the node, `context.operation` create|configure|publish. Readings stay in the spool.
+ * the node, `context.operation` create|configure|publish|verify-owner. Readings stay in the spool.
+ * Code `pubsub_node_not_owned` adds `context.reason` (not-owner, untrusted-owner, unverifiable) and
+ * `context.owners` (the owners the server listed, when it listed any).
  */
 export class PubsubError extends TelemetryError {}
 

@@ -21,9 +21,15 @@ export {
   TelemetryError,
 } from "./errors.js";
 export { FileSpoolStore, type FsyncPolicy } from "./file-spool.js";
-export { type PublisherStats, TelemetryPublisher } from "./publisher.js";
+export { type PublisherStats, type SquattedNode, TelemetryPublisher } from "./publisher.js";
 export type { Reading, ReadingQuality, ReadingValue } from "./reading.js";
 export type { ChannelEdge, ChannelInfo, ChannelSample, ChannelSource } from "./sampler.js";
 export type { SessionPort } from "./session-port.js";
-export { type TelemetryServiceOptions, type TelemetryStatus, TelemetryService, telemetryNodes } from "./service.js";
+export {
+  type TelemetryServiceOptions,
+  type TelemetryStatus,
+  TelemetryService,
+  telemetryNodes,
+  telemetryReaders,
+} from "./service.js";
 export { MemorySpoolStore, type SpoolStats, type SpoolStore } from "./spool.js";

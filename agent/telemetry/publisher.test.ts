@@ -32,6 +32,8 @@ function kind(iq: Element): string {
   return ps?.children.filter((c): c is Element => typeof c !== "string")[0]?.name ?? "?";
 }
 const publishes = (s: FakeSession) => s.requests.filter((r) => kind(r) === "publish");
+/** The requests that are not the owner and readers checks every ensure makes (node-guard.ts). */
+const flow = (s: FakeSession) => s.requests.map(kind).filter((k) => k !== "affiliations" && k !== "subscriptions");
 const itemIds = (s: FakeSession) =>
   publishes(s).map((r) => r.getChild("pubsub")!.getChild("publish")!.getChild("item")!.attrs.id as string);
 
@@ -67,6 +69,8 @@ describe("TelemetryPublisher", () => {
     t.publisher.start();
     await settle();
     assert.equal(t.session.requests.filter((r) => kind(r) === "create").length, 1);
+    // Created, then checked: the owner list (ours alone) and, under whitelist, the subscriptions.
+    assert.deepEqual(t.session.requests.slice(0, 3).map(kind), ["create", "affiliations", "subscriptions"]);
     const create = t.session.requests[0]!;
     assert.equal(create.attrs.to, "pubsub.iot.test");
     assert.equal(create.getChild("pubsub", NS_PUBSUB)!.getChild("create")!.attrs.node, NODES.telemetry);
@@ -199,7 +203,7 @@ describe("TelemetryPublisher", () => {
     await settle();
     t.timers.advance(1000);
     await settle();
-    assert.deepEqual(t.session.requests.map(kind), ["create", "publish", "create", "publish"]);
+    assert.deepEqual(flow(t.session), ["create", "publish", "create", "publish"]);
     t.publisher.stop();
   });
 
@@ -216,7 +220,7 @@ describe("TelemetryPublisher", () => {
     await settle();
     t.timers.advance(1000);
     await settle();
-    assert.deepEqual(t.session.requests.map(kind), ["create", "publish", "configure", "publish"]);
+    assert.deepEqual(flow(t.session), ["create", "publish", "configure", "publish"]);
     assert.equal(t.spool.stats().batches, 0);
     t.publisher.stop();
   });
@@ -276,11 +280,11 @@ describe("TelemetryPublisher on a server that refuses publish-options (ejabberd 
     type: "wait",
     text: "Unknown field 'pubsub#max_items' of type 'http://jabber.org/protocol/pubsub#publish-options'",
   };
-  const configForm = (node: string) =>
+  const configForm = (node: string, maxItems = "10", accessModel = "open") =>
     parse(
       `<pubsub xmlns="http://jabber.org/protocol/pubsub#owner"><configure node="${node}"><x xmlns="jabber:x:data" type="form">` +
         `<field var="FORM_TYPE" type="hidden"><value>http://jabber.org/protocol/pubsub#node_config</value></field>` +
-        `<field var="pubsub#max_items"><value>10</value></field><field var="pubsub#access_model"><value>open</value></field>` +
+        `<field var="pubsub#max_items"><value>${maxItems}</value></field><field var="pubsub#access_model"><value>${accessModel}</value></field>` +
         `</x></configure></pubsub>`,
     );
   const hasOptions = (iq: Element) => Boolean(iq.getChild("pubsub")?.getChild("publish-options"));
@@ -291,11 +295,15 @@ describe("TelemetryPublisher on a server that refuses publish-options (ejabberd 
       extra: { logger: createLogger({ level: "warn", write: (line) => warnings.push(JSON.parse(line).msg) }) },
     });
     const { publisher, published } = t;
+    // The server's node configuration: what an earlier run (and the old default, open) left.
+    const configured = new Set<string>();
     t.session.policy = (iq) => {
       const k = kind(iq);
+      const node = String(iq.getChild("pubsub")!.getChild(k)?.attrs.node);
       if (k === "create") return { error: "conflict" }; // made by an earlier run
       if (k === "configure" && iq.attrs.type === "get")
-        return { result: configForm(String(iq.getChild("pubsub")!.getChild("configure")!.attrs.node)) };
+        return { result: configured.has(node) ? configForm(node, "256", "whitelist") : configForm(node) };
+      if (k === "configure") configured.add(node);
       if (k === "publish" && hasOptions(iq)) return refusal;
       return "result";
     };
@@ -317,6 +325,11 @@ describe("TelemetryPublisher on a server that refuses publish-options (ejabberd 
       .getChildren("field")
       .map((f) => f.attrs.var);
     assert.deepEqual(vars, ["FORM_TYPE", "pubsub#max_items", "pubsub#access_model"]);
+    assert.match(submit.toString(), /var="pubsub#access_model"><value>whitelist</);
+    // Once: the next ensure (after publish-options were dropped) finds the form as wanted.
+    const submits = () =>
+      t.session.requests.filter((r) => kind(r) === "configure" && r.attrs.type === "set").map((r) => r.toString());
+    assert.equal(submits().length, 1);
     // The status item goes without options as well.
     await publisher.publishStatus({
       device: "dev1",
@@ -328,6 +341,7 @@ describe("TelemetryPublisher on a server that refuses publish-options (ejabberd 
     // Only the first window (3 batches dispatched before the first refusal came back) carried options.
     assert.equal(publishes(t.session).filter(hasOptions).length, 3);
     assert.equal(hasOptions(publishes(t.session).at(-1)!), false);
+    assert.equal(submits().filter((x) => x.includes("devices/dev1/status")).length, 1, "the status node, once");
     publisher.stop();
   });
 
@@ -449,6 +463,360 @@ describe("FileDeadLetters", () => {
       assert.ok(statSync(path).size <= 4096);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("TelemetryPublisher: the device owns its nodes (node squatting)", () => {
+  const SELF = "dev1@iot.test";
+  class Letters implements DeadLetterSink {
+    readonly letters: DeadLetter[] = [];
+    async append(l: DeadLetter) {
+      this.letters.push(l);
+      return true;
+    }
+    counts() {
+      return { batches: this.letters.length, readings: this.letters.reduce((n, l) => n + l.readings.length, 0) };
+    }
+  }
+
+  async function squatSetup(extra: Partial<PublisherOptions> = {}) {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Letters();
+    const t = await setup({
+      extra: {
+        logger: createLogger({ level: "debug", write: (line) => lines.push(JSON.parse(line)) }),
+        deadLetter: { sink, afterTries: 1, afterMs: 3_600_000 },
+        ...extra,
+      },
+    });
+    const ownership: Array<{ node: string; owned: boolean }> = [];
+    t.publisher.on("ownership", (o) => ownership.push(o));
+    return { ...t, lines, sink, ownership };
+  }
+
+  it("a node whose owner list the server refuses the device: nothing published, reported, spooled, re-checked with backoff, resumed when the node is gone", async () => {
+    const t = await squatSetup();
+    // The intruder's node exists; the device is no owner, so the owner-only request is refused (ejabberd).
+    let squatted = true;
+    t.session.policy = (iq) => {
+      const k = kind(iq);
+      if (k === "create") return squatted ? { error: "conflict" } : "result";
+      if (k === "affiliations" && squatted)
+        return { error: "forbidden", type: "auth", text: "Owner privileges required" };
+      return "result";
+    };
+    for (let i = 0; i < 3; i++) await t.spool.append(batch(i * 10, 2));
+    t.publisher.start();
+    await settle();
+    assert.equal(publishes(t.session).length, 0, "nothing published into the squatter's node");
+    const err = t.failures[0]!;
+    assert.ok(err instanceof PubsubError);
+    assert.equal(err.code, "pubsub_node_not_owned");
+    assert.deepEqual(
+      [err.context.reason, err.context.condition, err.context.node],
+      ["not-owner", "forbidden", NODES.telemetry],
+    );
+    assert.match(err.message, /devices\/dev1\/telemetry on pubsub\.iot\.test is not this device's/);
+    const sq = t.publisher.stats().squatted!;
+    assert.equal(sq.length, 1);
+    assert.equal(sq[0]!.node, NODES.telemetry);
+    assert.equal(sq[0]!.checks, 1);
+    assert.equal(t.publisher.state, "backoff");
+    assert.deepEqual(t.ownership, [{ node: NODES.telemetry, owned: false }]);
+    const fault = t.lines.filter((l) => l.level === "error" && /security fault/.test(String(l.msg)));
+    assert.equal(fault.length, 1, "one error line when the fault is found");
+    assert.equal(fault[0]!.node, NODES.telemetry);
+    assert.equal(t.spool.stats().readings, 6);
+    assert.equal(t.sink.letters.length, 0);
+    // A reconnect does not short-cut the wait; the timer re-checks (and finds it still so).
+    const before = t.session.requests.length;
+    t.session.setOnline(true);
+    await settle();
+    assert.equal(t.session.requests.length, before);
+    t.timers.advance(1000);
+    await settle();
+    assert.equal(t.publisher.stats().squatted![0]!.checks, 2);
+    assert.equal(publishes(t.session).length, 0);
+    assert.equal(t.sink.letters.length, 0, "never a dead letter for it");
+    // An admin deletes the squatter's node: the next check creates the device's own and drains the spool.
+    squatted = false;
+    t.timers.advance(2000);
+    await settle();
+    assert.deepEqual(itemIds(t.session), ["r-0-1", "r-10-11", "r-20-21"]);
+    assert.equal(t.spool.stats().readings, 0);
+    assert.equal(t.publisher.stats().squatted, undefined);
+    assert.deepEqual(t.ownership.at(-1), { node: NODES.telemetry, owned: true });
+    assert.ok(t.lines.some((l) => l.level === "info" && /the device's again/.test(String(l.msg))));
+    t.publisher.stop();
+  });
+
+  it("an owner list that names someone else (Prosody answers an admin device for any node) is a fault too", async () => {
+    const t = await squatSetup();
+    t.session.policy = (iq) => (kind(iq) === "create" ? { error: "conflict" } : "result");
+    t.session.affiliations.set(NODES.telemetry, new Map([["intruder@iot.test", "owner"]]));
+    await t.spool.append(batch(1, 2));
+    t.publisher.start();
+    await settle();
+    assert.equal(publishes(t.session).length, 0);
+    const sq = t.publisher.stats().squatted![0]!;
+    assert.deepEqual([sq.reason, sq.owners], ["not-owner", ["intruder@iot.test"]]);
+    assert.match(t.failures[0]!.message, /owned by intruder@iot\.test, not by this device/);
+    t.publisher.stop();
+  });
+
+  it("a co-owner is trusted only when the config names it", async () => {
+    for (const trusted of [[], ["Admin@iot.test"]]) {
+      const t = await squatSetup({ trustedOwners: trusted });
+      t.session.affiliations.set(
+        NODES.telemetry,
+        new Map([
+          [SELF, "owner"],
+          ["admin@iot.test", "owner"],
+        ]),
+      );
+      await t.spool.append(batch(1, 2));
+      t.publisher.start();
+      await settle();
+      if (trusted.length === 0) {
+        assert.equal(publishes(t.session).length, 0);
+        assert.deepEqual(t.publisher.stats().squatted![0]!.owners, ["admin@iot.test"]);
+        assert.equal(t.publisher.stats().squatted![0]!.reason, "untrusted-owner");
+      } else {
+        assert.deepEqual(itemIds(t.session), ["r-1-2"]);
+        assert.equal(t.publisher.stats().squatted, undefined);
+      }
+      t.publisher.stop();
+    }
+  });
+
+  it("a server that cannot list owners leaves ownership unverifiable: nothing is published", async () => {
+    const t = await squatSetup();
+    t.session.policy = (iq) => {
+      if (kind(iq) === "create") return { error: "conflict" };
+      return kind(iq) === "affiliations" ? { error: "feature-not-implemented" } : "result";
+    };
+    await t.spool.append(batch(1, 2));
+    t.publisher.start();
+    await settle();
+    assert.equal(publishes(t.session).length, 0);
+    assert.equal(t.publisher.stats().squatted![0]!.reason, "unverifiable");
+    t.publisher.stop();
+  });
+
+  it("a publish refused mid-run re-checks the owner before anything becomes a dead letter (afterTries 1)", async () => {
+    const t = await squatSetup();
+    // The node is ours at first; then an admin deletes it and an intruder re-creates it between two publishes.
+    let intruder = false;
+    t.session.policy = (iq) => {
+      const k = kind(iq);
+      if (k === "create") return intruder ? { error: "conflict" } : "result";
+      if (k === "publish" && intruder) return { error: "forbidden", type: "auth" };
+      return "result";
+    };
+    await t.spool.append(batch(0, 2));
+    t.publisher.start();
+    await settle();
+    assert.deepEqual(itemIds(t.session), ["r-0-1"]);
+    intruder = true;
+    t.session.affiliations.set(NODES.telemetry, new Map([["intruder@iot.test", "owner"]]));
+    await t.spool.append(batch(10, 2));
+    t.publisher.notify();
+    await settle();
+    assert.equal(t.sink.letters.length, 0, "not dead-lettered: the refusal was the squatter's");
+    assert.equal(t.spool.stats().readings, 2);
+    assert.equal(t.publisher.stats().squatted![0]!.owners[0], "intruder@iot.test");
+    assert.equal(t.publisher.stats().blocked, undefined);
+    for (let i = 0; i < 3; i++) {
+      t.timers.advance(8000);
+      await settle();
+    }
+    assert.equal(t.sink.letters.length, 0);
+    assert.equal(itemIds(t.session).filter((id) => id === "r-10-11").length, 1, "sent once, before the re-check");
+    t.publisher.stop();
+  });
+
+  it("a refusal on a node the device does own still becomes a dead letter after the bound", async () => {
+    const t = await squatSetup();
+    t.session.policy = (iq) => (kind(iq) === "publish" ? { error: "policy-violation", type: "modify" } : "result");
+    await t.spool.append(batch(0, 2));
+    t.publisher.start();
+    await settle();
+    assert.equal(t.sink.letters.length, 1);
+    assert.equal(t.publisher.stats().squatted, undefined);
+    t.publisher.stop();
+  });
+
+  it("PEP: no owner check; the readers are still made members", async () => {
+    // PEP nodes are the account's own: the owner list is read for the readers, never judged.
+    const pep = await squatSetup({ readers: ["op@iot.test"], service: undefined });
+    pep.session.policy = (iq) => (kind(iq) === "create" ? { error: "conflict" } : "result");
+    pep.session.affiliations.set(NODES.telemetry, new Map([["other@iot.test", "owner"]]));
+    await pep.spool.append(batch(1, 2));
+    pep.publisher.start();
+    await settle();
+    assert.deepEqual(itemIds(pep.session), ["r-1-2"]);
+    assert.ok(pep.session.requests.every((r) => r.attrs.to === undefined));
+    assert.equal(pep.session.nodeAffiliations(NODES.telemetry).get("op@iot.test"), "member");
+    pep.publisher.stop();
+  });
+
+  it("brings the members in step: readers added, stale members removed, their subscriptions first; owners, publishers, outcasts kept", async () => {
+    const t = await squatSetup({ readers: ["Alice@iot.test", "bob@iot.test"] });
+    t.session.policy = (iq) => (kind(iq) === "create" ? { error: "conflict" } : "result");
+    t.session.affiliations.set(
+      NODES.telemetry,
+      new Map([
+        [SELF, "owner"],
+        ["bob@iot.test", "member"],
+        ["gone@iot.test", "member"],
+        ["pub@iot.test", "publisher"],
+        ["banned@iot.test", "outcast"],
+      ]),
+    );
+    t.session.subscriptions.set(NODES.telemetry, [
+      { jid: "gone@iot.test/laptop", subid: "s1" },
+      { jid: "stranger@iot.test" }, // from the days the node was open
+      { jid: "bob@iot.test" },
+      { jid: "pub@iot.test" },
+    ]);
+    await t.spool.append(batch(1, 2));
+    t.publisher.start();
+    await settle();
+    assert.deepEqual([...t.session.nodeAffiliations(NODES.telemetry)].sort(), [
+      ["alice@iot.test", "member"],
+      ["banned@iot.test", "outcast"],
+      ["bob@iot.test", "member"],
+      [SELF, "owner"],
+      ["pub@iot.test", "publisher"],
+    ]);
+    assert.deepEqual(
+      t.session.subscriptions.get(NODES.telemetry)!.map((x) => x.jid),
+      ["bob@iot.test", "pub@iot.test"],
+    );
+    const sets = t.session.requests.filter(
+      (r) => r.attrs.type === "set" && ["affiliations", "subscriptions"].includes(kind(r)),
+    );
+    assert.deepEqual(
+      sets.filter((r) => r.toString().includes(NODES.telemetry)).map(kind),
+      ["subscriptions", "affiliations"],
+      "subscriptions removed before the affiliation change (Prosody 0.12 refuses it otherwise)",
+    );
+    assert.match(sets[0]!.toString(), /subid="s1"/);
+    assert.deepEqual(itemIds(t.session), ["r-1-2"]);
+    const info = t.lines.find((l) => /readers brought in step/.test(String(l.msg)) && l.node === NODES.telemetry)!;
+    assert.deepEqual(
+      [info.added, info.removed, info.unsubscribed],
+      [["alice@iot.test"], ["gone@iot.test"], ["gone@iot.test/laptop", "stranger@iot.test"]],
+    );
+    t.publisher.stop();
+  });
+
+  it("open: nobody is made a member and no subscription is touched; the owner check still runs", async () => {
+    const t = await squatSetup({ readers: ["op@iot.test"], nodeConfig: { accessModel: "open" } });
+    t.session.subscriptions.set(NODES.telemetry, [{ jid: "anyone@iot.test" }]);
+    await t.spool.append(batch(1, 2));
+    t.publisher.start();
+    await settle();
+    assert.deepEqual(t.session.requests.slice(0, 2).map(kind), ["create", "affiliations"]);
+    assert.ok(
+      !t.session.requests.some(
+        (r) => kind(r) === "subscriptions" || (kind(r) === "affiliations" && r.attrs.type === "set"),
+      ),
+    );
+    assert.deepEqual(itemIds(t.session), ["r-1-2"]);
+    t.publisher.stop();
+  });
+
+  it("an affiliation change answered with an error counts as done when the list shows it done (Prosody 0.12); else it is logged and publishing goes on", async () => {
+    for (const applied of [true, false]) {
+      const t = await squatSetup({ readers: ["op@iot.test"] });
+      t.session.policy = (iq) => {
+        if (kind(iq) === "affiliations" && iq.attrs.type === "set") {
+          if (applied) t.session.nodeAffiliations(NODES.telemetry).set("op@iot.test", "member");
+          return { error: "forbidden", type: "auth" };
+        }
+        return "result";
+      };
+      await t.spool.append(batch(1, 2));
+      t.publisher.start();
+      await settle();
+      assert.deepEqual(itemIds(t.session), ["r-1-2"], "publishing goes on");
+      const errors = t.lines.filter((l) => l.level === "error" && /readers of a pubsub node/.test(String(l.msg)));
+      assert.equal(errors.length, applied ? 0 : 1);
+      t.publisher.stop();
+    }
+  });
+
+  it("the status node is checked too: a squatted status node rejects publishStatus with pubsub_node_not_owned", async () => {
+    const t = await squatSetup();
+    t.session.affiliations.set(NODES.status, new Map([["intruder@iot.test", "owner"]]));
+    t.session.policy = (iq) =>
+      kind(iq) === "create" && iq.toString().includes(NODES.status) ? { error: "conflict" } : "result";
+    t.publisher.start();
+    await assert.rejects(
+      t.publisher.publishStatus({ device: "dev1", state: "online", timestamp: 0, agentVersion: "0.1.0", channels: [] }),
+      (e: unknown) => e instanceof PubsubError && e.code === "pubsub_node_not_owned",
+    );
+    assert.equal(publishes(t.session).length, 0);
+    assert.deepEqual(
+      t.publisher.stats().squatted!.map((s) => s.node),
+      [NODES.status],
+    );
+    // Telemetry to the device's own telemetry node is not held back by it.
+    await t.spool.append(batch(1, 2));
+    t.publisher.notify();
+    await settle();
+    assert.deepEqual(itemIds(t.session), ["r-1-2"]);
+    t.publisher.stop();
+  });
+
+  it("an existing open node on a server that will not list its subscribers (ejabberd PEP) is deleted and re-created as whitelist", async () => {
+    for (const listable of [false, true]) {
+      const t = await squatSetup({ readers: ["op@iot.test"], service: undefined });
+      let exists = true;
+      let model = "open";
+      t.session.policy = (iq) => {
+        const k = kind(iq);
+        if (k === "create") {
+          if (exists) return { error: "conflict" };
+          exists = true;
+          return "result";
+        }
+        if (k === "delete") exists = false;
+        if (k === "configure" && iq.attrs.type === "get")
+          return {
+            result: parse(
+              `<pubsub xmlns="http://jabber.org/protocol/pubsub#owner"><configure node="x"><x xmlns="jabber:x:data" type="form">` +
+                `<field var="pubsub#access_model"><value>${model}</value></field></x></configure></pubsub>`,
+            ),
+          };
+        if (k === "configure") model = "whitelist";
+        if (k === "subscriptions" && iq.attrs.type === "get" && !listable) return { error: "feature-not-implemented" };
+        return "result";
+      };
+      await t.spool.append(batch(1, 2));
+      t.publisher.start();
+      await settle();
+      assert.deepEqual(itemIds(t.session), ["r-1-2"]);
+      const telemetryFlow = t.session.requests
+        .filter((r) => r.toString().includes(NODES.telemetry))
+        .map((r) => `${kind(r)} ${r.attrs.type}`);
+      if (listable) assert.ok(!telemetryFlow.includes("delete set"), "listed subscribers are pruned instead");
+      else {
+        assert.deepEqual(telemetryFlow.slice(0, 8), [
+          "create set",
+          "configure get",
+          "configure set",
+          "affiliations get",
+          "subscriptions get",
+          "affiliations set",
+          "delete set",
+          "create set",
+        ]);
+        assert.ok(t.lines.some((l) => l.level === "warn" && /deleting and re-creating/.test(String(l.msg))));
+      }
+      t.publisher.stop();
     }
   });
 });

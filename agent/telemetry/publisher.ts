@@ -2,10 +2,18 @@
  * Spool -> pubsub. Takes batches from the spool oldest first, publishes each as one item with a
  * stable id (r-<first>-<last>) and removes it from the spool only after the server's IQ result.
  *
- * - Nodes are created (with their configuration) on first use; <conflict/> means "exists", which
- *   is fine. A server that forbids creation or publishing gets a PubsubError (code
- *   pubsub_forbidden, context: node, service, operation, condition) on the "failure" event; the
- *   readings stay in the spool and the publisher retries with backoff (an admin may fix the ACL).
+ * - Nodes are created (with their configuration) on first use each run; <conflict/> means "exists".
+ *   Either way, on a pubsub component the publisher then checks that the device owns the node
+ *   (node-guard.ts): a node owned by another account is a security fault (PubsubError
+ *   pubsub_node_not_owned, stats().squatted, an error log) and nothing is published into it; the
+ *   readings stay spooled, never dead-lettered for it, and the check is re-run with backoff, so
+ *   publishing resumes on its own once the squatter's node is gone. A node that existed is
+ *   configured if its form shows other values than ours; its members are brought in step with the
+ *   readers (whitelist). PEP nodes skip the owner check (nobody else can own them).
+ * - A server that forbids creation or publishing gets a PubsubError (code pubsub_forbidden,
+ *   context: node, service, operation, condition) on the "failure" event; the readings stay in the
+ *   spool and the publisher retries with backoff (an admin may fix the ACL). A publish refused that
+ *   way makes the next attempt check the node's owner again before anything is dead-lettered.
  * - At most `inFlight` publishes are outstanding (a bounded window: Prosody answers in order, so a
  *   small window hides the round trip without flooding the stream-management queue).
  * - Publishing pauses while the session is offline and resumes on "online". Requests in flight
@@ -30,11 +38,16 @@ import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
 import { type DeviceStatus, encodeReadings, encodeStatus, itemIdFor } from "./codec.js";
 import type { DeadLetterSink } from "./dead-letter.js";
 import { PubsubError } from "./errors.js";
+import { bareOf, NodeGuard, type OwnershipFault } from "./node-guard.js";
 import {
+  type AffiliationEntry,
   buildConfigure,
   buildConfigureRequest,
   buildCreate,
+  buildDelete,
   buildPublish,
+  configDiffers,
+  configFormValues,
   listedConfigFields,
   type NodeConfig,
 } from "./pubsub.js";
@@ -50,6 +63,10 @@ export interface PublisherOptions {
   nodes: { telemetry: string; status: string };
   /** Configuration of the telemetry node (the status node keeps 1 item). */
   nodeConfig?: Partial<NodeConfig>;
+  /** Accounts made members of both nodes unless the access model is open (operators, telemetry.publish.readers). */
+  readers?: readonly string[];
+  /** Accounts accepted as co-owners of the nodes besides the device itself. */
+  trustedOwners?: readonly string[];
   /** Send publish-options with each publish (the server checks them, PEP applies them). */
   publishOptions?: boolean;
   /** Concurrent publishes. */
@@ -68,7 +85,7 @@ export const PUBLISHER_DEFAULTS = {
   inFlight: 4,
   requestTimeoutMs: 30_000,
   publishOptions: true,
-  nodeConfig: { persistItems: true, maxItems: 256, accessModel: "open" } as NodeConfig,
+  nodeConfig: { persistItems: true, maxItems: 256, accessModel: "whitelist" } as NodeConfig,
   retry: { initialDelayMs: 1_000, maxDelayMs: 60_000, factor: 2 } as BackoffOptions,
 };
 
@@ -88,6 +105,22 @@ export interface PublisherEvents {
   deadLettered: [info: PublishedInfo & { condition: string | undefined }];
   /** Every failure, typed: PubsubError for refusals, AgentError (iq_timeout, session_closed, spool_*) otherwise. */
   failure: [err: AgentError];
+  /** A node was found owned by another account (owned: false), or is the device's again (owned: true). */
+  ownership: [info: { node: string; owned: boolean }];
+}
+
+/** A node the device found owned by another account: nothing is published there until a re-check passes. */
+export interface SquattedNode {
+  node: string;
+  service: string;
+  reason: OwnershipFault;
+  /** The owners the server listed besides the device (empty when it refused the list). */
+  owners: string[];
+  /** The server's answer when it refused the owner list. */
+  condition?: string;
+  since: number;
+  /** Checks that found it so. */
+  checks: number;
 }
 
 export interface PublisherStats {
@@ -101,6 +134,8 @@ export interface PublisherStats {
   lastError?: { code: string; message: string; condition?: string; at: number };
   /** The oldest batch is being refused for good: what the server says, since when, how often. */
   blocked?: { condition: string; node: string; since: number; tries: number; deadLetterFull: boolean };
+  /** Nodes owned by another account: a security fault, nothing is published there. */
+  squatted?: SquattedNode[];
   /** Held in the dead-letter file (this run and earlier ones). */
   deadLettered: { batches: number; readings: number };
 }
@@ -137,9 +172,8 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   private readonly timeoutMs: number;
   private readonly nodeConfig: NodeConfig;
   private readonly service: string | undefined;
+  private readonly guard: NodeGuard;
   private usePublishOptions: boolean;
-  /** Set once publish-options were refused: nodes that exist already are configured from the server's form. */
-  private configureExisting = false;
 
   private running = false;
   private pumping = false;
@@ -150,6 +184,7 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   private retryQueue: SpoolBatch[] = [];
   private highestDispatched = -1;
   private readonly readyNodes = new Set<string>();
+  private readonly squatted = new Map<string, SquattedNode>();
   private readonly counters = { publishedItems: 0, publishedReadings: 0, failures: 0 };
   /** Refusals for good per batch id: how often and since when. */
   private readonly refusals = new Map<number, { tries: number; since: number }>();
@@ -174,6 +209,12 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
     this.nodeConfig = { ...PUBLISHER_DEFAULTS.nodeConfig, ...options.nodeConfig };
     this.usePublishOptions = options.publishOptions ?? PUBLISHER_DEFAULTS.publishOptions;
     this.service = options.service || undefined;
+    this.guard = new NodeGuard({
+      session: options.session,
+      timeoutMs: this.timeoutMs,
+      readers: options.readers ?? [],
+      trustedOwners: options.trustedOwners ?? [],
+    });
   }
 
   start(): void {
@@ -213,6 +254,7 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
       ...this.counters,
       ...(this.lastError ? { lastError: this.lastError } : {}),
       ...(this.blocked ? { blocked: this.blocked } : {}),
+      ...(this.squatted.size > 0 ? { squatted: [...this.squatted.values()].map((s) => ({ ...s })) } : {}),
       deadLettered: this.options.deadLetter?.sink.counts() ?? { batches: 0, readings: 0 },
     };
   }
@@ -247,6 +289,7 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
         await publish();
       }
     } catch (err) {
+      if (this.refusesAccount(err)) this.readyNodes.delete(node);
       const e = this.classify(err, node, "publish");
       this.record(e);
       throw e;
@@ -343,7 +386,8 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
       return;
     }
     const condition = isAgentError(err, "iq_error") ? (err.context.condition as string) : undefined;
-    if (condition === "item-not-found") this.readyNodes.delete(node);
+    // Gone, or refused: the next attempt creates the node again or checks who owns it now.
+    if (condition === "item-not-found" || this.refusesAccount(err)) this.readyNodes.delete(node);
     if (condition === "conflict" && this.usePublishOptions) {
       // precondition-not-met: try to make the node match; if that is refused, stop asking.
       void this.reconfigure(node);
@@ -389,6 +433,12 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   ): Promise<void> {
     const sink = this.options.deadLetter!.sink;
     const itemId = itemIdFor(b);
+    // A refusal from a node someone else owns is not the data's fault: check before giving up on it.
+    if (!(await this.stillOwned(node))) {
+      this.retryQueue.push(b);
+      this.retryQueue.sort((x, y) => x.id - y.id);
+      return;
+    }
     const stored = await sink.append({
       at: new Date(this.timers.now()).toISOString(),
       itemId,
@@ -437,7 +487,7 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   private dropPublishOptions(node: string, err: unknown): void {
     if (!this.usePublishOptions) return;
     this.usePublishOptions = false;
-    this.configureExisting = true;
+    // Existing nodes are configured from the server's form on their next ensure.
     this.readyNodes.clear();
     this.logger.warn("the server refuses publish-options: configuring the nodes once and publishing without them", {
       service: this.service ?? "(PEP)",
@@ -473,7 +523,8 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
   private fail(e: AgentError): void {
     this.record(e);
     if (!this.running || this.retryTimer) return;
-    this.lastFailureRefusal = e instanceof PubsubError && e.code === "pubsub_forbidden";
+    this.lastFailureRefusal =
+      e instanceof PubsubError && (e.code === "pubsub_forbidden" || e.code === "pubsub_node_not_owned");
     const delay = this.backoff.next();
     this.retryTimer = this.timers.setTimeout(() => {
       this.retryTimer = undefined;
@@ -490,26 +541,194 @@ export class TelemetryPublisher extends EventEmitter<PublisherEvents> {
     this.emit("failure", e);
   }
 
+  /**
+   * Once per node per run (again after the node vanished, a refusal, or a switch away from
+   * publish-options): create it, check that it is ours (components), configure it if it existed
+   * with other values, and bring its readers in step. Rejects with PubsubError
+   * pubsub_node_not_owned for a node another account owns (recorded in stats().squatted).
+   */
   private async ensureNode(node: string, config: NodeConfig): Promise<void> {
     if (this.readyNodes.has(node)) return;
+    const created = await this.createNode(node, config);
+    const self = this.selfBare();
+    let affiliations: AffiliationEntry[] | undefined;
+    if (!this.isPep(self)) {
+      try {
+        affiliations = await this.guard.verifyOwner(this.service!, node, self);
+      } catch (err) {
+        if (isAgentError(err, "pubsub_node_not_owned")) this.markSquatted(err as PubsubError);
+        throw err;
+      }
+      this.clearSquatted(node);
+    }
+    const wasModel = created ? undefined : await this.configureIfDiffers(node, config);
+    if (config.accessModel !== "open") {
+      const listed = await this.syncReaders(node, self, config, affiliations);
+      if (listed === false && wasModel !== undefined && config.accessModel === "whitelist")
+        await this.recreate(node, config, self, wasModel);
+    }
+    this.readyNodes.add(node);
+  }
+
+  /**
+   * A node that was open (or presence) until now, on a server that will not list its subscribers
+   * (ejabberd 23.01 PEP), would go on delivering to whoever subscribed meanwhile: ejabberd keeps
+   * subscriptions across a change to whitelist. Deleting the node drops them all; its stored items
+   * go with it (they were delivered; the spool no longer holds them).
+   */
+  private async recreate(node: string, config: NodeConfig, self: string, wasModel: string): Promise<void> {
+    this.logger.warn(
+      "the node's access model was changed but its subscribers cannot be listed: deleting and re-creating it so no earlier subscriber keeps reading (its stored items are dropped)",
+      { service: this.service ?? "(PEP)", node, accessModel: config.accessModel, was: wasModel },
+    );
+    await this.options.session.request(buildDelete(this.service, node), { timeoutMs: this.timeoutMs });
+    await this.options.session.request(buildCreate(this.service, node, config), { timeoutMs: this.timeoutMs });
+    await this.syncReaders(node, self, config, undefined);
+  }
+
+  /** True when the node was created now, false when it existed (<conflict/>). */
+  private async createNode(node: string, config: NodeConfig): Promise<boolean> {
     try {
       await this.options.session.request(buildCreate(this.service, node, config), { timeoutMs: this.timeoutMs });
       this.logger.info("pubsub node created", { service: this.service ?? "(PEP)", node });
+      return true;
     } catch (err) {
-      if (!(isAgentError(err, "iq_error") && err.context.condition === "conflict")) throw err;
-      // Exists already (ours from an earlier run, or made by an admin). With publish-options the
-      // server checks its configuration on each publish; without them, configure it once here.
-      if (this.configureExisting)
-        await this.configureNode(node, config).then(
-          () => this.logger.info("pubsub node configured", { service: this.service ?? "(PEP)", node }),
-          (e: unknown) =>
-            this.logger.warn("pubsub node could not be configured; publishing into it as it is", {
-              node,
-              error: describeError(e),
-            }),
-        );
+      if (isAgentError(err, "iq_error") && err.context.condition === "conflict") return false;
+      throw err;
     }
-    this.readyNodes.add(node);
+  }
+
+  /**
+   * A node that existed (an earlier run, an earlier default): configured when its form shows other
+   * values. Resolves with the access model it had when this changed it, else undefined.
+   */
+  private async configureIfDiffers(node: string, config: NodeConfig): Promise<string | undefined> {
+    try {
+      const form = await this.options.session.request(buildConfigureRequest(this.service, node), {
+        timeoutMs: this.timeoutMs,
+      });
+      const listed = configFormValues(form);
+      const differs = configDiffers(listed, config);
+      if (differs.length === 0) return undefined;
+      await this.options.session.request(buildConfigure(this.service, node, config, new Set(listed.keys())), {
+        timeoutMs: this.timeoutMs,
+      });
+      this.logger.info("pubsub node configured", { service: this.service ?? "(PEP)", node, fields: differs });
+      return differs.includes("pubsub#access_model") ? listed.get("pubsub#access_model") : undefined;
+    } catch (e) {
+      this.logger.warn("pubsub node could not be configured; publishing into it as it is", {
+        node,
+        error: describeError(e),
+      });
+      return undefined;
+    }
+  }
+
+  /** Resolves with whether the server listed the node's subscriptions (undefined when the sync failed). */
+  private async syncReaders(
+    node: string,
+    self: string,
+    config: NodeConfig,
+    affiliations: AffiliationEntry[] | undefined,
+  ): Promise<boolean | undefined> {
+    try {
+      const change = await this.guard.syncReaders(this.service, node, self, config.accessModel, affiliations);
+      if (change.added.length + change.removed.length + change.unsubscribed.length > 0)
+        this.logger.info("pubsub node readers brought in step", {
+          service: this.service ?? "(PEP)",
+          node,
+          accessModel: config.accessModel,
+          added: change.added,
+          removed: change.removed,
+          unsubscribed: change.unsubscribed,
+        });
+      return change.subscriptionsListed;
+    } catch (err) {
+      // Publishing goes on: the readings are on the node for whoever may read it once this succeeds
+      // (the next run, or the next ensure); a reader added or removed is what did not happen.
+      this.logger.error("the readers of a pubsub node could not be brought in step with the config", {
+        service: this.service ?? "(PEP)",
+        node,
+        error: describeError(err),
+      });
+      return undefined;
+    }
+  }
+
+  /** The device's bare JID (lower case); the session is online whenever this is asked. */
+  private selfBare(): string {
+    const jid = this.options.session.jid;
+    if (!jid) throw new AgentError("session_closed", "the session has no bound JID", {});
+    return bareOf(jid);
+  }
+
+  /** PEP: no service, or the device's own bare JID (nobody else can own nodes there). */
+  private isPep(self: string): boolean {
+    return this.service === undefined || bareOf(this.service) === self;
+  }
+
+  /** Refusals of the account's rights: on a component they may mean the node is no longer ours. */
+  private refusesAccount(err: unknown): boolean {
+    return isAgentError(err, "iq_error") && REFUSALS.has(String(err.context.condition));
+  }
+
+  /** Before a batch becomes a dead letter: false when the node turned out to be someone else's. */
+  private async stillOwned(node: string): Promise<boolean> {
+    const self = this.selfBare();
+    if (this.isPep(self)) return true;
+    try {
+      await this.guard.verifyOwner(this.service!, node, self);
+      this.clearSquatted(node);
+      return true;
+    } catch (err) {
+      if (!isAgentError(err, "pubsub_node_not_owned")) throw err;
+      this.markSquatted(err as PubsubError);
+      this.readyNodes.delete(node);
+      this.fail(err as PubsubError);
+      return false;
+    }
+  }
+
+  private markSquatted(e: PubsubError): void {
+    const node = String(e.context.node);
+    const prev = this.squatted.get(node);
+    const condition = e.context.condition as string | undefined;
+    const info: SquattedNode = {
+      node,
+      service: String(e.context.service),
+      reason: e.context.reason as OwnershipFault,
+      owners: (e.context.owners as string[] | undefined) ?? [],
+      ...(condition ? { condition } : {}),
+      since: prev?.since ?? this.timers.now(),
+      checks: (prev?.checks ?? 0) + 1,
+    };
+    this.squatted.set(node, info);
+    if (node === this.options.nodes.telemetry) {
+      // Refusals counted against batches were the squatter's doing, not the data's: they never
+      // count towards a dead letter.
+      this.refusals.clear();
+      this.blocked = undefined;
+    }
+    if (prev) return;
+    this.logger.error("security fault: a pubsub node is owned by another account; nothing is published into it", {
+      ...info,
+      error: describeError(e),
+    });
+    this.emit("ownership", { node, owned: false });
+  }
+
+  private clearSquatted(node: string): void {
+    const prev = this.squatted.get(node);
+    if (!prev) return;
+    this.squatted.delete(node);
+    this.backoff.reset();
+    this.logger.info("pubsub node is the device's again; publishing resumes", {
+      node,
+      service: prev.service,
+      since: prev.since,
+      checks: prev.checks,
+    });
+    this.emit("ownership", { node, owned: true });
   }
 
   /** Turns whatever a request threw into the error the owner sees. */

@@ -17,6 +17,17 @@
  *   (<feature-not-implemented/>), or not some field. ejabberd 23.01 answers an unknown field
  *   (pubsub#max_items) with <resource-constraint/> and the text "Unknown field ... publish-options".
  *   The publisher then configures the node once and publishes without options.
+ * - 8.9.1: a node owner retrieves the node's affiliations with <affiliations node=.../> in the
+ *   #owner namespace; a requester that is not an owner gets <forbidden/>, a missing node
+ *   <item-not-found/>. The list never holds "none" -> node-guard.ts judges ownership from it.
+ * - 8.9.2: the owner changes affiliations with a delta (only the changed entries); "none" removes
+ *   an entity from the list (8.9.3). 4.5: under the whitelist access model an entity may subscribe
+ *   and retrieve items only if the owner made it a "member".
+ * - 8.8: the owner lists the node's subscriptions and sets one to "none" to remove it. Prosody 0.12
+ *   and ejabberd 23.01 both keep a subscription when its JID's affiliation goes back to "none"
+ *   (and keep delivering to it), so the guard removes those subscriptions itself. ejabberd 23.01
+ *   does not list a PEP node's subscriptions (feature-not-implemented) but does remove one.
+ * - 8.4: the owner deletes a node; its items and subscriptions go with it.
  */
 import { Element } from "ltx";
 
@@ -37,9 +48,9 @@ export interface NodeConfig {
   accessModel: AccessModel;
 }
 
-function iq(to: string | undefined): Element {
+function iq(to: string | undefined, type: "get" | "set" = "set"): Element {
   // No "to" means the account's own bare JID: the PEP service (RFC 6120 10.3).
-  return new Element("iq", to ? { type: "set", to } : { type: "set" });
+  return new Element("iq", to ? { type, to } : { type });
 }
 
 /** The node_config / publish-options fields the agent sets, by field var. */
@@ -73,6 +84,13 @@ export function buildCreate(service: string | undefined, node: string, config: N
   return el;
 }
 
+/** Owner deletion of a node (XEP-0060 8.4). */
+export function buildDelete(service: string | undefined, node: string): Element {
+  const el = iq(service);
+  el.c("pubsub", { xmlns: NS_PUBSUB_OWNER }).c("delete", { node });
+  return el;
+}
+
 /** Owner configuration of an existing node (XEP-0060 8.2.4); `only`: the fields the server's form lists. */
 export function buildConfigure(
   service: string | undefined,
@@ -89,17 +107,127 @@ export function buildConfigure(
 
 /** Request for a node's configuration form (XEP-0060 8.2.1). */
 export function buildConfigureRequest(service: string | undefined, node: string): Element {
-  const el = new Element("iq", service ? { type: "get", to: service } : { type: "get" });
+  const el = iq(service, "get");
   el.c("pubsub", { xmlns: NS_PUBSUB_OWNER }).c("configure", { node });
   return el;
 }
 
 /** The field vars listed in a configuration form result (empty when there is no form). */
 export function listedConfigFields(result: Element): Set<string> {
+  return new Set(configFormValues(result).keys());
+}
+
+/** Each field the configuration form lists (FORM_TYPE left out), with its current value ("" when it has none). */
+export function configFormValues(result: Element): Map<string, string> {
   const x = result.getChild("pubsub", NS_PUBSUB_OWNER)?.getChild("configure")?.getChild("x", NS_DATA);
-  return new Set(
-    (x?.getChildren("field") ?? []).map((f) => String(f.attrs.var ?? "")).filter((v) => v && v !== "FORM_TYPE"),
-  );
+  const out = new Map<string, string>();
+  for (const f of x?.getChildren("field") ?? []) {
+    const v = String(f.attrs.var ?? "");
+    if (v && v !== "FORM_TYPE") out.set(v, f.getChildText("value") ?? "");
+  }
+  return out;
+}
+
+const BOOLEAN_TRUE = new Set(["1", "true"]);
+
+/**
+ * The listed fields whose value differs from `config` (XEP-0004 booleans may read "1" or "true").
+ * A `maxItems` of "max" matches any value: the form shows the server's number, not "max".
+ */
+export function configDiffers(listed: ReadonlyMap<string, string>, config: NodeConfig): string[] {
+  const out: string[] = [];
+  for (const [v, want] of configFields(config)) {
+    const have = listed.get(v);
+    if (have === undefined) continue;
+    if (v === "pubsub#persist_items") {
+      if (BOOLEAN_TRUE.has(have) !== config.persistItems) out.push(v);
+    } else if (v === "pubsub#max_items") {
+      if (config.maxItems !== "max" && have !== want) out.push(v);
+    } else if (have !== want) out.push(v);
+  }
+  return out;
+}
+
+/** XEP-0060 affiliations (4.1); "none" is never listed, only sent to remove an entity. */
+export type Affiliation = "owner" | "publisher" | "publish-only" | "member" | "none" | "outcast";
+const AFFILIATIONS: ReadonlySet<string> = new Set(["owner", "publisher", "publish-only", "member", "none", "outcast"]);
+
+export interface AffiliationEntry {
+  jid: string;
+  affiliation: Affiliation;
+}
+
+/** Owner request for a node's affiliations (XEP-0060 8.9.1). */
+export function buildAffiliationsRequest(service: string | undefined, node: string): Element {
+  const el = iq(service, "get");
+  el.c("pubsub", { xmlns: NS_PUBSUB_OWNER }).c("affiliations", { node });
+  return el;
+}
+
+/** Owner change of affiliations: only the changed entries (XEP-0060 8.9.2). */
+export function buildAffiliationsSet(
+  service: string | undefined,
+  node: string,
+  changes: readonly AffiliationEntry[],
+): Element {
+  const el = iq(service);
+  const affs = el.c("pubsub", { xmlns: NS_PUBSUB_OWNER }).c("affiliations", { node });
+  for (const c of changes) affs.c("affiliation", { jid: c.jid, affiliation: c.affiliation });
+  return el;
+}
+
+/**
+ * The affiliations in an owner affiliations result. Entries without a JID or with an affiliation
+ * XEP-0060 does not define are left out (a judge of ownership must not guess what they mean).
+ */
+export function parseAffiliations(result: Element): AffiliationEntry[] {
+  const list = result.getChild("pubsub", NS_PUBSUB_OWNER)?.getChild("affiliations");
+  const out: AffiliationEntry[] = [];
+  for (const a of list?.getChildren("affiliation") ?? []) {
+    const jid = String(a.attrs.jid ?? "");
+    const affiliation = String(a.attrs.affiliation ?? "");
+    if (jid && AFFILIATIONS.has(affiliation)) out.push({ jid, affiliation: affiliation as Affiliation });
+  }
+  return out;
+}
+
+export interface SubscriptionEntry {
+  jid: string;
+  subscription: string;
+  subid?: string;
+}
+
+/** Owner request for a node's subscriptions (XEP-0060 8.8.1). */
+export function buildSubscriptionsRequest(service: string | undefined, node: string): Element {
+  const el = iq(service, "get");
+  el.c("pubsub", { xmlns: NS_PUBSUB_OWNER }).c("subscriptions", { node });
+  return el;
+}
+
+/** Owner removal of subscriptions: each set to "none" (XEP-0060 8.8.2), with its subid when it has one. */
+export function buildSubscriptionsRemoval(
+  service: string | undefined,
+  node: string,
+  subs: readonly SubscriptionEntry[],
+): Element {
+  const el = iq(service);
+  const list = el.c("pubsub", { xmlns: NS_PUBSUB_OWNER }).c("subscriptions", { node });
+  for (const s of subs)
+    list.c("subscription", { jid: s.jid, subscription: "none", ...(s.subid ? { subid: s.subid } : {}) });
+  return el;
+}
+
+/** The subscriptions in an owner subscriptions result. */
+export function parseSubscriptions(result: Element): SubscriptionEntry[] {
+  const list = result.getChild("pubsub", NS_PUBSUB_OWNER)?.getChild("subscriptions");
+  const out: SubscriptionEntry[] = [];
+  for (const s of list?.getChildren("subscription") ?? []) {
+    const jid = String(s.attrs.jid ?? "");
+    if (!jid) continue;
+    const subid = s.attrs.subid ? String(s.attrs.subid) : undefined;
+    out.push({ jid, subscription: String(s.attrs.subscription ?? "subscribed"), ...(subid ? { subid } : {}) });
+  }
+  return out;
 }
 
 /** Publish one item; with `options` the server checks (or, for PEP, applies) the node config. */

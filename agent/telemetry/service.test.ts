@@ -7,10 +7,11 @@ import type { Element } from "ltx";
 import { FakeSession } from "../../test/telemetry/fake-session.js";
 import { Ctx, INVALID } from "../config/schema-dsl.js";
 import { isAgentError } from "../core/errors.js";
+import { createLogger } from "../core/log.js";
 import { FakeTimers } from "../core/timers.js";
 import { decodeReadings } from "./codec.js";
 import { type TelemetryConfig, telemetryConfigSchema } from "./config.js";
-import { TelemetryService, telemetryNodes } from "./service.js";
+import { TelemetryService, telemetryNodes, telemetryReaders } from "./service.js";
 
 const root = mkdtempSync(join(tmpdir(), "tsvc-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -78,5 +79,83 @@ describe("TelemetryService", () => {
       assert.equal(timers.pendingCount, 0, `${store}: stop() leaves no timers`);
       assert.equal(session.listenerCount("online"), 0);
     }
+  });
+});
+
+describe("TelemetryService: readers and squatted nodes", () => {
+  it("telemetryReaders: operator accounts and readers, folded and de-duplicated; domains apart", () => {
+    assert.deepEqual(
+      telemetryReaders(["Alice@iot.test", "ops.example.org", "bob@iot.test"], ["alice@iot.test", "dash@iot.test"]),
+      { accounts: ["alice@iot.test", "bob@iot.test", "dash@iot.test"], domains: ["ops.example.org"] },
+    );
+  });
+
+  async function started(over: Record<string, unknown>, operators: string[], session = new FakeSession()) {
+    const lines: Array<Record<string, unknown>> = [];
+    const timers = new FakeTimers(1_700_000_000_000);
+    const c = telemetryConfigSchema.parse({ spool: { store: "memory" }, ...over }, new Ctx());
+    assert.notEqual(c, INVALID);
+    const states: string[] = [];
+    const svc = new TelemetryService({
+      config: c as TelemetryConfig,
+      pubsub: { service: "pubsub.iot.test", nodePrefix: "devices/" },
+      operators,
+      deviceId: "dev1",
+      dataDir: join(root, "readers"),
+      session,
+      source: { channels: () => [], read: async () => ({ value: 0, quality: "good" }) },
+      agentVersion: "0.1.0",
+      timers,
+      logger: createLogger({ level: "debug", write: (line) => lines.push(JSON.parse(line)) }),
+      onStateChange: (s) => states.push(s),
+    });
+    await svc.start();
+    return { svc, lines, session, timers, states };
+  }
+
+  it("warns once at start about operators given as a whole domain (whitelist), and not under presence", async () => {
+    const a = await started({}, ["ops.example.org", "op@iot.test"]);
+    const warns = a.lines.filter((l) => l.level === "warn" && /whole domain/.test(String(l.msg)));
+    assert.equal(warns.length, 1);
+    assert.deepEqual(warns[0]!.domains, ["ops.example.org"]);
+    assert.match(String(warns[0]!.msg), /telemetry\.publish\.readers/);
+    assert.match(String(warns[0]!.msg), /accessModel: presence/);
+    assert.deepEqual(a.svc.status()!.access, { model: "whitelist", readers: ["op@iot.test"] });
+    await a.svc.stop();
+    const b = await started({ publish: { accessModel: "presence" } }, ["ops.example.org"]);
+    assert.equal(b.lines.filter((l) => /whole domain/.test(String(l.msg))).length, 0);
+    await b.svc.stop();
+  });
+
+  it("a squatted status node: reported in stateText and presence, re-checked on a timer, published once it is the device's", async () => {
+    const session = new FakeSession();
+    // The status node belongs to an intruder (Prosody lists it; the device is an admin).
+    session.affiliations.set("devices/dev1/status", new Map([["intruder@iot.test", "owner"]]));
+    session.policy = (iq) => {
+      const create = iq.getChild("pubsub")?.getChild("create");
+      return create?.attrs.node === "devices/dev1/status" && session.affiliations.has("devices/dev1/status")
+        ? { error: "conflict" }
+        : "result";
+    };
+    const t = await started({ publish: { retry: { initialDelayMs: 1000, maxDelayMs: 1000, factor: 1 } } }, [], session);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.match(
+      t.svc.stateText(),
+      /^security fault: devices\/dev1\/status is owned by intruder@iot\.test, not by this device; not publishing there since 2023-11-14T22:13:20\.000Z \(1 check\)$/,
+    );
+    assert.equal(t.states.length, 1, "presence told once");
+    assert.match(t.states[0]!, /security fault/);
+    const statusPublishes = () =>
+      session.requests.filter((r) => r.getChild("pubsub")?.getChild("publish")?.attrs.node === "devices/dev1/status");
+    assert.equal(statusPublishes().length, 0);
+    // The intruder's node is deleted; the service's own re-check finds the node free and publishes.
+    session.affiliations.delete("devices/dev1/status");
+    t.timers.advance(1000);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(statusPublishes().length, 1);
+    assert.equal(t.svc.stateText(), "publishing");
+    assert.equal(t.states.at(-1), "publishing");
+    await t.svc.stop();
+    assert.equal(t.timers.pendingCount, 0);
   });
 });

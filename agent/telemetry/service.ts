@@ -12,16 +12,18 @@
  * stop() runs the reverse: sampler, batcher flush, publisher, spool close.
  */
 import { join } from "node:path";
-import { describeError } from "../core/errors.js";
+import { Backoff } from "../core/backoff.js";
+import { describeError, isAgentError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/log.js";
-import { realTimers, type Timers } from "../core/timers.js";
+import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
 import { Batcher, type BatcherStats } from "./batcher.js";
 import { buildStatusPresence, type DeviceStatus } from "./codec.js";
 import { FileDeadLetters } from "./dead-letter.js";
 import type { TelemetryConfig } from "./config.js";
 import { SamplerError } from "./errors.js";
 import { FileSpoolStore } from "./file-spool.js";
-import { type PublisherStats, TelemetryPublisher } from "./publisher.js";
+import { bareOf } from "./node-guard.js";
+import { type PublisherStats, type SquattedNode, TelemetryPublisher } from "./publisher.js";
 import type { Reading } from "./reading.js";
 import { type ChannelSource, Sampler, type SamplerStats } from "./sampler.js";
 import { SequenceCounter } from "./sequence.js";
@@ -44,6 +46,11 @@ export interface TelemetryServiceOptions {
   config: TelemetryConfig;
   /** From the `pubsub` config section. Empty service = PEP. */
   pubsub: { service?: string | undefined; nodePrefix: string };
+  /**
+   * The JIDs of the root config's operator rules. Accounts become readers of the nodes (with
+   * telemetry.publish.readers); a rule naming a whole domain cannot be whitelisted (warned at start).
+   */
+  operators?: readonly string[];
   deviceId: string;
   /** Where spool/ and sequence.json go (normally <device.dataDir>/telemetry). */
   dataDir: string;
@@ -62,11 +69,32 @@ export interface TelemetryServiceOptions {
 export interface TelemetryStatus {
   service: string;
   nodes: { telemetry: string; status: string };
+  /** Who may read the nodes: the access model and, unless it is open, the member accounts. */
+  access: { model: string; readers: string[] };
   spool: SpoolStats;
   publisher: PublisherStats;
   batcher: BatcherStats;
   sampler: SamplerStats;
   mirror?: unknown;
+}
+
+/**
+ * The readers of the nodes: every operator rule naming one account, plus telemetry.publish.readers,
+ * as bare lower-case JIDs without duplicates; and the operator rules naming a whole domain, which a
+ * whitelist cannot express.
+ */
+export function telemetryReaders(
+  operators: readonly string[],
+  readers: readonly string[],
+): { accounts: string[]; domains: string[] } {
+  const accounts = new Set<string>();
+  const domains: string[] = [];
+  for (const jid of operators) {
+    if (jid.includes("@")) accounts.add(bareOf(jid));
+    else domains.push(jid);
+  }
+  for (const jid of readers) accounts.add(bareOf(jid));
+  return { accounts: [...accounts], domains };
 }
 
 /** Node names: <nodePrefix><deviceId>/telemetry and .../status (docs/protocol.md). */
@@ -76,20 +104,26 @@ export function telemetryNodes(nodePrefix: string, deviceId: string): { telemetr
 
 export class TelemetryService {
   private spool: SpoolStore | undefined;
-  /** What presence last reported: blocked condition, dead-letter file full, dead letters held. */
-  private lastStateKey = "||0";
+  /** What presence last reported: blocked condition, dead-letter file full, dead letters held, squatted nodes. */
+  private lastStateKey = "||0|";
   private sampler: Sampler | undefined;
   private batcher: Batcher | undefined;
   private publisherInstance: TelemetryPublisher | undefined;
   private readonly logger: Logger;
   private readonly timers: Timers;
   readonly nodes: { telemetry: string; status: string };
+  private readonly readers: { accounts: string[]; domains: string[] };
+  /** Re-publishes the status item while its node is someone else's, with backoff. */
+  private statusRetry: TimerHandle | undefined;
+  private readonly statusBackoff: Backoff;
   private readonly onOnline = () => void this.publishStatus();
 
   constructor(private readonly options: TelemetryServiceOptions) {
     this.logger = (options.logger ?? silentLogger).child({ component: "telemetry" });
     this.timers = options.timers ?? realTimers;
     this.nodes = telemetryNodes(options.pubsub.nodePrefix, options.deviceId);
+    this.readers = telemetryReaders(options.operators ?? [], options.config.publish.readers);
+    this.statusBackoff = new Backoff(options.config.publish.retry);
   }
 
   get publisher(): TelemetryPublisher | undefined {
@@ -126,6 +160,11 @@ export class TelemetryService {
       logger: this.logger,
     });
     sequence.open();
+    if (c.publish.accessModel === "whitelist" && this.readers.domains.length > 0)
+      this.logger.warn(
+        "operators given as a whole domain cannot be whitelisted: they cannot read telemetry; name their accounts in telemetry.publish.readers, or set telemetry.publish.accessModel: presence (PEP)",
+        { domains: this.readers.domains, accessModel: c.publish.accessModel },
+      );
     const publisher = new TelemetryPublisher({
       session,
       spool,
@@ -137,6 +176,8 @@ export class TelemetryService {
         maxItems: c.publish.maxItems,
         accessModel: c.publish.accessModel,
       },
+      readers: this.readers.accounts,
+      trustedOwners: c.publish.trustedOwners,
       publishOptions: c.publish.publishOptions,
       inFlight: c.publish.inFlight,
       requestTimeoutMs: c.publish.requestTimeoutMs,
@@ -154,7 +195,8 @@ export class TelemetryService {
     // those changes count: a transient retry during a flaky link must not flood subscribers.
     const changed = () => {
       const p = publisher.stats();
-      const key = `${p.blocked?.condition ?? ""}|${p.blocked?.deadLetterFull ?? ""}|${p.deadLettered.batches}`;
+      const squatted = (p.squatted ?? []).map((s) => s.node).join(",");
+      const key = `${p.blocked?.condition ?? ""}|${p.blocked?.deadLetterFull ?? ""}|${p.deadLettered.batches}|${squatted}`;
       if (key === this.lastStateKey) return;
       this.lastStateKey = key;
       this.options.onStateChange?.(this.stateText());
@@ -162,6 +204,7 @@ export class TelemetryService {
     publisher.on("failure", changed);
     publisher.on("published", changed);
     publisher.on("deadLettered", changed);
+    publisher.on("ownership", changed);
     const mirror = this.options.mirror;
     if (mirror) await mirror.start();
     this.batcher = new Batcher({
@@ -210,6 +253,8 @@ export class TelemetryService {
     if (!this.spool) return;
     this.sampler?.stop();
     this.options.session.off("online", this.onOnline);
+    this.statusRetry?.cancel();
+    this.statusRetry = undefined;
     await this.batcher?.stop();
     this.publisherInstance?.stop();
     await this.options.mirror?.stop();
@@ -232,6 +277,10 @@ export class TelemetryService {
     return {
       service: this.options.pubsub.service || "(PEP)",
       nodes: this.nodes,
+      access: {
+        model: this.options.config.publish.accessModel,
+        readers: this.options.config.publish.accessModel === "open" ? [] : [...this.readers.accounts],
+      },
       spool: this.spool.stats(),
       publisher: this.publisherInstance.stats(),
       batcher: this.batcher.stats(),
@@ -242,15 +291,18 @@ export class TelemetryService {
 
   /**
    * Telemetry as a person reads it, in status and in presence: "publishing", "offline, 12 readings
-   * waiting", "blocked: policy-violation on devices/x/telemetry since 08:12Z (3 tries)", plus
-   * "; 2 batches (14 readings) dead-lettered" when the dead-letter file holds any.
+   * waiting", "blocked: policy-violation on devices/x/telemetry since 08:12Z (3 tries)", "security
+   * fault: devices/x/telemetry is owned by eve@example.org, not by this device; not publishing there
+   * since 08:12Z (3 checks)", plus "; 2 batches (14 readings) dead-lettered" when the dead-letter
+   * file holds any.
    */
   stateText(): string {
     const p = this.publisherInstance?.stats();
     if (!p) return "stopped";
     const waiting = this.spool?.stats().readings ?? 0;
     let text: string;
-    if (p.blocked)
+    if (p.squatted && p.squatted.length > 0) text = squattedText(p.squatted);
+    else if (p.blocked)
       text = `blocked: ${p.blocked.condition} on ${p.blocked.node} since ${new Date(p.blocked.since).toISOString()} (${p.blocked.tries} ${p.blocked.tries === 1 ? "try" : "tries"}${p.blocked.deadLetterFull ? ", dead-letter file full" : ""})`;
     else if (p.state === "offline") text = "offline";
     else if (p.state === "backoff")
@@ -283,11 +335,21 @@ export class TelemetryService {
   }
 
   async publishStatus(): Promise<void> {
+    this.statusRetry?.cancel();
+    this.statusRetry = undefined;
     try {
       await this.publisherInstance?.publishStatus(this.deviceStatus());
+      this.statusBackoff.reset();
     } catch (err) {
       // Already reported by the publisher ("failure" event + log); re-sent on the next online.
       this.logger.debug("status item not published", { error: describeError(err) });
+      // A node someone else owns will not change on a reconnect: check again on our own, so the
+      // status item returns once the squatter's node is gone.
+      if (isAgentError(err, "pubsub_node_not_owned") && this.spool && !this.statusRetry)
+        this.statusRetry = this.timers.setTimeout(() => {
+          this.statusRetry = undefined;
+          if (this.options.session.online) void this.publishStatus();
+        }, this.statusBackoff.next());
     }
   }
 
@@ -302,4 +364,19 @@ export class TelemetryService {
       dropped: st?.droppedReadings,
     };
   }
+}
+
+/** "security fault: <node> is owned by ..., not by this device; ... not publishing there since <t> (<n> checks)". */
+function squattedText(nodes: readonly SquattedNode[]): string {
+  const what = nodes.map((s) => {
+    if (s.reason === "unverifiable") return `${s.node}: its owner cannot be checked (${s.condition ?? "unsupported"})`;
+    if (s.reason === "untrusted-owner")
+      return `${s.node} has owners this device does not trust (${s.owners.join(", ")})`;
+    return s.owners.length > 0
+      ? `${s.node} is owned by ${s.owners.join(", ")}, not by this device`
+      : `${s.node} is owned by another account`;
+  });
+  const since = Math.min(...nodes.map((s) => s.since));
+  const checks = Math.max(...nodes.map((s) => s.checks));
+  return `security fault: ${what.join("; ")}; not publishing there since ${new Date(since).toISOString()} (${checks} ${checks === 1 ? "check" : "checks"})`;
 }

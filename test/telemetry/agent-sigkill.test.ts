@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse } from "ltx";
 import { decodeReadings } from "../../agent/telemetry/codec.js";
+import { NS_PUBSUB_OWNER } from "../../agent/telemetry/pubsub.js";
 import { OperatorClient } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { seededRandom } from "../harness/seeded-random.js";
@@ -45,8 +46,15 @@ describe("telemetry agent under SIGKILL", () => {
     await prosody.register("watcher", PASS);
     operator = await OperatorClient.login(prosody, "watcher", PASS, { maxEvents: 50_000 });
     // Made by the watcher so the subscription exists before the first publish; the agent then
-    // gets <conflict/> on create, which means "exists".
+    // gets <conflict/> on create, which means "exists". The watcher makes the device a co-owner and
+    // the device trusts the watcher as one (telemetry.publish.trustedOwners): a node the device does
+    // not own, or shares with an owner it does not trust, gets nothing published (node-guard.ts).
     await operator.pubsubCreate(prosody.pubsubJid, NODE, { "pubsub#max_items": "10" });
+    await operator.iq(
+      prosody.pubsubJid,
+      "set",
+      `<pubsub xmlns="${NS_PUBSUB_OWNER}"><affiliations node="${NODE}"><affiliation jid="killme@iot.test" affiliation="owner"/></affiliations></pubsub>`,
+    );
     await operator.subscribe(prosody.pubsubJid, NODE);
   });
 
@@ -66,6 +74,7 @@ describe("telemetry agent under SIGKILL", () => {
       service: prosody.pubsubJid,
       node: NODE,
       drain,
+      trustedOwners: ["watcher@iot.test"],
     };
     const child = spawn(
       process.execPath,

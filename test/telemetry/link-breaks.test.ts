@@ -77,6 +77,8 @@ describe("telemetry across broken links", () => {
       // keeping hundreds of items publishes at a few items/s on this machine; history is not what
       // this test is about (docs/spool.md, "Publishing").
       nodeConfig: { maxItems: Number(process.env.LINK_MAX_ITEMS ?? 10) },
+      // The node is private (whitelist, the default): the watcher reads as a member.
+      readers: ["watcher@iot.test"],
       requestTimeoutMs: 3000,
       retry: { initialDelayMs: 100, maxDelayMs: 1000, factor: 2 },
     });

@@ -85,6 +85,8 @@ describe("telemetry to pubsub through Prosody", () => {
     const telemetry = new TelemetryService({
       config,
       pubsub: { service, nodePrefix: "devices/" },
+      // alice reads as an operator: the nodes are private (whitelist, the default).
+      operators: ["alice@iot.test"],
       deviceId: account,
       dataDir: `${dir.path}/${account}`,
       session,
