@@ -12,7 +12,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ConfigError, describeError } from "./core/errors.js";
+import { ConfigError, describeError } from "../kernel/errors.js";
 import { loadConfig } from "./config/load.js";
 import type { AgentConfig } from "./config/schema.js";
 import { AGENT_NAME, AGENT_VERSION } from "./version.js";

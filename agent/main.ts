@@ -31,15 +31,15 @@ import { SubscriptionPolicy } from "./commands/presence.js";
 import { CommandRegistry } from "./commands/registry.js";
 import type { LoadedConfig } from "./config/load.js";
 import type { AgentConfig } from "./config/schema.js";
-import { ConfigError, describeError } from "./core/errors.js";
-import { createLogger, type Logger } from "./core/log.js";
-import { realTimers, type Timers } from "./core/timers.js";
+import { ConfigError, describeError } from "../kernel/errors.js";
+import { createLogger, type Logger } from "../kernel/log.js";
+import { realTimers, type Timers } from "../kernel/timers.js";
 import { boardChannelSource } from "./telemetry/board-source.js";
 import { MqttMirror, mirrorTopics } from "./telemetry/mqtt-mirror.js";
 import { SamplingSettings } from "./telemetry/sampling-settings.js";
 import { TelemetryService } from "./telemetry/service.js";
 import { AGENT_NAME, AGENT_VERSION } from "./version.js";
-import { XmppSession } from "./xmpp/session.js";
+import { XmppSession } from "../xmpp/session.js";
 
 export interface Agent {
   readonly session: XmppSession;

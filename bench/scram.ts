@@ -1,5 +1,5 @@
 /**
- * SCRAM-SHA-1 key derivation, 10,000 iterations: one native PBKDF2 call (what agent/xmpp/sasl does)
+ * SCRAM-SHA-1 key derivation, 10,000 iterations: one native PBKDF2 call (what xmpp/sasl does)
  * against 10,000 sequential WebCrypto HMAC calls (what @xmpp/client 0.14 does through
  * sasl-scram-sha-1's bitops.Hi: importKey + sign per iteration, XOR into a fresh array).
  * Both baselines run in the same process; the result of each is checked against the other.
@@ -10,8 +10,8 @@
 import { pbkdf2Sync, webcrypto } from "node:crypto";
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
-import { SaltedPasswordCache } from "../agent/xmpp/sasl/cache.js";
-import { ScramMechanism } from "../agent/xmpp/sasl/scram.js";
+import { SaltedPasswordCache } from "../xmpp/sasl/cache.js";
+import { ScramMechanism } from "../xmpp/sasl/scram.js";
 
 const ITERATIONS = 10_000;
 const PASSWORD = "pencil";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Ctx, INVALID } from "../agent/config/schema-dsl.js";
-import { FakeTimers } from "../agent/core/timers.js";
+import { Ctx, INVALID } from "../kernel/schema-dsl.js";
+import { FakeTimers } from "../kernel/timers.js";
 import { SimGpioBackend } from "../firmware-sim/gpio.js";
 import { SimulatedMcu } from "../firmware-sim/mcu.js";
 import { SimSerialBackend } from "../firmware-sim/serial-backend.js";

@@ -4,10 +4,10 @@
  * what happens to them as typed events: channel quality changes, debounced input edges, serial
  * unplug/replug. Constructor does nothing; start() opens, stop() releases everything it opened.
  */
-import type { BackoffOptions } from "../agent/core/backoff.js";
-import { describeError } from "../agent/core/errors.js";
-import { type Logger, silentLogger } from "../agent/core/log.js";
-import { realTimers, type Timers } from "../agent/core/timers.js";
+import type { BackoffOptions } from "../kernel/backoff.js";
+import { describeError } from "../kernel/errors.js";
+import { type Logger, silentLogger } from "../kernel/log.js";
+import { realTimers, type Timers } from "../kernel/timers.js";
 import { type BoardConfig, boardUsesGpio, type ChannelConfig, type OutputConfig } from "./config.js";
 import { TypedEvents, type Unsubscribe } from "./events.js";
 import type { GpioBackend } from "./gpio/backend.js";

@@ -17,7 +17,7 @@ import {
   str,
   tagged,
   type Infer,
-} from "../agent/config/schema-dsl.js";
+} from "../kernel/schema-dsl.js";
 import { mqttBrokerSchema, mqttChannelSchema, mqttOutputSchema } from "./mqtt/config.js";
 
 /** Same rule as the telemetry channel ids (agent/telemetry/reading.ts), repeated here so drivers/ stays independent. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeTimers } from "../agent/core/timers.js";
+import { FakeTimers } from "../kernel/timers.js";
 import { Pulser } from "./pulse.js";
 import { DriverError } from "./types.js";
 

@@ -6,7 +6,7 @@
  * never claims a pulse that did not happen); after the duration it restores the other level,
  * unless a set(), a newer pulse or a stop came first (they own the level then).
  */
-import type { TimerHandle, Timers } from "../agent/core/timers.js";
+import type { TimerHandle, Timers } from "../kernel/timers.js";
 import { DriverError, type PulseStarted } from "./types.js";
 
 export interface PulseTarget {

@@ -3,7 +3,7 @@
  * Telemetry and commands see only these interfaces; which backend serves them (onoff, serialport,
  * the simulator, a future libgpiod backend) is decided by the composition root.
  */
-import { AgentError, type ErrorContext } from "../agent/core/errors.js";
+import { AgentError, type ErrorContext } from "../kernel/errors.js";
 import type { EventSource } from "./events.js";
 
 export type { EventSource, Unsubscribe } from "./events.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Ctx } from "../agent/config/schema-dsl.js";
-import { FakeTimers } from "../agent/core/timers.js";
+import { Ctx } from "../kernel/schema-dsl.js";
+import { FakeTimers } from "../kernel/timers.js";
 import { Board } from "../drivers/board.js";
 import { type BoardConfig, boardConfigSchema } from "../drivers/config.js";
 import { createSimBoard } from "./backends.js";

@@ -3,7 +3,7 @@
  * SimGpioBackend and a SimSerialBackend with one SimulatedMcu (speaking each link's protocol)
  * behind every configured serial path. No socat needed; use `iot-sim run` for a real PTY.
  */
-import { realTimers, type Timers } from "../agent/core/timers.js";
+import { realTimers, type Timers } from "../kernel/timers.js";
 import type { BoardConfig } from "../drivers/config.js";
 import { SimGpioBackend } from "./gpio.js";
 import { SimulatedMcu } from "./mcu.js";

@@ -10,8 +10,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { describeError } from "../agent/core/errors.js";
-import { createLogger, type LogLevel } from "../agent/core/log.js";
+import { describeError } from "../kernel/errors.js";
+import { createLogger, type LogLevel } from "../kernel/log.js";
 import { PtySimulator } from "./pty-sim.js";
 import { createScenarioMcu, parseScenario, type Scenario, ScenarioRunner } from "./scenario.js";
 

@@ -5,7 +5,7 @@
  * chip's ngpio, it can be opened once, writing an input throws, a closed (unexported) line throws.
  * Test hooks: drive() an input's level, bounce() a button, history() of an output's writes.
  */
-import { realTimers, type Timers } from "../agent/core/timers.js";
+import { realTimers, type Timers } from "../kernel/timers.js";
 import type { Bit, GpioBackend, GpioDirection, GpioLine, GpioLineRequest } from "../drivers/gpio/backend.js";
 import { DriverError } from "../drivers/types.js";
 

@@ -5,7 +5,7 @@
  * random walk, applies actuator commands, reports its version, and can be told to misbehave:
  * disconnected or stuck sensors, stale samples, slow or missing answers, corrupt frames, noise.
  */
-import { realTimers, type TimerHandle, type Timers } from "../agent/core/timers.js";
+import { realTimers, type TimerHandle, type Timers } from "../kernel/timers.js";
 import type { SerialPortHandle } from "../drivers/serial/backend.js";
 import {
   decodeSet,

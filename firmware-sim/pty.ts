@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, lstatSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { AgentError } from "../agent/core/errors.js";
+import { AgentError } from "../kernel/errors.js";
 
 export interface SocatPtyOptions {
   /** Directory for the two symlinks. */

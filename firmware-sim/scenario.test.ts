@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeTimers } from "../agent/core/timers.js";
+import { FakeTimers } from "../kernel/timers.js";
 import { createScenarioMcu, parseScenario, ScenarioError, ScenarioRunner, type ScenarioStep } from "./scenario.js";
 
 const flush = () => new Promise<void>((r) => setImmediate(r));

@@ -21,10 +21,10 @@ import {
   opt,
   record,
   str,
-} from "../agent/config/schema-dsl.js";
-import { AgentError, describeError } from "../agent/core/errors.js";
-import { type Logger, silentLogger } from "../agent/core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../agent/core/timers.js";
+} from "../kernel/schema-dsl.js";
+import { AgentError, describeError } from "../kernel/errors.js";
+import { type Logger, silentLogger } from "../kernel/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../kernel/timers.js";
 import { SimulatedMcu } from "./mcu.js";
 import type { LinkControl } from "./pty-sim.js";
 import { seededRandom } from "./random.js";

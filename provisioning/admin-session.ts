@@ -3,11 +3,11 @@
  * and limits as devices), logged in as the admin account, no presence broadcast. Returns once
  * online, or fails with a typed error on a refused login or an untrusted certificate.
  */
-import { xmppConfigSchema } from "../agent/xmpp/config.js";
-import { XmppSession } from "../agent/xmpp/session.js";
-import { Ctx, formatPath, INVALID } from "../agent/config/schema-dsl.js";
-import type { Logger } from "../agent/core/log.js";
-import { silentLogger } from "../agent/core/log.js";
+import { xmppConfigSchema } from "../xmpp/config.js";
+import { XmppSession } from "../xmpp/session.js";
+import { Ctx, formatPath, INVALID } from "../kernel/schema-dsl.js";
+import type { Logger } from "../kernel/log.js";
+import { silentLogger } from "../kernel/log.js";
 import { ProvisioningError } from "./errors.js";
 import type { SessionPort } from "./session-port.js";
 

@@ -3,7 +3,7 @@
  * credential material (docs/provisioning.md, "The running agent"). Everything here applies only to
  * an enrolled device, whose `xmpp.passwordFile` is `<dataDir>/credentials/password`.
  */
-import { def, int, obj, opt, refine, str } from "../agent/config/schema-dsl.js";
+import { def, int, obj, opt, refine, str } from "../kernel/schema-dsl.js";
 
 /** Below this a "self-rotation" is a misconfiguration that would hammer the server. */
 export const MIN_SELF_ROTATION_MS = 60 * 60 * 1000;

@@ -2,7 +2,7 @@
  * Typed errors of the provisioning room. Every refusal a fleet admin or a device can meet has a
  * stable `code`, so the CLIs map codes to exit statuses and tests assert on codes, not messages.
  */
-import { AgentError, type ErrorContext } from "../agent/core/errors.js";
+import { AgentError, type ErrorContext } from "../kernel/errors.js";
 
 export type ProvisioningErrorCode =
   // bundle verification

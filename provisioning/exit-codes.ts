@@ -2,7 +2,7 @@
  * Exit statuses shared by `iot-fleet` and `iot-agent enroll` (documented in docs/provisioning.md),
  * so scripts can tell "try again later" from "this bundle will never work".
  */
-import { isAgentError } from "../agent/core/errors.js";
+import { isAgentError } from "../kernel/errors.js";
 import type { ProvisioningErrorCode } from "./errors.js";
 
 export const EXIT = {

@@ -4,7 +4,7 @@
  * file, never a torn one), and an exclusive lock file against two CLI runs racing on one store.
  */
 import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
-import { writeFileAtomic as writeDurable } from "../agent/core/fsutil.js";
+import { writeFileAtomic as writeDurable } from "../kernel/fsutil.js";
 import { ProvisioningError } from "./errors.js";
 
 export const PRIVATE_DIR_MODE = 0o700;

@@ -2,14 +2,14 @@
  * XEP-0077 in-band registration on a fresh, unauthenticated stream: connect, STARTTLS (or Direct
  * TLS), then, with an invite, Prosody's pre-authentication (`<preauth xmlns='urn:xmpp:pars:0'
  * token=.../>`, what mod_invites_register checks) and the `jabber:iq:register` query. The session
- * (agent/xmpp/session.ts) only speaks to authenticated streams, so this small client reuses its
+ * (xmpp/session.ts) only speaks to authenticated streams, so this small client reuses its
  * transport and Connection and stops before SASL. Never logs the password or the token.
  */
 import { Element } from "ltx";
-import { AgentError } from "../agent/core/errors.js";
-import { Connection } from "../agent/xmpp/connection.js";
-import { NS_TLS } from "../agent/xmpp/negotiate.js";
-import { connectTcp, startTls, type TlsOptions } from "../agent/xmpp/transport.js";
+import { AgentError } from "../kernel/errors.js";
+import { Connection } from "../xmpp/connection.js";
+import { NS_TLS } from "../xmpp/negotiate.js";
+import { connectTcp, startTls, type TlsOptions } from "../xmpp/transport.js";
 import { ProvisioningError } from "./errors.js";
 import { NS_REGISTER } from "./xmpp-admin.js";
 

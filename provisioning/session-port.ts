@@ -1,5 +1,5 @@
 /**
- * The narrow view of an XMPP session this room needs. agent/xmpp/session.ts's XmppSession satisfies
+ * The narrow view of an XMPP session this room needs. xmpp/session.ts's XmppSession satisfies
  * it structurally; unit tests use an in-memory fake (xmpp-admin.test.ts).
  */
 import type { Element } from "ltx";

@@ -3,7 +3,7 @@
  * throws AgentErrors shaped like the session's), `handleIq` handlers are kept so tests can deliver IQs.
  */
 import type { Element } from "ltx";
-import { AgentError } from "../agent/core/errors.js";
+import { AgentError } from "../kernel/errors.js";
 import type { PasswordUpdatable, SessionPort } from "./session-port.js";
 
 export type Responder = (iq: Element) => Element | Promise<Element>;

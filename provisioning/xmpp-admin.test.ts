@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Element, parse } from "ltx";
-import { AgentError } from "../agent/core/errors.js";
+import { AgentError } from "../kernel/errors.js";
 import { isProvisioningError } from "./errors.js";
 import { FakeSession, iqError } from "./testing.js";
 import {

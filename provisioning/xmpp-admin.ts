@@ -10,7 +10,7 @@
  * delete-user only with an info text), so every result is checked, never assumed.
  */
 import { Element } from "ltx";
-import { isAgentError } from "../agent/core/errors.js";
+import { isAgentError } from "../kernel/errors.js";
 import { ProvisioningError } from "./errors.js";
 import type { SessionPort } from "./session-port.js";
 

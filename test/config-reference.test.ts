@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { it } from "node:test";
 import { agentConfigSchema } from "../agent/config/schema.js";
-import type { Schema } from "../agent/config/schema-dsl.js";
+import type { Schema } from "../kernel/schema-dsl.js";
 
 function leaves(s: Schema<unknown>, path: string, out: string[]): string[] {
   if (s.shape) for (const [k, v] of Object.entries(s.shape)) leaves(v, path ? `${path}.${k}` : k, out);

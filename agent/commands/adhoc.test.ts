@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import { type Element, parse } from "ltx";
-import { FakeTimers } from "../core/timers.js";
-import { StanzaError } from "../xmpp/stanza-error.js";
+import { FakeTimers } from "../../kernel/timers.js";
+import { StanzaError } from "../../xmpp/stanza-error.js";
 import { AdhocCommands, type CommandSessionPort, NS_COMMANDS } from "./adhoc.js";
 import { MemoryAuditSink } from "./audit.js";
 import { Authorizer } from "./authorize.js";

@@ -14,10 +14,10 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Element } from "ltx";
-import { describeError } from "../core/errors.js";
-import { type Logger, silentLogger } from "../core/log.js";
-import { realTimers, type Timers } from "../core/timers.js";
-import { StanzaError } from "../xmpp/stanza-error.js";
+import { describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type Timers } from "../../kernel/timers.js";
+import { StanzaError } from "../../xmpp/stanza-error.js";
 import { AdhocAuditTrail, isAudited } from "./adhoc/audit-trail.js";
 import {
   CommandDisco,
@@ -40,7 +40,7 @@ import type { CommandRegistry } from "./registry.js";
 export type { DiscoInfoShape, DiscoItemShape } from "./adhoc/disco-provider.js";
 export { COMMAND_FEATURES, cmdError, commandElement, NS_COMMANDS } from "./adhoc/protocol.js";
 
-/** The slice of the XMPP session this module needs; agent/xmpp/session.ts satisfies it structurally. */
+/** The slice of the XMPP session this module needs; xmpp/session.ts satisfies it structurally. */
 export interface CommandSessionPort {
   handleIq(
     type: "get" | "set",
@@ -171,7 +171,7 @@ export class AdhocCommands {
     return this.disco.info(requester, node);
   }
 
-  /** Structurally a DiscoNodeProvider of agent/xmpp/disco.ts: register it for every node of discoNodes(). */
+  /** Structurally a DiscoNodeProvider of xmpp/disco.ts: register it for every node of discoNodes(). */
   get discoProvider(): CommandDiscoProvider {
     // Bound, so a caller holding only the functions still reaches this engine's registry.
     return { info: (r, n) => this.disco.info(r, n), items: (r, n) => this.disco.items(r, n) };

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { FakeTimers } from "../core/timers.js";
+import { FakeTimers } from "../../kernel/timers.js";
 import { type AuditRecord, AuditLog, AuditRouter, MemoryAuditSink } from "./audit.js";
 import { RefusalThrottle } from "./audit-refusals.js";
 

@@ -6,7 +6,7 @@
  * share one "(other senders)" summary. Nothing is silently lost: every refusal is in a line or a
  * count.
  */
-import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { type AuditRecord, type AuditSink, boundRecord } from "./audit.js";
 
 export interface RefusalThrottleOptions {

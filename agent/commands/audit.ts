@@ -7,8 +7,8 @@
  */
 import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
-import { describeError } from "../core/errors.js";
-import { type Logger, redact, silentLogger } from "../core/log.js";
+import { describeError } from "../../kernel/errors.js";
+import { type Logger, redact, silentLogger } from "../../kernel/log.js";
 
 export type AuditOutcome =
   | "completed" // ran to the end

@@ -4,7 +4,7 @@
  * operator may run, "*" meaning all. Everyone else may run nothing: their command list is empty and
  * an execute is answered `forbidden` without running anything.
  */
-import { tryParseJid } from "../xmpp/jid.js";
+import { tryParseJid } from "../../xmpp/jid.js";
 
 export interface OperatorRule {
   /** "alice@example.org" (one account) or "example.org" (a whole domain). */

@@ -1,5 +1,5 @@
 /** The `commands` section of the agent config: bounds of the ad-hoc command service and its audit log. */
-import { bytes, def, int, ms, obj, str } from "../config/schema-dsl.js";
+import { bytes, def, int, ms, obj, str } from "../../kernel/schema-dsl.js";
 
 export const commandsConfigSchema = obj({
   /** An unfinished multi-stage command session is dropped after this much silence from its requester. */

@@ -7,8 +7,8 @@
  * naming the field and the reason for every problem (the operator sees them as command notes).
  */
 import { Element } from "ltx";
-import { AgentError } from "../core/errors.js";
-import { JID_PATTERN } from "../config/schema-dsl.js";
+import { AgentError } from "../../kernel/errors.js";
+import { JID_PATTERN } from "../../kernel/schema-dsl.js";
 
 export const NS_DATA = "jabber:x:data";
 export const NS_XDATA_VALIDATE = "http://jabber.org/protocol/xdata-validate";

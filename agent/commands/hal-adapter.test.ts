@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AgentError } from "../core/errors.js";
-import { FakeTimers } from "../core/timers.js";
+import { AgentError } from "../../kernel/errors.js";
+import { FakeTimers } from "../../kernel/timers.js";
 import { type DigitalInput, type DigitalOutput, DriverError, type SensorChannel } from "../../drivers/types.js";
 import { describeBackend } from "./builtin/status.js";
 import {

@@ -6,9 +6,9 @@
  * Both adapters take a getter, not the objects: after `restart-drivers` the composition root hands
  * out the new objects and the commands follow.
  */
-import { describeError } from "../core/errors.js";
-import { type Logger, silentLogger } from "../core/log.js";
-import { realTimers, type Timers } from "../core/timers.js";
+import { describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type Timers } from "../../kernel/timers.js";
 import type { LinkStats } from "../../drivers/board.js";
 import type { MqttHubStats } from "../../drivers/mqtt/hub.js";
 import type { MqttLinkStats } from "../../drivers/mqtt/link.js";

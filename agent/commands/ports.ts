@@ -4,7 +4,7 @@
  * room provides the sampling settings, the session/spool/publisher provide the status snapshot.
  * Commands never see a session, a driver backend or a spool directly.
  */
-import { AgentError } from "../core/errors.js";
+import { AgentError } from "../../kernel/errors.js";
 
 /**
  * What a port rejects with when the device side fails: the hardware refused (a pulse out of range),

@@ -4,9 +4,9 @@
  * presence types are left to the server and the session.
  */
 import { Element } from "ltx";
-import { describeError } from "../core/errors.js";
-import { type Logger, silentLogger } from "../core/log.js";
-import { tryParseJid } from "../xmpp/jid.js";
+import { describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { tryParseJid } from "../../xmpp/jid.js";
 import type { Authorizer } from "./authorize.js";
 
 export type SubscriptionDecision = { action: "ignore" } | { action: "approve" | "deny"; to: string; reply: Element };
@@ -23,7 +23,7 @@ export function decideSubscription(stanza: Element, authorizer: Authorizer): Sub
   return { action: "deny", to, reply: new Element("presence", { to, type: "unsubscribed" }) };
 }
 
-/** The slice of the XMPP session the policy needs; agent/xmpp/session.ts satisfies it structurally. */
+/** The slice of the XMPP session the policy needs; xmpp/session.ts satisfies it structurally. */
 export interface PresenceSessionPort {
   send(stanza: Element): Promise<void>;
   on(event: "stanza", listener: (stanza: Element) => void): unknown;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DEFAULT_COMMANDS_CONFIG, commandsConfigSchema } from "./config.js";
-import { Ctx, INVALID } from "../config/schema-dsl.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
 import { CommandDefinitionError, CommandRegistry, changedNote, paramToField, Values } from "./registry.js";
 
 describe("command registry", () => {

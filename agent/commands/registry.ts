@@ -5,8 +5,8 @@
  *
  * One file per built-in command lives in ./builtin/; the ad-hoc protocol (./adhoc.ts) drives them.
  */
-import { AgentError } from "../core/errors.js";
-import type { Logger } from "../core/log.js";
+import { AgentError } from "../../kernel/errors.js";
+import type { Logger } from "../../kernel/log.js";
 import type { DataForm, FieldValue, FieldValues, FormField, FormOption } from "./forms.js";
 
 /** Parameter kinds, each mapped to an XEP-0004 field type (+ XEP-0122 datatype where it helps clients). */

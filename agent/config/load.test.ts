@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConfigError } from "../core/errors.js";
+import { ConfigError } from "../../kernel/errors.js";
 import { parseConfig } from "./load.js";
 
 const GOOD = `device:

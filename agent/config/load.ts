@@ -6,10 +6,10 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from "yaml";
-import { ConfigError } from "../core/errors.js";
+import { ConfigError } from "../../kernel/errors.js";
 import { applyEnv, ENV_PATHS, type EnvOverrides, pickEnv } from "./env.js";
 import { type AgentConfig, agentConfigSchema } from "./schema.js";
-import { Ctx, formatPath, INVALID, type Issue, type Path } from "./schema-dsl.js";
+import { Ctx, formatPath, INVALID, type Issue, type Path } from "../../kernel/schema-dsl.js";
 
 export interface ConfigProblem {
   path: string;

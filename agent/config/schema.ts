@@ -7,8 +7,8 @@ import { provisioningConfigSchema } from "../../provisioning/config.js";
 import { commandsConfigSchema } from "../commands/config.js";
 import { telemetryConfigSchema } from "../telemetry/config.js";
 import { mqttMirrorConfigSchema } from "../telemetry/mqtt-mirror-config.js";
-import { xmppConfigSchema } from "../xmpp/config.js";
-import { arr, bareJid, def, obj, oneOf, opt, str, type Infer } from "./schema-dsl.js";
+import { xmppConfigSchema } from "../../xmpp/config.js";
+import { arr, bareJid, def, obj, oneOf, opt, str, type Infer } from "../../kernel/schema-dsl.js";
 
 export const deviceSchema = obj({
   /** Stable device id: used in pubsub node names, logs and the fleet store. */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { settle } from "../../test/telemetry/fake-session.js";
-import { AgentError } from "../core/errors.js";
-import { FakeTimers } from "../core/timers.js";
+import { AgentError } from "../../kernel/errors.js";
+import { FakeTimers } from "../../kernel/timers.js";
 import { Batcher } from "./batcher.js";
 import type { Reading } from "./reading.js";
 

@@ -11,9 +11,9 @@
  * logged, so a stuck disk cannot grow memory without limit.
  */
 import { EventEmitter } from "node:events";
-import { AgentError, describeError } from "../core/errors.js";
-import { type Logger, silentLogger } from "../core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
+import { AgentError, describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import type { Reading } from "./reading.js";
 
 export interface BatcherOptions {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parse } from "ltx";
-import { isAgentError } from "../core/errors.js";
+import { isAgentError } from "../../kernel/errors.js";
 import {
   buildStatusPresence,
   decodeReadings,

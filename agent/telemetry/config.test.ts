@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Ctx, INVALID } from "../config/schema-dsl.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
 import { type TelemetryConfig, telemetryConfigSchema } from "./config.js";
 
 function parse(v: unknown) {

@@ -3,7 +3,7 @@
  * with defaults. Documented in docs/spool.md. Node names and the pubsub service come from the
  * `pubsub` section (service, nodePrefix).
  */
-import { arr, bool, bytes, def, int, ms, obj, oneOf, record, refine, type Schema, str } from "../config/schema-dsl.js";
+import { arr, bool, bytes, def, int, ms, obj, oneOf, record, refine, type Schema, str } from "../../kernel/schema-dsl.js";
 
 /** A positive item count, or "max" for the server's own limit (YAML numbers arrive as strings via str()). */
 const maxItemsSchema: Schema<number | "max"> = refine(str(), (v, ctx) =>

@@ -8,7 +8,7 @@
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { fsyncDirSync } from "../core/fsutil.js";
+import { fsyncDirSync } from "../../kernel/fsutil.js";
 import type { Reading } from "./reading.js";
 
 export interface DeadLetter {

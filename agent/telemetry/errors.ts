@@ -8,7 +8,7 @@
  *   `pubsub_node_not_owned`: the node belongs to another account (node-guard.ts), a security fault.
  * - `sampler_*`: unknown channel, interval out of range.
  */
-import { AgentError } from "../core/errors.js";
+import { AgentError } from "../../kernel/errors.js";
 
 export class TelemetryError extends AgentError {}
 

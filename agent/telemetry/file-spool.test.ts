@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, trunc
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { FakeTimers } from "../core/timers.js";
+import { FakeTimers } from "../../kernel/timers.js";
 import { FileSpoolStore, type FileSpoolOptions } from "./file-spool.js";
 import type { Reading } from "./reading.js";
 import { decodeHead, REC_BATCH, SEGMENT_MAGIC } from "./spool-record.js";

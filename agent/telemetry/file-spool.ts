@@ -24,11 +24,11 @@
  */
 import { type FileHandle, mkdir, open, readdir, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { describeError } from "../core/errors.js";
-import { type Logger, silentLogger } from "../core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
+import { describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { SpoolError } from "./errors.js";
-import { fsyncDir } from "../core/fsutil.js";
+import { fsyncDir } from "../../kernel/fsutil.js";
 import type { Reading } from "./reading.js";
 import {
   type AckTarget,

@@ -4,7 +4,7 @@
  * `board.mqtt` (drivers/mqtt/config.ts: schema only, no driver code runs from here).
  */
 import { mqttBrokerSchema } from "../../drivers/mqtt/config.js";
-import { bool, bytes, def, int, ms, obj, oneOf, opt, str } from "../config/schema-dsl.js";
+import { bool, bytes, def, int, ms, obj, oneOf, opt, str } from "../../kernel/schema-dsl.js";
 
 export const mqttMirrorConfigSchema = obj(
   {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Ctx, INVALID } from "../config/schema-dsl.js";
-import { AgentError } from "../core/errors.js";
-import { FakeTimers } from "../core/timers.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
+import { AgentError } from "../../kernel/errors.js";
+import { FakeTimers } from "../../kernel/timers.js";
 import { type MirrorBrokerPort, MqttMirror } from "./mqtt-mirror.js";
 import { type MqttMirrorConfig, mqttMirrorConfigSchema } from "./mqtt-mirror-config.js";
 import type { Reading } from "./reading.js";

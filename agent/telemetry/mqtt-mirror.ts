@@ -22,10 +22,10 @@
  * (PUBCOMP). The flows live in MQTT.js's memory: after an agent crash or restart the spool re-sends
  * the batches not yet removed, and those readings may arrive twice (`seq` lets a consumer drop them).
  */
-import { Backoff } from "../core/backoff.js";
-import { AgentError, describeError } from "../core/errors.js";
-import { type Logger, silentLogger } from "../core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
+import { Backoff } from "../../kernel/backoff.js";
+import { AgentError, describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { FileSpoolStore } from "./file-spool.js";
 import type { MqttMirrorConfig } from "./mqtt-mirror-config.js";
 import type { Reading } from "./reading.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FakeSession, settle } from "../../test/telemetry/fake-session.js";
-import { isAgentError } from "../core/errors.js";
+import { isAgentError } from "../../kernel/errors.js";
 import { PubsubError } from "./errors.js";
 import { bareOf, judgeOwnership, NodeGuard, planReaders } from "./node-guard.js";
 import type { AffiliationEntry } from "./pubsub.js";

@@ -26,7 +26,7 @@
  * unsubscribed, one by one, and the result says so (`subscriptionsListed: false`).
  */
 import type { Element } from "ltx";
-import { type AgentError, isAgentError } from "../core/errors.js";
+import { type AgentError, isAgentError } from "../../kernel/errors.js";
 import { PubsubError } from "./errors.js";
 import {
   type AccessModel,

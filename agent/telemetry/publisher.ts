@@ -31,10 +31,10 @@
  *   without options. It is logged once and the refused batch is re-sent at once.
  */
 import { EventEmitter } from "node:events";
-import { Backoff, type BackoffOptions } from "../core/backoff.js";
-import { AgentError, describeError, isAgentError } from "../core/errors.js";
-import { type Logger, silentLogger } from "../core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
+import { Backoff, type BackoffOptions } from "../../kernel/backoff.js";
+import { AgentError, describeError, isAgentError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { type DeviceStatus, encodeReadings, encodeStatus, itemIdFor } from "./codec.js";
 import type { DeadLetterSink } from "./dead-letter.js";
 import { PubsubError } from "./errors.js";

@@ -7,9 +7,9 @@
  * counted as an overrun); a read that takes longer than readTimeoutMs yields an "error" reading.
  * Intervals can change at runtime (the set-sampling command calls setInterval()).
  */
-import { describeError } from "../core/errors.js";
-import { type Logger, silentLogger } from "../core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
+import { describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { SamplerError } from "./errors.js";
 import type { Reading, ReadingQuality, ReadingValue } from "./reading.js";
 import type { SequenceSource } from "./sequence.js";

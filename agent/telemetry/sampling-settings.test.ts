@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { silentLogger } from "../core/log.js";
+import { silentLogger } from "../../kernel/log.js";
 import { SamplingSettings } from "./sampling-settings.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sampling-"));

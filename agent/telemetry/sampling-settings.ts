@@ -6,9 +6,9 @@
  * "enabled: false" stops periodic sampling (interval 0): a digital input still reports its edges.
  */
 import { readFileSync } from "node:fs";
-import type { Logger } from "../core/log.js";
+import type { Logger } from "../../kernel/log.js";
 import { SamplerError } from "./errors.js";
-import { writeFileAtomic } from "../core/fsutil.js";
+import { writeFileAtomic } from "../../kernel/fsutil.js";
 
 export interface ChannelSettings {
   intervalMs: number;

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { createLogger } from "../core/log.js";
+import { createLogger } from "../../kernel/log.js";
 import { SequenceCounter } from "./sequence.js";
 
 const root = mkdtempSync(join(tmpdir(), "seq-"));

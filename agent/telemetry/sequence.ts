@@ -17,10 +17,10 @@
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { describeError } from "../core/errors.js";
-import { type Logger, silentLogger } from "../core/log.js";
+import { describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
 import { SequenceError } from "./errors.js";
-import { writeFileAtomic } from "../core/fsutil.js";
+import { writeFileAtomic } from "../../kernel/fsutil.js";
 
 export interface SequenceSource {
   /** Returns the next number; strictly greater than every number returned before, in any process lifetime. */

@@ -12,10 +12,10 @@
  * stop() runs the reverse: sampler, batcher flush, publisher, spool close.
  */
 import { join } from "node:path";
-import { Backoff } from "../core/backoff.js";
-import { describeError, isAgentError } from "../core/errors.js";
-import { type Logger, silentLogger } from "../core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../core/timers.js";
+import { Backoff } from "../../kernel/backoff.js";
+import { describeError, isAgentError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { Batcher, type BatcherStats } from "./batcher.js";
 import { buildStatusPresence, type DeviceStatus } from "./codec.js";
 import { FileDeadLetters } from "./dead-letter.js";

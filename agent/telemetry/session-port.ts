@@ -1,6 +1,6 @@
 /**
- * The narrow view of the XMPP session that telemetry needs. agent/xmpp/session.ts (XmppSession)
- * satisfies it structurally; unit tests use test fakes. Telemetry never imports agent/xmpp.
+ * The narrow view of the XMPP session that telemetry needs. xmpp/session.ts (XmppSession)
+ * satisfies it structurally; unit tests use test fakes. Telemetry never imports xmpp.
  */
 import type { Element } from "ltx";
 

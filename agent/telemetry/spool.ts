@@ -10,7 +10,7 @@
  * - MemorySpoolStore: bounded, lost on restart; for tests and for devices without writable storage.
  * - FileSpoolStore (file-spool.ts): append-only CRC-checked segments, crash-safe; see docs/spool.md.
  */
-import { type Logger, silentLogger } from "../core/log.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
 import { SpoolError } from "./errors.js";
 import { assertBatch, type Reading } from "./reading.js";
 import { encodeBatch } from "./spool-record.js";

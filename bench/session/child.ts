@@ -4,7 +4,7 @@
  * identically for both, so only the client code differs between the two bundles.
  */
 import { createInterface } from "node:readline";
-import { AgentError } from "../../agent/core/errors.js";
+import { AgentError } from "../../kernel/errors.js";
 import { BenchError } from "../lib/errors.js";
 import type { ChildEvent, ChildJob, ParentCommand, ResetDone } from "./protocol.js";
 

@@ -3,9 +3,9 @@
  * as plain node, so its memory is not inflated by tsx's loader.
  */
 import { Element } from "ltx";
-import { Ctx, INVALID } from "../../agent/config/schema-dsl.js";
-import { xmppConfigSchema } from "../../agent/xmpp/config.js";
-import { XmppSession } from "../../agent/xmpp/session.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
+import { xmppConfigSchema } from "../../xmpp/config.js";
+import { XmppSession } from "../../xmpp/session.js";
 import { BenchError } from "../lib/errors.js";
 import { absoluteNow } from "../lib/stats.js";
 import { type BenchClient, messageBody, type ResumeTiming, runChild } from "./child.js";

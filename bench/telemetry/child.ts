@@ -4,7 +4,7 @@
  * A client plugs in through `PublishDriver`; only the client code differs between the bundles.
  */
 import { createInterface } from "node:readline";
-import { AgentError } from "../../agent/core/errors.js";
+import { AgentError } from "../../kernel/errors.js";
 import { BenchError } from "../lib/errors.js";
 import type { TelemetryEvent, TelemetryJob } from "./protocol.js";
 

@@ -6,8 +6,8 @@
  * (inFlight + 2) batches of readings not yet acknowledged, as a device whose sensors outrun the link.
  * Bundled by esbuild (bench/telemetry/build.ts) and run as plain node.
  */
-import { Ctx, INVALID } from "../../agent/config/schema-dsl.js";
-import type { AgentError } from "../../agent/core/errors.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
+import type { AgentError } from "../../kernel/errors.js";
 import { Batcher } from "../../agent/telemetry/batcher.js";
 import { encodeReadings, itemIdFor } from "../../agent/telemetry/codec.js";
 import { FileSpoolStore } from "../../agent/telemetry/file-spool.js";
@@ -15,8 +15,8 @@ import { type PublishedInfo, TelemetryPublisher } from "../../agent/telemetry/pu
 import { buildPublish, type NodeConfig } from "../../agent/telemetry/pubsub.js";
 import type { Reading } from "../../agent/telemetry/reading.js";
 import { MemorySpoolStore, type SpoolStore } from "../../agent/telemetry/spool.js";
-import { xmppConfigSchema } from "../../agent/xmpp/config.js";
-import { XmppSession } from "../../agent/xmpp/session.js";
+import { xmppConfigSchema } from "../../xmpp/config.js";
+import { XmppSession } from "../../xmpp/session.js";
 import { BenchError } from "../lib/errors.js";
 import { type PublishDriver, runTelemetryChild } from "./child.js";
 import type { TelemetryJob } from "./protocol.js";

@@ -1,5 +1,5 @@
 /** A SensorChannel over a digital input (door contact, float switch): 1 or 0, quality good or error. */
-import { realTimers, type Timers } from "../../agent/core/timers.js";
+import { realTimers, type Timers } from "../../kernel/timers.js";
 import { type DigitalInput, DriverError, type Reading, type SensorChannel } from "../types.js";
 
 export interface DigitalInputChannelOptions {

@@ -3,7 +3,7 @@
  * on injected timers, so every backend (onoff, sim, libgpiod) behaves the same and the timing logic
  * is tested on fake time; pulses follow the HAL's one rule (drivers/pulse.ts).
  */
-import { realTimers, type TimerHandle, type Timers } from "../../agent/core/timers.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { TypedEvents, type Unsubscribe } from "../events.js";
 import { Pulser } from "../pulse.js";
 import {

@@ -4,7 +4,7 @@
  * of an MQTT output. drivers/config.ts and the mirror config compose them. Documented in docs/mqtt.md
  * and, key by key, in docs/configuration.md.
  */
-import { bool, bytes, def, int, ms, num, obj, opt, str, type Infer } from "../../agent/config/schema-dsl.js";
+import { bool, bytes, def, int, ms, num, obj, opt, str, type Infer } from "../../kernel/schema-dsl.js";
 
 /** mqtt://host:port or mqtts://host:port (IPv6 hosts in brackets). */
 export const BROKER_URL_PATTERN = /^mqtts?:\/\/(?:\[[0-9a-fA-F:]+\]|[^\s:/[\]@]+)(?::\d{1,5})?\/?$/;

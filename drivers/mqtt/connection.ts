@@ -1,7 +1,7 @@
 /**
  * One broker connection over MQTT.js, with the agent's rules rather than the library's defaults:
  *
- * - Reconnect with full-jitter exponential backoff (agent/core/backoff.ts) instead of MQTT.js's
+ * - Reconnect with full-jitter exponential backoff (kernel/backoff.ts) instead of MQTT.js's
  *   fixed period. By default each attempt uses a fresh MQTT.js client (clean session): its offline
  *   store is discarded with it, so nothing is re-sent behind our back. Publishes pending when a
  *   connection closes are failed at once (mqtt_publish_failed) and their owner decides (an output
@@ -19,10 +19,10 @@
  */
 import { readFileSync } from "node:fs";
 import mqtt, { type IClientOptions, type MqttClient, Store } from "mqtt";
-import { Backoff } from "../../agent/core/backoff.js";
-import { describeError } from "../../agent/core/errors.js";
-import { type Logger, silentLogger } from "../../agent/core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../../agent/core/timers.js";
+import { Backoff } from "../../kernel/backoff.js";
+import { describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { TypedEvents, type Unsubscribe } from "../events.js";
 import type { MqttBrokerConfig } from "./config.js";
 import { MqttError } from "./errors.js";

@@ -2,7 +2,7 @@
  * MQTT failures. `context.broker` names the broker URL (never credentials), `context.topic` the
  * topic and `context.output`/`context.channel` the board entry when there is one.
  */
-import { AgentError } from "../../agent/core/errors.js";
+import { AgentError } from "../../kernel/errors.js";
 
 export type MqttErrorCode =
   /** Not connected to the broker right now; nothing was sent. */

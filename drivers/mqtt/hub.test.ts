@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Ctx, INVALID } from "../../agent/config/schema-dsl.js";
-import { FakeTimers } from "../../agent/core/timers.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
+import { FakeTimers } from "../../kernel/timers.js";
 import { type MqttBrokerConfig, mqttBrokerSchema, mqttOutputSchema } from "./config.js";
 import { MqttDeviceHub } from "./hub.js";
 import { FakeMqttLink } from "./testing.js";

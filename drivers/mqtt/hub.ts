@@ -14,8 +14,8 @@
  * - discovery messages are rate-limited (discovery.maxPerSecond).
  * The per-topic state lives in topics.ts, the channels in sensor-channel.ts, the outputs in output.ts.
  */
-import { type Logger, silentLogger } from "../../agent/core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../../agent/core/timers.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import type { Unsubscribe } from "../events.js";
 import type { MqttBrokerConfig, MqttOutputConfig } from "./config.js";
 import { type DiscoveredEntity, isDiscoveryTopic, parseDiscovery } from "./discovery.js";

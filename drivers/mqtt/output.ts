@@ -4,7 +4,7 @@
  * returns); without one, on the broker's PUBACK (the commanded state is then assumed). Pulses
  * follow the HAL's one rule (drivers/pulse.ts).
  */
-import type { Timers } from "../../agent/core/timers.js";
+import type { Timers } from "../../kernel/timers.js";
 import { Pulser } from "../pulse.js";
 import type { DigitalOutput, PulseStarted } from "../types.js";
 import type { MqttOutputConfig } from "./config.js";

@@ -3,7 +3,7 @@
  * whole payload), decoded once per payload when the channel is read. Home Assistant discovery may
  * fill what the config left open (docs/mqtt.md).
  */
-import type { Timers } from "../../agent/core/timers.js";
+import type { Timers } from "../../kernel/timers.js";
 import { DriverError, type Reading, type SensorChannel } from "../types.js";
 import type { MqttChannelConfig } from "./config.js";
 import type { DiscoveredEntity } from "./discovery.js";

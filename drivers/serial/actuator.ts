@@ -2,7 +2,7 @@
  * A DigitalOutput that is an actuator on the MCU (a relay, a fan): set() sends SET, read() sends
  * GET so the value read back is the device's, not a cached copy. On/off maps to 1/0.
  */
-import { realTimers, type Timers } from "../../agent/core/timers.js";
+import { realTimers, type Timers } from "../../kernel/timers.js";
 import { Pulser } from "../pulse.js";
 import type { DigitalOutput, PulseStarted } from "../types.js";
 import type { McuClient } from "./client.js";

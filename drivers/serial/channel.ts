@@ -5,7 +5,7 @@
  *   has not moved for that long, which is how a stuck sensor looks from outside;
  * - good otherwise. The timestamp is when the MCU sampled (now - age).
  */
-import { realTimers, type Timers } from "../../agent/core/timers.js";
+import { realTimers, type Timers } from "../../kernel/timers.js";
 import { DriverError, type Reading, type SensorChannel } from "../types.js";
 import type { McuClient } from "./client.js";
 

@@ -5,7 +5,7 @@
  * serial_disconnected. A response nobody waits for (late, or invented by the device) is counted
  * and dropped.
  */
-import { realTimers, type TimerHandle, type Timers } from "../../agent/core/timers.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import type { Unsubscribe } from "../events.js";
 import { DriverError, type DriverErrorCode, type Frame, type RequestStats, type SerialLink } from "../types.js";
 import {

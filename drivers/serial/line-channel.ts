@@ -5,7 +5,7 @@
  * starting with '#' are comments (boot banners). Quality: error while the device is unplugged or
  * before its first value; stale when the latest value is older than staleAfterMs.
  */
-import { realTimers, type Timers } from "../../agent/core/timers.js";
+import { realTimers, type Timers } from "../../kernel/timers.js";
 import type { Unsubscribe } from "../events.js";
 import { DriverError, type Reading, type SensorChannel } from "../types.js";
 import type { LineSerialLink } from "./line-link.js";

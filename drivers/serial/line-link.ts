@@ -4,9 +4,9 @@
  * as the framed link; a bounded LineParser instead of frames. There is no checksum on this
  * protocol, so malformed tokens are counted and skipped (see LineValues).
  */
-import type { BackoffOptions } from "../../agent/core/backoff.js";
-import type { Logger } from "../../agent/core/log.js";
-import type { Timers } from "../../agent/core/timers.js";
+import type { BackoffOptions } from "../../kernel/backoff.js";
+import type { Logger } from "../../kernel/log.js";
+import type { Timers } from "../../kernel/timers.js";
 import { TypedEvents, type Unsubscribe } from "../events.js";
 import type { LineLink, LineLinkEvents, LineStats, SerialLinkState, SerialSettings } from "../types.js";
 import type { SerialBackend } from "./backend.js";

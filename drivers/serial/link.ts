@@ -3,9 +3,9 @@
  * PortSession below it owns the port and the unplug/reopen cycle; this class adds the
  * FrameParser (one for the link's life, so its noise counters survive replugs) and frame writes.
  */
-import type { BackoffOptions } from "../../agent/core/backoff.js";
-import type { Logger } from "../../agent/core/log.js";
-import type { Timers } from "../../agent/core/timers.js";
+import type { BackoffOptions } from "../../kernel/backoff.js";
+import type { Logger } from "../../kernel/log.js";
+import type { Timers } from "../../kernel/timers.js";
 import { TypedEvents, type Unsubscribe } from "../events.js";
 import type { Frame, SerialLink, SerialLinkEvents, SerialLinkState, SerialSettings, SerialStats } from "../types.js";
 import type { SerialBackend } from "./backend.js";

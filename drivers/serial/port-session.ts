@@ -4,10 +4,10 @@
  * `unplug`, then retries opening with exponential backoff and full jitter until the device is
  * back (`replug`). Protocol links (framed, line) sit on top and only see bytes and these events.
  */
-import { Backoff, type BackoffOptions } from "../../agent/core/backoff.js";
-import { describeError } from "../../agent/core/errors.js";
-import { type Logger, silentLogger } from "../../agent/core/log.js";
-import { realTimers, type TimerHandle, type Timers } from "../../agent/core/timers.js";
+import { Backoff, type BackoffOptions } from "../../kernel/backoff.js";
+import { describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { TypedEvents, type Unsubscribe } from "../events.js";
 import {
   DEFAULT_SERIAL_SETTINGS,

@@ -12,7 +12,7 @@
  * One MQTT connection serves all devices. Values are a seeded random walk (firmware-sim/random.ts).
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import { realTimers, type TimerHandle, type Timers } from "../../agent/core/timers.js";
+import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 
 export interface SimSensorSpec {
   name: string;

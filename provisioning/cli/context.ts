@@ -23,7 +23,7 @@ export interface FleetIo {
 }
 
 export interface FleetDeps {
-  /** Opens the admin XMPP session; default: agent/xmpp's XmppSession (admin-session.ts). */
+  /** Opens the admin XMPP session; default: xmpp's XmppSession (admin-session.ts). */
   connect?: AdminConnector;
   now?: () => Date;
   /** RSA size for `ca init`; tests pass 2048 to stay fast. */

@@ -13,10 +13,10 @@
 import { statSync } from "node:fs";
 import { basename, dirname, isAbsolute, resolve } from "node:path";
 import type { CommandDefinition } from "../../agent/commands/registry.js";
-import { ConfigError } from "../../agent/core/errors.js";
-import { type Logger, silentLogger } from "../../agent/core/log.js";
-import { realTimers, type Timers } from "../../agent/core/timers.js";
-import type { Infer } from "../../agent/config/schema-dsl.js";
+import { ConfigError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import { realTimers, type Timers } from "../../kernel/timers.js";
+import type { Infer } from "../../kernel/schema-dsl.js";
 import type { provisioningConfigSchema } from "../config.js";
 import type { PasswordUpdatable, SessionPort } from "../session-port.js";
 import { CredentialStore, PASSWORD_FILE } from "./credentials.js";

@@ -3,7 +3,7 @@
  *   case "enroll": return enrollMain(rest, io);
  */
 import { parseArgs } from "node:util";
-import { createLogger } from "../../agent/core/log.js";
+import { createLogger } from "../../kernel/log.js";
 import { createCsr, generateDeviceKey } from "../device-key.js";
 import { ProvisioningError } from "../errors.js";
 import { EXIT, exitCodeFor } from "../exit-codes.js";

@@ -3,10 +3,10 @@
  * will, starts an XmppSession, and waits for it to come online (or to report a fault such as a
  * refused password or an untrusted certificate), then stops it.
  */
-import type { Logger } from "../../agent/core/log.js";
-import { silentLogger } from "../../agent/core/log.js";
+import type { Logger } from "../../kernel/log.js";
+import { silentLogger } from "../../kernel/log.js";
 import { loadConfig } from "../../agent/config/load.js";
-import { XmppSession } from "../../agent/xmpp/session.js";
+import { XmppSession } from "../../xmpp/session.js";
 import { ProvisioningError } from "../errors.js";
 
 export type ConnectCheck = (configFile: string, opts: { timeoutMs: number; log: Logger }) => Promise<{ jid: string }>;

@@ -11,9 +11,9 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { stringify } from "yaml";
-import { isAgentError } from "../../agent/core/errors.js";
-import type { Logger } from "../../agent/core/log.js";
-import { silentLogger } from "../../agent/core/log.js";
+import { isAgentError } from "../../kernel/errors.js";
+import type { Logger } from "../../kernel/log.js";
+import { silentLogger } from "../../kernel/log.js";
 import { type BundlePayload, parseBundleText, verifyBundle } from "../bundle.js";
 import { parseCaCert } from "../ca.js";
 import { openSealed } from "../device-key.js";

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { AgentError } from "../../agent/core/errors.js";
-import type { SessionEvents } from "../../agent/xmpp/session.js";
+import { AgentError } from "../../kernel/errors.js";
+import type { SessionEvents } from "../../xmpp/session.js";
 import { CredentialStore } from "./credentials.js";
 import { LoginRecovery, type RecoveryOutcome } from "./login-recovery.js";
 

@@ -12,9 +12,9 @@
  * The same happens while running: a rotation whose answer never came leaves its journal, and if a
  * later re-login (not a resumption) is refused, the journalled password is tried at once.
  */
-import type { AgentError } from "../../agent/core/errors.js";
-import { type Logger, silentLogger } from "../../agent/core/log.js";
-import type { SessionEvents } from "../../agent/xmpp/session.js";
+import type { AgentError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
+import type { SessionEvents } from "../../xmpp/session.js";
 import type { CredentialStore } from "./credentials.js";
 
 /** What this needs of the session (XmppSession fits). */

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ConfigError } from "../../agent/core/errors.js";
+import { ConfigError } from "../../kernel/errors.js";
 import { initCa, loadCa } from "../ca.js";
 import { createRevocationList, type RevocationPayload } from "../revocation.js";
 import { CredentialStore, ENROLMENT_FILE, FLEET_CA_FILE } from "./credentials.js";

@@ -16,8 +16,8 @@
  * provisioning.revocationListFile is set.
  */
 import { readFileSync } from "node:fs";
-import { ConfigError, describeError } from "../../agent/core/errors.js";
-import { type Logger, silentLogger } from "../../agent/core/log.js";
+import { ConfigError, describeError } from "../../kernel/errors.js";
+import { type Logger, silentLogger } from "../../kernel/log.js";
 import { parseCaCert } from "../ca.js";
 import { isProvisioningError } from "../errors.js";
 import { isRevoked, type RevocationPayload, verifyRevocationList } from "../revocation.js";

@@ -11,13 +11,13 @@
  * stays and CredentialStore.candidates() tries both at the next login.
  */
 import { Element } from "ltx";
-import type { TimerHandle, Timers } from "../../agent/core/timers.js";
-import { realTimers } from "../../agent/core/timers.js";
-import type { Logger } from "../../agent/core/log.js";
-import { silentLogger } from "../../agent/core/log.js";
-import { isAgentError } from "../../agent/core/errors.js";
+import type { TimerHandle, Timers } from "../../kernel/timers.js";
+import { realTimers } from "../../kernel/timers.js";
+import type { Logger } from "../../kernel/log.js";
+import { silentLogger } from "../../kernel/log.js";
+import { isAgentError } from "../../kernel/errors.js";
 import type { CommandDefinition } from "../../agent/commands/registry.js";
-import { StanzaError } from "../../agent/xmpp/stanza-error.js";
+import { StanzaError } from "../../xmpp/stanza-error.js";
 import type { PasswordUpdatable, SessionPort } from "../session-port.js";
 import { changeOwnPassword, NODE_ROTATE_CREDENTIALS, NS_COMMANDS } from "../xmpp-admin.js";
 import { type CredentialStore, generatePassword } from "./credentials.js";

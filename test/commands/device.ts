@@ -4,7 +4,7 @@
  * agent/main.ts is expected to wire it (see the report in docs/commands.md "Wiring").
  */
 import { join } from "node:path";
-import { Ctx, INVALID } from "../../agent/config/schema-dsl.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
 import { AdhocCommands, COMMAND_FEATURES, type AdhocLimits } from "../../agent/commands/adhoc.js";
 import { AuditLog } from "../../agent/commands/audit.js";
 import { Authorizer, type OperatorRule } from "../../agent/commands/authorize.js";
@@ -13,7 +13,7 @@ import { portsFromBoard } from "../../agent/commands/hal-adapter.js";
 import type { ChannelSettings, SamplingPort, StatusSource } from "../../agent/commands/ports.js";
 import { SubscriptionPolicy } from "../../agent/commands/presence.js";
 import { CommandRegistry } from "../../agent/commands/registry.js";
-import type { XmppSession } from "../../agent/xmpp/session.js";
+import type { XmppSession } from "../../xmpp/session.js";
 import { Board } from "../../drivers/board.js";
 import { type BoardConfig, boardConfigSchema } from "../../drivers/config.js";
 import { SimGpioBackend } from "../../firmware-sim/gpio.js";

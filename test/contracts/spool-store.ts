@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isAgentError } from "../../agent/core/errors.js";
+import { isAgentError } from "../../kernel/errors.js";
 import type { Reading } from "../../agent/telemetry/reading.js";
 import type { DropInfo, OverflowPolicy, SpoolStore } from "../../agent/telemetry/spool.js";
 

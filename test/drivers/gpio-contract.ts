@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Timers } from "../../agent/core/timers.js";
+import type { Timers } from "../../kernel/timers.js";
 import type { Bit, GpioBackend } from "../../drivers/gpio/backend.js";
 import { GpioInputPin, GpioOutputPin } from "../../drivers/gpio/pins.js";
 import { DriverError, type InputEdge } from "../../drivers/types.js";

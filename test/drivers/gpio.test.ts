@@ -3,7 +3,7 @@
  * with GPIO present and a loopback wire declared in IOT_GPIO_LOOPBACK="OUT:IN", e.g. "17:27" for
  * BCM 17 wired to BCM 27; the cases otherwise show as skipped with the reason).
  */
-import { FakeTimers, realTimers } from "../../agent/core/timers.js";
+import { FakeTimers, realTimers } from "../../kernel/timers.js";
 import type { GpioLine } from "../../drivers/gpio/backend.js";
 import { OnoffGpioBackend } from "../../drivers/gpio/onoff-backend.js";
 import { SimGpioBackend } from "../../firmware-sim/gpio.js";

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Ctx } from "../../agent/config/schema-dsl.js";
+import { Ctx } from "../../kernel/schema-dsl.js";
 import { Board, type QualityChange } from "../../drivers/board.js";
 import { type BoardConfig, boardConfigSchema } from "../../drivers/config.js";
 import type { SerialPortHandle } from "../../drivers/serial/backend.js";

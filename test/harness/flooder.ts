@@ -11,12 +11,12 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { silentLogger } from "../../agent/core/log.js";
-import { Connection } from "../../agent/xmpp/connection.js";
-import { negotiate } from "../../agent/xmpp/negotiate.js";
-import { SaltedPasswordCache } from "../../agent/xmpp/sasl/index.js";
-import { connectTcp } from "../../agent/xmpp/transport.js";
-import { StanzaError } from "../../agent/xmpp/stanza-error.js";
+import { silentLogger } from "../../kernel/log.js";
+import { Connection } from "../../xmpp/connection.js";
+import { negotiate } from "../../xmpp/negotiate.js";
+import { SaltedPasswordCache } from "../../xmpp/sasl/index.js";
+import { connectTcp } from "../../xmpp/transport.js";
+import { StanzaError } from "../../xmpp/stanza-error.js";
 import { HarnessError } from "./errors.js";
 
 /** What one flooded stanza is. `{n}` in a template is replaced by a counter, `{to}` by the target. */

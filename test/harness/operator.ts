@@ -9,7 +9,7 @@
  */
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { AgentError } from "../../agent/core/errors.js";
+import { AgentError } from "../../kernel/errors.js";
 import { HarnessError } from "./errors.js";
 import { type PeerProcess, spawnPeer } from "./process.js";
 

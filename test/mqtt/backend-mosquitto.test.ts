@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import mqtt from "mqtt";
-import { Ctx, INVALID } from "../../agent/config/schema-dsl.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
 import { Board } from "../../drivers/board.js";
 import { type BoardConfig, boardConfigSchema } from "../../drivers/config.js";
 import { type MqttBrokerConfig, mqttBrokerSchema } from "../../drivers/mqtt/config.js";

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Element } from "ltx";
 import mqtt, { type MqttClient } from "mqtt";
-import { Ctx, INVALID } from "../../agent/config/schema-dsl.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
 import { decodeReadings } from "../../agent/telemetry/codec.js";
 import { type TelemetryConfig, telemetryConfigSchema } from "../../agent/telemetry/config.js";
 import { MqttMirror, mirrorTopics } from "../../agent/telemetry/mqtt-mirror.js";

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadConfig } from "../../agent/config/load.js";
-import { XmppSession } from "../../agent/xmpp/session.js";
+import { XmppSession } from "../../xmpp/session.js";
 import { main as fleet } from "../../provisioning/cli.js";
 import { connectOnce } from "../../provisioning/device/connect-check.js";
 import { enrollMain } from "../../provisioning/device/cli.js";

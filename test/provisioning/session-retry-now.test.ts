@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeTimers } from "../../agent/core/timers.js";
-import { XmppSession } from "../../agent/xmpp/session.js";
+import { FakeTimers } from "../../kernel/timers.js";
+import { XmppSession } from "../../xmpp/session.js";
 import { freePort } from "../harness/ports.js";
 import { sleep, testXmppConfig, waitFor } from "../xmpp/helpers.js";
 

@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from "node:events";
 import { Element } from "ltx";
-import { AgentError } from "../../agent/core/errors.js";
+import { AgentError } from "../../kernel/errors.js";
 import { NS_PUBSUB_OWNER } from "../../agent/telemetry/pubsub.js";
 import type { SessionPort } from "../../agent/telemetry/session-port.js";
 

@@ -5,15 +5,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { parse } from "ltx";
-import { Ctx, INVALID } from "../../agent/config/schema-dsl.js";
-import type { AgentError } from "../../agent/core/errors.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
+import type { AgentError } from "../../kernel/errors.js";
 import { decodeReadings, decodeStatus } from "../../agent/telemetry/codec.js";
 import { type TelemetryConfig, telemetryConfigSchema } from "../../agent/telemetry/config.js";
 import type { Reading } from "../../agent/telemetry/reading.js";
 import type { ChannelSource } from "../../agent/telemetry/sampler.js";
 import { TelemetryService } from "../../agent/telemetry/service.js";
 import type { SessionPort } from "../../agent/telemetry/session-port.js";
-import type { XmppSession } from "../../agent/xmpp/session.js";
+import type { XmppSession } from "../../xmpp/session.js";
 import { OperatorClient, type PubsubEvent } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";

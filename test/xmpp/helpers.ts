@@ -1,8 +1,8 @@
 /** Shared set-up for the session suites: a session config aimed at a harness server. */
-import { Ctx, INVALID } from "../../agent/config/schema-dsl.js";
-import { createLogger, type Logger } from "../../agent/core/log.js";
-import { type XmppConfig, xmppConfigSchema } from "../../agent/xmpp/config.js";
-import { XmppSession, type SessionOptions } from "../../agent/xmpp/session.js";
+import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
+import { createLogger, type Logger } from "../../kernel/log.js";
+import { type XmppConfig, xmppConfigSchema } from "../../xmpp/config.js";
+import { XmppSession, type SessionOptions } from "../../xmpp/session.js";
 
 export interface ServerLike {
   host: string;

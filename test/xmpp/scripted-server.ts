@@ -4,13 +4,13 @@
  * then hands the connection to the test (e.g. to send malformed XML inside the TLS stream, which
  * Prosody never emits). Everything else is tested against real Prosody and ejabberd.
  *
- * The server's side of the protocol is the in-process test kit's (agent/xmpp/testing/FakeServer),
+ * The server's side of the protocol is the in-process test kit's (xmpp/testing/FakeServer),
  * here over a real TLS socket: one server script for both kinds of test.
  */
 import { readFileSync } from "node:fs";
 import tls from "node:tls";
 import type { Element } from "ltx";
-import { FakeServer } from "../../agent/xmpp/testing/index.js";
+import { FakeServer } from "../../xmpp/testing/index.js";
 import type { Certificate } from "../harness/certs.js";
 
 export interface ScriptedConnection {

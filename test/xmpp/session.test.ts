@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Element } from "ltx";
-import type { AgentError } from "../../agent/core/errors.js";
+import type { AgentError } from "../../kernel/errors.js";
 import { createCertificate } from "../harness/certs.js";
 import { OperatorClient, type OperatorError } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";

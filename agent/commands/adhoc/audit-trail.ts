@@ -2,8 +2,8 @@
  * One audit record per command attempt, in one shape: the duration from the request's arrival on
  * the engine's clock, and empty extras left out so a record stays small.
  */
-import type { Timers } from "../../core/timers.js";
-import type { StanzaError } from "../../xmpp/stanza-error.js";
+import type { Timers } from "../../../kernel/timers.js";
+import type { StanzaError } from "../../../xmpp/stanza-error.js";
 import type { AuditOutcome, AuditSink } from "../audit.js";
 
 export interface AuditExtra {

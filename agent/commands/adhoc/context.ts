@@ -1,5 +1,5 @@
 /** The CommandContext a handler, or a stage computing its parameters, is given. */
-import type { Logger } from "../../core/log.js";
+import type { Logger } from "../../../kernel/log.js";
 import type { CommandContext, CommandDefinition } from "../registry.js";
 
 export function commandContext(

@@ -2,14 +2,14 @@
  * Service discovery of the commands (XEP-0050 §2.2, §2.3): the commands node lists what the
  * requester may run, each command node answers disco#info. A stranger learns nothing, not even
  * which command nodes exist: it gets the same answer for an existing node as for a made-up one.
- * Registered by the composition root with agent/xmpp/disco.ts, which owns the disco handlers.
+ * Registered by the composition root with xmpp/disco.ts, which owns the disco handlers.
  */
-import { StanzaError } from "../../xmpp/stanza-error.js";
+import { StanzaError } from "../../../xmpp/stanza-error.js";
 import type { Authorizer } from "../authorize.js";
 import type { CommandRegistry } from "../registry.js";
 import { COMMAND_FEATURES, NS_COMMANDS } from "./protocol.js";
 
-/** Shapes of agent/xmpp/disco.ts's DiscoNodeProvider answers, restated so this room does not depend on that module. */
+/** Shapes of xmpp/disco.ts's DiscoNodeProvider answers, restated so this room does not depend on that module. */
 export interface DiscoInfoShape {
   identities: Array<{ category: string; type: string; name?: string }>;
   features: string[];
@@ -20,7 +20,7 @@ export interface DiscoItemShape {
   name?: string;
 }
 
-/** Structurally a DiscoNodeProvider of agent/xmpp/disco.ts. Undefined means "not ours": item-not-found. */
+/** Structurally a DiscoNodeProvider of xmpp/disco.ts. Undefined means "not ours": item-not-found. */
 export interface CommandDiscoProvider {
   info(requester: string, node: string): Promise<DiscoInfoShape | undefined>;
   items(requester: string, node: string): Promise<DiscoItemShape[] | undefined>;

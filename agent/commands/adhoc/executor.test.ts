@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import type { Element } from "ltx";
-import { createLogger } from "../../core/log.js";
-import { FakeTimers } from "../../core/timers.js";
-import { StanzaError } from "../../xmpp/stanza-error.js";
+import { createLogger } from "../../../kernel/log.js";
+import { FakeTimers } from "../../../kernel/timers.js";
+import { StanzaError } from "../../../xmpp/stanza-error.js";
 import { MemoryAuditSink } from "../audit.js";
 import { DeviceFailure } from "../ports.js";
 import { type CommandDefinition, type CommandResult, Values } from "../registry.js";

@@ -10,10 +10,10 @@
  * are bounded.
  */
 import type { Element } from "ltx";
-import { describeError } from "../../core/errors.js";
-import type { Logger } from "../../core/log.js";
-import type { TimerHandle, Timers } from "../../core/timers.js";
-import { StanzaError } from "../../xmpp/stanza-error.js";
+import { describeError } from "../../../kernel/errors.js";
+import type { Logger } from "../../../kernel/log.js";
+import type { TimerHandle, Timers } from "../../../kernel/timers.js";
+import { StanzaError } from "../../../xmpp/stanza-error.js";
 import type { CommandsConfig } from "../config.js";
 import { formToElement } from "../forms.js";
 import { DeviceFailure } from "../ports.js";

@@ -4,7 +4,7 @@
  * The engine's other modules build answers only through these, so the wire shape lives in one place.
  */
 import { Element } from "ltx";
-import { StanzaError, type StanzaErrorCondition, type StanzaErrorType } from "../../xmpp/stanza-error.js";
+import { StanzaError, type StanzaErrorCondition, type StanzaErrorType } from "../../../xmpp/stanza-error.js";
 import { describeProblem, type FieldProblem, NS_DATA } from "../forms.js";
 import type { Note } from "../registry.js";
 

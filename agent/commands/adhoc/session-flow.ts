@@ -5,8 +5,8 @@
  * cancel. Errors are thrown as the StanzaError to answer; the request handler audits them.
  */
 import type { Element } from "ltx";
-import type { Logger } from "../../core/log.js";
-import { StanzaError } from "../../xmpp/stanza-error.js";
+import type { Logger } from "../../../kernel/log.js";
+import { StanzaError } from "../../../xmpp/stanza-error.js";
 import type { DataForm } from "../forms.js";
 import { type CommandDefinition, Values } from "../registry.js";
 import type { AdhocAuditTrail } from "./audit-trail.js";

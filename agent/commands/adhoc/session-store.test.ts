@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
-import { FakeTimers } from "../../core/timers.js";
-import { StanzaError } from "../../xmpp/stanza-error.js";
+import { FakeTimers } from "../../../kernel/timers.js";
+import { StanzaError } from "../../../xmpp/stanza-error.js";
 import { ENDED_IDS_KEPT, type SessionEnd, SessionStore, type StoredSession } from "./session-store.js";
 
 const BOB = "bob@iot.test/slix";

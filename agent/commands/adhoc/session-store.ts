@@ -5,9 +5,9 @@
  * longer active (either because it was completed, canceled, or timed out)" needs to tell an ended
  * id from a made-up one (<bad-sessionid/>).
  */
-import { type Logger, silentLogger } from "../../core/log.js";
-import type { TimerHandle, Timers } from "../../core/timers.js";
-import { StanzaError } from "../../xmpp/stanza-error.js";
+import { type Logger, silentLogger } from "../../../kernel/log.js";
+import type { TimerHandle, Timers } from "../../../kernel/timers.js";
+import { StanzaError } from "../../../xmpp/stanza-error.js";
 import type { CommandsConfig } from "../config.js";
 
 /** What the store needs of a session; the session flow adds its stage state. */

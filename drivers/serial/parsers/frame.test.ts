@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeTimers } from "../../../agent/core/timers.js";
+import { FakeTimers } from "../../../kernel/timers.js";
 import type { Frame } from "../../types.js";
 import { encodeFrame } from "../codec.js";
 import { FrameParser } from "./frame.js";

@@ -7,7 +7,7 @@
  * can make it throw or grow past maxLength + overhead.
  */
 import { Transform, type TransformCallback, type TransformOptions } from "node:stream";
-import { realTimers, type TimerHandle, type Timers } from "../../../agent/core/timers.js";
+import { realTimers, type TimerHandle, type Timers } from "../../../kernel/timers.js";
 import type { Frame } from "../../types.js";
 import { FRAME_OVERHEAD, HEADER_BYTES, MAX_PAYLOAD_LIMIT, PROTOCOL_VERSION, SYNC1, SYNC2 } from "../codec.js";
 import { crc16ccitt } from "../crc.js";
