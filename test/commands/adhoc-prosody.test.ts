@@ -227,6 +227,25 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
     assert.match(bogus.context.xml as string, /bad-sessionid/);
   });
 
+  it("a refused first request opens no session: ten of them leave the operator free to run multi-stage commands", async () => {
+    // What a careless client (or script) sends: action='next' with a bad form and no sessionid.
+    // Issue 12 saw each such refusal open a session nobody could close; four locked bob out.
+    const refused = `<command xmlns='http://jabber.org/protocol/commands' node='configure-channel' action='next'><x xmlns='jabber:x:data' type='submit'><field var='channel'><value>no-such-channel</value></field></x></command>`;
+    for (let i = 0; i < 10; i++) {
+      const err = await iqError(bob.iq(device.jid, "set", refused));
+      assert.equal(err.condition, "bad-request");
+      assert.doesNotMatch(String(err.context.xml), /sessionid=/, "a refusal carries no session id");
+    }
+    const runs = [];
+    for (let i = 0; i < 4; i++) runs.push(await bob.execute(device.jid, "configure-channel"));
+    for (const r of runs) {
+      assert.equal(r.status, "executing");
+      const done = await bob.next(device.jid, "configure-channel", r.sessionid!, { channel: "temp" });
+      assert.deepEqual(done.actions?.allowed, ["prev", "complete"]);
+      assert.equal((await bob.cancel(device.jid, "configure-channel", r.sessionid!)).status, "canceled");
+    }
+  });
+
   it("expires an abandoned session", async () => {
     const s1 = await bob.execute(device.jid, "configure-channel");
     await sleep(SESSION_TIMEOUT_MS + 300);
