@@ -28,7 +28,7 @@ export async function startComposedAgent(opts: {
 }): Promise<ComposedAgent> {
   const file = join(opts.dir, opts.name ?? "agent.yaml");
   writeFileSync(file, opts.config);
-  const agent = createAgent(loadConfig(file, { AGENT_PASSWORD: opts.password }), { log: testLogger() });
+  const agent = await createAgent(loadConfig(file, { AGENT_PASSWORD: opts.password }), { log: testLogger() });
   const online = new Promise<{ jid: string }>((resolve) => agent.session.once("online", resolve));
   await agent.start();
   return { agent, jid: (await online).jid, file };

@@ -59,7 +59,7 @@ ${extraYaml}`,
   }
 
   async function runUntilOnline(file: string) {
-    const agent = createAgent(loadConfig(file, {}), { log: testLogger() });
+    const agent = await createAgent(loadConfig(file, {}), { log: testLogger() });
     const faults: string[] = [];
     agent.session.on("fault", (e) => faults.push(e.code));
     const online = waitOnline(agent.session, 8000);
@@ -131,7 +131,7 @@ ${extraYaml}`,
     };
 
     writeFileSync(listFile, JSON.stringify(createRevocationList({ ...payload, sequence: 1, bundleIds: ["x"] }, ca)));
-    const ok = createAgent(loadConfig(d.file, {}), { log: testLogger() });
+    const ok = await createAgent(loadConfig(d.file, {}), { log: testLogger() });
     const online = waitOnline(ok.session, 8000);
     await ok.start();
     await online;

@@ -1,0 +1,86 @@
+/**
+ * The hardware step of the composition root: backends picked by the config's `hardware` section
+ * (real drivers or the simulator), and the Board over them. The simulator is imported only when
+ * `hardware` asks for it, so a device running real drivers never loads firmware-sim.
+ */
+import { Board, type BoardBackends } from "../../drivers/board.js";
+import { boardUsesGpio } from "../../drivers/config.js";
+import { OnoffGpioBackend, onoffAvailability } from "../../drivers/gpio/onoff-backend.js";
+import { MqttConnection } from "../../drivers/mqtt/connection.js";
+import { SerialportBackend } from "../../drivers/serial/serialport-backend.js";
+import type { SimBoard } from "../../firmware-sim/backends.js";
+import { ConfigError } from "../../kernel/errors.js";
+import type { Logger } from "../../kernel/log.js";
+import type { Timers } from "../../kernel/timers.js";
+import type { AgentConfig } from "../config/schema.js";
+
+export interface Hardware {
+  board: Board;
+  /** The simulated board when `hardware` selects the simulator (tests and the demo drive it). */
+  sim: SimBoard | undefined;
+  /** The first framed serial link: the microcontroller that reports the firmware version. */
+  mcuLink: string | undefined;
+}
+
+export interface HardwareDeps {
+  log: Logger;
+  timers: Timers;
+  /** Replaces the backends chosen by `hardware` (tests). */
+  backends?: BoardBackends;
+}
+
+/**
+ * A board wired to real GPIO on an install where onoff was skipped (no compiler at `npm ci`) can
+ * never start: say so as a config-level error (exit 3, no restart loop) with the fix, instead of
+ * failing at the first pin. A broken build (e.g. after a Node.js upgrade) is reported by the pin.
+ */
+export function gpioInstallProblem(config: AgentConfig): string | undefined {
+  if (config.hardware.gpio !== "onoff" || !boardUsesGpio(config.board)) return undefined;
+  const onoff = onoffAvailability();
+  return onoff.state === "not-installed"
+    ? `hardware.gpio is onoff and the board uses GPIO, but ${onoff.reason}`
+    : undefined;
+}
+
+export async function chooseBackends(
+  config: AgentConfig,
+): Promise<{ backends: BoardBackends; sim: SimBoard | undefined }> {
+  const { gpio, serial } = config.hardware;
+  const problem = gpioInstallProblem(config);
+  if (problem) throw new ConfigError("gpio_not_installed", problem, { path: "hardware.gpio" });
+  const sim =
+    gpio === "sim" || serial === "sim"
+      ? (await import("../../firmware-sim/backends.js")).createSimBoard(config.board)
+      : undefined;
+  return {
+    sim,
+    backends: {
+      gpio:
+        gpio === "sim"
+          ? sim!.gpio
+          : new OnoffGpioBackend(config.board.gpio.chip ? { defaultChip: config.board.gpio.chip } : {}),
+      serial: serial === "sim" ? sim!.serial : new SerialportBackend(),
+    },
+  };
+}
+
+export function mcuLinkId(config: AgentConfig): string | undefined {
+  return Object.entries(config.board.serial).find(([, l]) => l.protocol === "framed")?.[0];
+}
+
+export async function composeHardware(config: AgentConfig, deps: HardwareDeps): Promise<Hardware> {
+  const { log, timers } = deps;
+  const chosen = deps.backends ? { backends: deps.backends, sim: undefined } : await chooseBackends(config);
+  // MQTT devices always talk to a real broker (the simulator plays devices on that broker: firmware-sim/mqtt).
+  const backends: BoardBackends = {
+    ...chosen.backends,
+    mqtt:
+      chosen.backends.mqtt ??
+      ((c) => new MqttConnection({ config: c, clientId: `${config.device.id}-board`, timers, logger: log })),
+  };
+  return {
+    board: new Board({ config: config.board, backends, timers, logger: log }),
+    sim: chosen.sim,
+    mcuLink: mcuLinkId(config),
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * The telemetry step of the composition root: the TelemetryService over the board's channels, its
+ * optional MQTT mirror (docs/mqtt.md), and the persisted per-channel sampling settings the
+ * set-sampling command changes. Nothing when `telemetry.enabled` is false.
+ */
+import { join } from "node:path";
+import type { Board } from "../../drivers/board.js";
+import { MqttConnection } from "../../drivers/mqtt/connection.js";
+import type { Logger } from "../../kernel/log.js";
+import type { Timers } from "../../kernel/timers.js";
+import type { XmppSession } from "../../xmpp/session.js";
+import type { AgentConfig } from "../config/schema.js";
+import { boardChannelSource } from "../telemetry/board-source.js";
+import { MqttMirror, mirrorTopics } from "../telemetry/mqtt-mirror.js";
+import { SamplingSettings } from "../telemetry/sampling-settings.js";
+import { TelemetryService } from "../telemetry/service.js";
+import { AGENT_VERSION } from "../version.js";
+
+export interface TelemetryParts {
+  telemetry: TelemetryService | undefined;
+  sampling: SamplingSettings | undefined;
+}
+
+export interface TelemetryDeps {
+  session: XmppSession;
+  board: Board;
+  firmwareVersion: () => string | undefined;
+  timers: Timers;
+  log: Logger;
+}
+
+export function composeTelemetry(config: AgentConfig, deps: TelemetryDeps): TelemetryParts {
+  if (!config.telemetry.enabled) return { telemetry: undefined, sampling: undefined };
+  const { session, board, timers, log } = deps;
+  const dataDir = join(config.device.dataDir, "telemetry");
+  const mirror = composeMirror(config, dataDir, timers, log);
+  const telemetry = new TelemetryService({
+    config: config.telemetry,
+    pubsub: config.pubsub,
+    // Operators' accounts read the telemetry nodes (whitelist members, docs/protocol.md).
+    operators: config.operators.map((o) => o.jid),
+    deviceId: config.device.id,
+    dataDir,
+    session,
+    source: boardChannelSource(board, { inputIntervalMs: config.telemetry.sampler.inputIntervalMs }),
+    agentVersion: AGENT_VERSION,
+    firmwareVersion: deps.firmwareVersion,
+    timers,
+    logger: log,
+    ...(mirror ? { mirror } : {}),
+    onStateChange: (state) => {
+      log.info("telemetry state", { state });
+      session.refreshPresence();
+    },
+  });
+  const sampling = new SamplingSettings({
+    path: join(config.device.dataDir, "sampling.json"),
+    defaults: samplingDefaults(config),
+    target: telemetry,
+    minIntervalMs: config.telemetry.sampler.minIntervalMs,
+    maxIntervalMs: config.telemetry.sampler.maxIntervalMs,
+    logger: log,
+  });
+  return { telemetry, sampling };
+}
+
+/** The configured interval of every channel and input: what holds until set-sampling overrides it. */
+export function samplingDefaults(config: AgentConfig): Record<string, number> {
+  return Object.fromEntries([
+    ...Object.entries(config.board.channels).map(([id, c]) => [id, c.intervalMs]),
+    ...Object.keys(config.board.inputs).map((id) => [id, config.telemetry.sampler.inputIntervalMs]),
+  ]);
+}
+
+/** Optional second uplink: the same readings to an MQTT broker, from its own spool (docs/mqtt.md). */
+function composeMirror(config: AgentConfig, dataDir: string, timers: Timers, log: Logger): MqttMirror | undefined {
+  const m = config.mqttMirror;
+  if (!m.enabled || !m.broker) return undefined;
+  const topics = mirrorTopics(m.topicPrefix, config.device.id);
+  return new MqttMirror({
+    config: m,
+    deviceId: config.device.id,
+    port: new MqttConnection({
+      config: m.broker,
+      clientId: `${config.device.id}-mirror`,
+      // Exactly once across broker outages: the QoS 2 flows survive reconnects (docs/mqtt.md).
+      persistentSession: { expiryS: m.sessionExpiryS },
+      will: { topic: topics.availability, payload: "offline", retain: true, qos: 1 },
+      birth: { topic: topics.availability, payload: "online", retain: true, qos: 1 },
+      timers,
+      logger: log,
+    }),
+    dataDir,
+    fileSpool: config.telemetry.spool,
+    timers,
+    logger: log,
+  });
+}
