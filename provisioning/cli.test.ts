@@ -9,7 +9,7 @@ import { main, parseDuration } from "./cli.js";
 import { createCsr, generateDeviceKey } from "./device-key.js";
 import { isProvisioningError } from "./errors.js";
 import { verifyRevocationList } from "./revocation.js";
-import { FakeSession } from "./testing.js";
+import { FakeSession } from "../xmpp/testing/index.js";
 import { NS_COMMANDS } from "./xmpp-admin.js";
 
 const root = mkdtempSync(join(tmpdir(), "prov-cli-"));

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Element, parse } from "ltx";
 import { isProvisioningError } from "./errors.js";
-import { FakeSession, iqError } from "./testing.js";
+import { FakeSession, iqError } from "../xmpp/testing/index.js";
 import { NS_COMMANDS } from "./xmpp-admin.js";
 import { xmppAccounts } from "./xmpp-accounts.js";
 

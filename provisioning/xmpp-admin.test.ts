@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { type Element, parse } from "ltx";
 import { AgentError } from "../kernel/errors.js";
 import { isProvisioningError } from "./errors.js";
-import { FakeSession, iqError } from "./testing.js";
+import { FakeSession, iqError } from "../xmpp/testing/index.js";
 import {
   addUser,
   changeOwnPassword,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { describe, it } from "node:test";
 import { type Element, parse } from "ltx";
+import type { SessionEvents } from "../../xmpp/session.js";
 import { Authorizer } from "./authorize.js";
 import { decideSubscription, SubscriptionPolicy } from "./presence.js";
 
@@ -36,7 +37,9 @@ describe("subscription policy", () => {
 
   it("answers through the session while started, and detaches on stop", async () => {
     const sent: Element[] = [];
-    const session = Object.assign(new EventEmitter(), { send: async (el: Element) => void sent.push(el) });
+    const session = Object.assign(new EventEmitter<Pick<SessionEvents, "stanza">>(), {
+      send: async (el: Element) => void sent.push(el),
+    });
     const policy = new SubscriptionPolicy(auth);
     policy.start(session);
     session.emit("stanza", presence("alice@iot.test/x", "subscribe"));

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { settle } from "../../test/telemetry/fake-session.js";
 import { AgentError } from "../../kernel/errors.js";
 import { FakeTimers } from "../../kernel/timers.js";
 import { Batcher } from "./batcher.js";
 import type { Reading } from "./reading.js";
+import { settle } from "./testing/index.js";
 
 const r = (seq: number): Reading => ({ seq, channelId: "c", value: seq, timestamp: seq, quality: "good" });
 

@@ -3,7 +3,21 @@
  * with defaults. Documented in docs/spool.md. Node names and the pubsub service come from the
  * `pubsub` section (service, nodePrefix).
  */
-import { arr, bool, bytes, def, int, ms, obj, oneOf, record, refine, type Schema, str } from "../../kernel/schema-dsl.js";
+import {
+  arr,
+  bool,
+  bytes,
+  def,
+  type Infer,
+  int,
+  ms,
+  obj,
+  oneOf,
+  record,
+  refine,
+  type Schema,
+  str,
+} from "../../kernel/schema-dsl.js";
 
 /** A positive item count, or "max" for the server's own limit (YAML numbers arrive as strings via str()). */
 const maxItemsSchema: Schema<number | "max"> = refine(str(), (v, ctx) =>
@@ -13,6 +27,34 @@ const maxItemsSchema: Schema<number | "max"> = refine(str(), (v, ctx) =>
 /** One account (name@domain, no resource): a pubsub affiliation names an account, never a whole domain. */
 const accountJid = () =>
   str({ pattern: /^[^@/\s"&'<>:]+@[^@/\s]+$/, patternHint: "an account's bare JID like dashboard@example.org" });
+
+/** Where a spool keeps its batches; shared with the mirror's spool section (mqtt-mirror-config.ts). */
+export const storeKindSchema = def(oneOf(["file", "memory"]), "file");
+/** What a full spool does; shared with the mirror's spool section. */
+export const overflowPolicySchema = def(oneOf(["drop-oldest", "reject-new"]), "drop-oldest");
+
+/** The `telemetry.spool` section: one spool's store, bound and durability (docs/spool.md). */
+export const spoolConfigSchema = obj({
+  /** "file" (crash-safe, <device.dataDir>/telemetry/spool) or "memory" (lost on restart). */
+  store: storeKindSchema,
+  /** Upper bound of the spool on disk. */
+  maxBytes: def(bytes({ min: 64 * 1024 }), 64 * 1024 * 1024),
+  /** Segment file size; must be <= maxBytes / 4. */
+  segmentBytes: def(bytes({ min: 4096 }), 1024 * 1024),
+  /** Largest single batch record. */
+  maxRecordBytes: def(bytes({ min: 1024 }), 1024 * 1024),
+  overflow: overflowPolicySchema,
+  fsync: def(oneOf(["always", "interval", "never"]), "always"),
+  fsyncIntervalMs: def(ms({ min: 10 }), 1000),
+});
+
+export type SpoolConfig = Infer<typeof spoolConfigSchema>;
+
+/**
+ * What a spool is when nothing says otherwise: the defaults of the `telemetry.spool` section, so the
+ * schema is their one source (a store built without a config, the mirror's file layout).
+ */
+export const SPOOL_DEFAULTS: Readonly<SpoolConfig> = Object.freeze(spoolConfigSchema.defaultValue!());
 
 export const telemetryConfigSchema = obj(
   {
@@ -41,19 +83,7 @@ export const telemetryConfigSchema = obj(
       /** Batches waiting for the spool before the oldest is dropped (a stalled disk). */
       maxQueuedBatches: def(int({ min: 1, max: 10_000 }), 16),
     }),
-    spool: obj({
-      /** "file" (crash-safe, <device.dataDir>/telemetry/spool) or "memory" (lost on restart). */
-      store: def(oneOf(["file", "memory"]), "file"),
-      /** Upper bound of the spool on disk. */
-      maxBytes: def(bytes({ min: 64 * 1024 }), 64 * 1024 * 1024),
-      /** Segment file size; must be <= maxBytes / 4. */
-      segmentBytes: def(bytes({ min: 4096 }), 1024 * 1024),
-      /** Largest single batch record. */
-      maxRecordBytes: def(bytes({ min: 1024 }), 1024 * 1024),
-      overflow: def(oneOf(["drop-oldest", "reject-new"]), "drop-oldest"),
-      fsync: def(oneOf(["always", "interval", "never"]), "always"),
-      fsyncIntervalMs: def(ms({ min: 10 }), 1000),
-    }),
+    spool: spoolConfigSchema,
     publish: obj({
       /** Concurrent publish requests. */
       inFlight: def(int({ min: 1, max: 256 }), 4),

@@ -27,18 +27,18 @@ import { join } from "node:path";
 import { describeError } from "../../kernel/errors.js";
 import { type Logger, silentLogger } from "../../kernel/log.js";
 import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
-import { SpoolError } from "./errors.js";
 import { fsyncDir } from "../../kernel/fsutil.js";
+import { SPOOL_DEFAULTS, type SpoolConfig } from "./config.js";
+import { pickOldest, reportDrop } from "./drop-oldest.js";
+import { SpoolError } from "./errors.js";
 import type { Reading } from "./reading.js";
 import {
   type AckTarget,
   checkAckTarget,
   checkPeekArgs,
-  type DropInfo,
   emptyStats,
   type OverflowPolicy,
   prepareAppend,
-  SPOOL_DEFAULTS,
   type SpoolBatch,
   type SpoolCommonOptions,
   type SpoolStats,
@@ -65,7 +65,7 @@ import {
  * never: leave flushing to the OS (typically within 5-30 s); survives a process crash (SIGKILL),
  *   not a power cut.
  */
-export type FsyncPolicy = "always" | "interval" | "never";
+export type FsyncPolicy = SpoolConfig["fsync"];
 
 export interface FileSpoolOptions extends SpoolCommonOptions {
   dir: string;
@@ -93,6 +93,11 @@ interface Meta {
   offset: number;
   length: number;
   historical: boolean;
+}
+
+/** A segment size within a quarter of the bound, so dropping old data frees space in steps. */
+export function fitSegmentBytes(segmentBytes: number, maxBytes: number): number {
+  return Math.min(segmentBytes, Math.floor(maxBytes / 4));
 }
 
 const SEG_RE = /^seg-(\d{10})\.log$/;
@@ -132,7 +137,7 @@ export class FileSpoolStore implements SpoolStore {
   constructor(private readonly options: FileSpoolOptions) {
     this.dir = options.dir;
     this.maxBytes = options.maxBytes ?? SPOOL_DEFAULTS.maxBytes;
-    this.segmentBytes = options.segmentBytes ?? Math.min(SPOOL_DEFAULTS.segmentBytes, Math.floor(this.maxBytes / 4));
+    this.segmentBytes = options.segmentBytes ?? fitSegmentBytes(SPOOL_DEFAULTS.segmentBytes, this.maxBytes);
     this.overflow = options.overflow ?? SPOOL_DEFAULTS.overflow;
     this.maxRecordBytes = Math.min(options.maxRecordBytes ?? SPOOL_DEFAULTS.maxRecordBytes, this.segmentBytes);
     this.fsync = options.fsync ?? SPOOL_DEFAULTS.fsync;
@@ -562,26 +567,23 @@ export class FileSpoolStore implements SpoolStore {
     }
     // Drop from the old end down to one segment of headroom, so one drop makes room for many appends.
     const target = Math.max(0, this.maxBytes - this.segmentBytes - needed - 2 * SEGMENT_MAGIC.length);
-    const info: DropInfo = { batches: 0, readings: 0, firstSeq: -1, lastSeq: -1 };
-    const ids: number[] = [];
-    let live = this.liveBytes;
-    for (const m of this.index.values()) {
-      if (live <= target) break;
-      if (info.firstSeq < 0) info.firstSeq = m.firstSeq;
-      info.lastSeq = m.lastSeq;
-      info.batches++;
-      info.readings += m.count;
-      live -= m.length;
-      ids.push(m.id);
-    }
-    if (ids.length > 0) {
+    const { picked, info } = pickOldest(this.index.values(), this.liveBytes - target, (m) => ({
+      firstSeq: m.firstSeq,
+      lastSeq: m.lastSeq,
+      readings: m.count,
+      bytes: m.length,
+    }));
+    if (picked.length > 0) {
+      // One ack-to record makes the whole prefix durable as gone: replay drops it again after a crash.
       await this.write(encodeAckTo(info.lastSeq));
-      this.forget(ids);
+      this.forget(picked.map((m) => m.id));
       await this.syncNow();
-      this.counters.droppedBatches += info.batches;
-      this.counters.droppedReadings += info.readings;
-      this.logger.warn("spool full: dropped oldest readings", { ...info, maxBytes: this.maxBytes });
-      this.options.onDrop?.(info);
+      reportDrop(info, {
+        counters: this.counters,
+        logger: this.logger,
+        maxBytes: this.maxBytes,
+        onDrop: this.options.onDrop,
+      });
     }
     await this.deleteDeadPrefix();
     if (!fits()) await this.compact();

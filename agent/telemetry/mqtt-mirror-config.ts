@@ -4,7 +4,8 @@
  * `board.mqtt` (drivers/mqtt/config.ts: schema only, no driver code runs from here).
  */
 import { mqttBrokerSchema } from "../../drivers/mqtt/config.js";
-import { bool, bytes, def, int, ms, obj, oneOf, opt, str } from "../../kernel/schema-dsl.js";
+import { bool, bytes, def, int, ms, obj, opt, str } from "../../kernel/schema-dsl.js";
+import { overflowPolicySchema, storeKindSchema } from "./config.js";
 
 export const mqttMirrorConfigSchema = obj(
   {
@@ -24,9 +25,9 @@ export const mqttMirrorConfigSchema = obj(
     sessionExpiryS: def(int({ min: 10, max: 4_294_967_295 }), 86_400),
     spool: obj({
       /** The mirror's own spool (<device.dataDir>/telemetry/mqtt-spool for "file"); neither uplink waits for the other. */
-      store: def(oneOf(["file", "memory"]), "file"),
+      store: storeKindSchema,
       maxBytes: def(bytes({ min: 64 * 1024 }), 16 * 1024 * 1024),
-      overflow: def(oneOf(["drop-oldest", "reject-new"]), "drop-oldest"),
+      overflow: overflowPolicySchema,
     }),
     retry: obj({
       /** After a refused publish while connected (ACL, quota); a lost connection waits for the reconnect instead. */

@@ -26,11 +26,11 @@ import { Backoff } from "../../kernel/backoff.js";
 import { AgentError, describeError } from "../../kernel/errors.js";
 import { type Logger, silentLogger } from "../../kernel/log.js";
 import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
-import { FileSpoolStore } from "./file-spool.js";
 import type { MqttMirrorConfig } from "./mqtt-mirror-config.js";
+import { mirrorSpoolConfig, openSpoolStore, type SpoolFileLayout } from "./open-spool.js";
 import type { Reading } from "./reading.js";
 import type { TelemetryMirror } from "./service.js";
-import { MemorySpoolStore, type SpoolBatch, type SpoolStats, type SpoolStore } from "./spool.js";
+import type { SpoolBatch, SpoolStats, SpoolStore } from "./spool.js";
 
 /** What the mirror needs of a broker connection (drivers/mqtt/connection.ts MqttConnection fits). */
 export interface MirrorBrokerPort {
@@ -67,13 +67,8 @@ export interface MqttMirrorOptions {
   port: MirrorBrokerPort;
   /** <device.dataDir>/telemetry: the file spool goes to mqtt-spool/ under it. */
   dataDir: string;
-  /** From the telemetry spool config, so both spools behave alike on disk. */
-  fileSpool?: {
-    segmentBytes: number;
-    maxRecordBytes: number;
-    fsync: "always" | "interval" | "never";
-    fsyncIntervalMs: number;
-  };
+  /** From the telemetry spool config, so both spools behave alike on disk (mirrorSpoolConfig). */
+  fileSpool?: SpoolFileLayout;
   /** Tests pass a store. */
   spool?: SpoolStore;
   timers?: Timers;
@@ -131,26 +126,11 @@ export class MqttMirror implements TelemetryMirror {
     const c = this.options.config;
     this.spool =
       this.options.spool ??
-      (c.spool.store === "file"
-        ? await FileSpoolStore.open({
-            dir: `${this.options.dataDir}/mqtt-spool`,
-            maxBytes: c.spool.maxBytes,
-            overflow: c.spool.overflow,
-            segmentBytes: Math.min(
-              this.options.fileSpool?.segmentBytes ?? 1024 * 1024,
-              Math.floor(c.spool.maxBytes / 4),
-            ),
-            maxRecordBytes: Math.min(
-              this.options.fileSpool?.maxRecordBytes ?? 1024 * 1024,
-              Math.floor(c.spool.maxBytes / 4),
-            ),
-            ...(this.options.fileSpool
-              ? { fsync: this.options.fileSpool.fsync, fsyncIntervalMs: this.options.fileSpool.fsyncIntervalMs }
-              : {}),
-            timers: this.timers,
-            logger: this.logger,
-          })
-        : new MemorySpoolStore({ maxBytes: c.spool.maxBytes, overflow: c.spool.overflow, logger: this.logger }));
+      (await openSpoolStore(mirrorSpoolConfig(c.spool, this.options.fileSpool), {
+        dir: `${this.options.dataDir}/mqtt-spool`,
+        timers: this.timers,
+        logger: this.logger,
+      }));
     this.running = true;
     this.offConnect = this.options.port.on("connect", () => {
       this.retryTimer?.cancel();

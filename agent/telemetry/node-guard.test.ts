@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeSession, settle } from "../../test/telemetry/fake-session.js";
 import { isAgentError } from "../../kernel/errors.js";
 import { PubsubError } from "./errors.js";
 import { bareOf, judgeOwnership, NodeGuard, planReaders } from "./node-guard.js";
 import type { AffiliationEntry } from "./pubsub.js";
+import { PubsubFakeSession, settle } from "./testing/index.js";
 
 const SELF = "dev1@iot.test";
 const NODE = "devices/dev1/telemetry";
@@ -84,7 +84,7 @@ describe("node ownership", () => {
 
 describe("NodeGuard against a fake session", () => {
   it("verifyOwner: forbidden is not-owner, item-not-found passes through, a good list resolves", async () => {
-    const session = new FakeSession();
+    const session = new PubsubFakeSession();
     const guard = new NodeGuard({ session, timeoutMs: 1000, readers: [], trustedOwners: [] });
     assert.deepEqual(await guard.verifyOwner("pubsub.iot.test", NODE, SELF), [aff(SELF, "owner")]);
     session.policy = () => ({ error: "forbidden", type: "auth" });
@@ -106,7 +106,7 @@ describe("NodeGuard against a fake session", () => {
   });
 
   it("syncReaders under presence: members in step, subscriptions not asked for", async () => {
-    const session = new FakeSession();
+    const session = new PubsubFakeSession();
     const guard = new NodeGuard({ session, timeoutMs: 1000, readers: ["op@iot.test"], trustedOwners: [] });
     session.nodeAffiliations(NODE).set("old@iot.test", "member");
     const change = await guard.syncReaders(undefined, NODE, SELF, "presence");
@@ -128,7 +128,7 @@ describe("NodeGuard against a fake session", () => {
   });
 
   it("syncReaders under whitelist where subscriptions cannot be listed (ejabberd PEP): members on their way out are unsubscribed one by one", async () => {
-    const session = new FakeSession();
+    const session = new PubsubFakeSession();
     const guard = new NodeGuard({ session, timeoutMs: 1000, readers: [], trustedOwners: [] });
     session.nodeAffiliations(NODE).set("gone@iot.test", "member");
     session.nodeAffiliations(NODE).set("never@iot.test", "member");

@@ -4,7 +4,6 @@ import { type Element, parse } from "ltx";
 import { appendFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FakeSession, settle } from "../../test/telemetry/fake-session.js";
 import type { AgentError } from "../../kernel/errors.js";
 import { createLogger } from "../../kernel/log.js";
 import { FakeTimers } from "../../kernel/timers.js";
@@ -15,6 +14,7 @@ import { type PublishedInfo, type PublisherOptions, TelemetryPublisher } from ".
 import { NS_PUBSUB } from "./pubsub.js";
 import type { Reading } from "./reading.js";
 import { MemorySpoolStore } from "./spool.js";
+import { PubsubFakeSession, settle } from "./testing/index.js";
 
 const NODES = { telemetry: "devices/dev1/telemetry", status: "devices/dev1/status" };
 const reading = (seq: number): Reading => ({
@@ -31,16 +31,17 @@ function kind(iq: Element): string {
   const ps = iq.getChild("pubsub");
   return ps?.children.filter((c): c is Element => typeof c !== "string")[0]?.name ?? "?";
 }
-const publishes = (s: FakeSession) => s.requests.filter((r) => kind(r) === "publish");
+const publishes = (s: PubsubFakeSession) => s.requests.filter((r) => kind(r) === "publish");
 /** The requests that are not the owner and readers checks every ensure makes (node-guard.ts). */
-const flow = (s: FakeSession) => s.requests.map(kind).filter((k) => k !== "affiliations" && k !== "subscriptions");
-const itemIds = (s: FakeSession) =>
+const flow = (s: PubsubFakeSession) =>
+  s.requests.map(kind).filter((k) => k !== "affiliations" && k !== "subscriptions");
+const itemIds = (s: PubsubFakeSession) =>
   publishes(s).map((r) => r.getChild("pubsub")!.getChild("publish")!.getChild("item")!.attrs.id as string);
 
 async function setup(
   opts: { inFlight?: number; service?: string | undefined; extra?: Partial<PublisherOptions> } = {},
 ) {
-  const session = new FakeSession();
+  const session = new PubsubFakeSession();
   const spool = new MemorySpoolStore();
   const timers = new FakeTimers();
   const publisher = new TelemetryPublisher({
@@ -384,7 +385,7 @@ describe("TelemetryPublisher dead letters: a batch refused for good does not hol
     });
     // The server refuses one item, always (e.g. a payload its policy rejects).
     t.session.policy = (iq) =>
-      kind(iq) === "publish" && itemIds({ requests: [iq] } as FakeSession)[0] === "r-10-11"
+      kind(iq) === "publish" && itemIds({ requests: [iq] } as PubsubFakeSession)[0] === "r-10-11"
         ? { error: "policy-violation", type: "modify" }
         : "result";
     return { ...t, itemIds: () => t.published.map((p) => p.itemId) };

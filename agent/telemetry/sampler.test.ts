@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { settle } from "../../test/telemetry/fake-session.js";
 import { isAgentError } from "../../kernel/errors.js";
 import { FakeTimers } from "../../kernel/timers.js";
 import type { Reading } from "./reading.js";
 import { type ChannelEdge, type ChannelSample, type ChannelSource, Sampler } from "./sampler.js";
 import { MemorySequence } from "./sequence.js";
+import { settle } from "./testing/index.js";
 
 function fakeSource() {
   const edges: Array<(e: ChannelEdge) => void> = [];

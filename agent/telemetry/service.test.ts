@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { Element } from "ltx";
-import { FakeSession } from "../../test/telemetry/fake-session.js";
 import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
 import { isAgentError } from "../../kernel/errors.js";
 import { createLogger } from "../../kernel/log.js";
@@ -12,6 +11,7 @@ import { FakeTimers } from "../../kernel/timers.js";
 import { decodeReadings } from "./codec.js";
 import { type TelemetryConfig, telemetryConfigSchema } from "./config.js";
 import { TelemetryService, telemetryNodes, telemetryReaders } from "./service.js";
+import { PubsubFakeSession } from "./testing/index.js";
 
 const root = mkdtempSync(join(tmpdir(), "tsvc-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -25,7 +25,7 @@ function config(store: "memory" | "file"): TelemetryConfig {
 describe("TelemetryService", () => {
   it("wires sampler -> batcher -> spool -> publisher, publishes status on start, reports status, stops cleanly", async () => {
     for (const store of ["memory", "file"] as const) {
-      const session = new FakeSession();
+      const session = new PubsubFakeSession();
       const timers = new FakeTimers(1_700_000_000_000);
       const svc = new TelemetryService({
         config: config(store),
@@ -90,7 +90,7 @@ describe("TelemetryService: readers and squatted nodes", () => {
     );
   });
 
-  async function started(over: Record<string, unknown>, operators: string[], session = new FakeSession()) {
+  async function started(over: Record<string, unknown>, operators: string[], session = new PubsubFakeSession()) {
     const lines: Array<Record<string, unknown>> = [];
     const timers = new FakeTimers(1_700_000_000_000);
     const c = telemetryConfigSchema.parse({ spool: { store: "memory" }, ...over }, new Ctx());
@@ -128,7 +128,7 @@ describe("TelemetryService: readers and squatted nodes", () => {
   });
 
   it("a squatted status node: reported in stateText and presence, re-checked on a timer, published once it is the device's", async () => {
-    const session = new FakeSession();
+    const session = new PubsubFakeSession();
     // The status node belongs to an intruder (Prosody lists it; the device is an admin).
     session.affiliations.set("devices/dev1/status", new Map([["intruder@iot.test", "owner"]]));
     session.policy = (iq) => {

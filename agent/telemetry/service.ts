@@ -21,14 +21,14 @@ import { buildStatusPresence, type DeviceStatus } from "./codec.js";
 import { FileDeadLetters } from "./dead-letter.js";
 import type { TelemetryConfig } from "./config.js";
 import { SamplerError } from "./errors.js";
-import { FileSpoolStore } from "./file-spool.js";
 import { bareOf } from "./node-guard.js";
+import { openSpoolStore } from "./open-spool.js";
 import { type PublisherStats, type SquattedNode, TelemetryPublisher } from "./publisher.js";
 import type { Reading } from "./reading.js";
 import { type ChannelSource, Sampler, type SamplerStats } from "./sampler.js";
 import { SequenceCounter } from "./sequence.js";
 import type { SessionPort } from "./session-port.js";
-import { MemorySpoolStore, type SpoolStats, type SpoolStore } from "./spool.js";
+import type { SpoolStats, SpoolStore } from "./spool.js";
 
 /**
  * A second uplink fed with every batch (the MQTT mirror, agent/telemetry/mqtt-mirror.ts). It keeps
@@ -133,25 +133,11 @@ export class TelemetryService {
   async start(): Promise<void> {
     if (this.spool) return;
     const { config: c, session } = this.options;
-    const spool: SpoolStore =
-      c.spool.store === "file"
-        ? await FileSpoolStore.open({
-            dir: join(this.options.dataDir, "spool"),
-            maxBytes: c.spool.maxBytes,
-            segmentBytes: c.spool.segmentBytes,
-            maxRecordBytes: c.spool.maxRecordBytes,
-            overflow: c.spool.overflow,
-            fsync: c.spool.fsync,
-            fsyncIntervalMs: c.spool.fsyncIntervalMs,
-            timers: this.timers,
-            logger: this.logger,
-          })
-        : new MemorySpoolStore({
-            maxBytes: c.spool.maxBytes,
-            maxRecordBytes: c.spool.maxRecordBytes,
-            overflow: c.spool.overflow,
-            logger: this.logger,
-          });
+    const spool = await openSpoolStore(c.spool, {
+      dir: join(this.options.dataDir, "spool"),
+      timers: this.timers,
+      logger: this.logger,
+    });
     this.spool = spool;
     const sequence = new SequenceCounter({
       path: join(this.options.dataDir, "sequence.json"),

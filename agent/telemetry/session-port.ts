@@ -1,8 +1,10 @@
 /**
  * The narrow view of the XMPP session that telemetry needs. xmpp/session.ts (XmppSession)
- * satisfies it structurally; unit tests use test fakes. Telemetry never imports xmpp.
+ * satisfies it structurally; unit tests use the in-memory double (agent/telemetry/testing). Only
+ * the session's event types come from xmpp, so listeners get the payloads it really emits.
  */
 import type { Element } from "ltx";
+import type { SessionEvents } from "../../xmpp/session.js";
 
 export interface SessionPort {
   /** Bound full JID once online. */
@@ -15,8 +17,8 @@ export interface SessionPort {
   request(iq: Element, opts?: { timeoutMs?: number }): Promise<Element>;
   /** Queues a message/presence; resolves once the server acknowledged it (XEP-0198). */
   send(stanza: Element): Promise<void>;
-  // biome-ignore lint/suspicious/noExplicitAny: structural match with the session's typed emitter
-  on(event: "online" | "offline", listener: (arg: any) => void): unknown;
-  // biome-ignore lint/suspicious/noExplicitAny: structural match with the session's typed emitter
-  off(event: "online" | "offline", listener: (arg: any) => void): unknown;
+  on(event: "online", listener: (...args: SessionEvents["online"]) => void): unknown;
+  on(event: "offline", listener: (...args: SessionEvents["offline"]) => void): unknown;
+  off(event: "online", listener: (...args: SessionEvents["online"]) => void): unknown;
+  off(event: "offline", listener: (...args: SessionEvents["offline"]) => void): unknown;
 }

@@ -11,11 +11,13 @@
  * - FileSpoolStore (file-spool.ts): append-only CRC-checked segments, crash-safe; see docs/spool.md.
  */
 import { type Logger, silentLogger } from "../../kernel/log.js";
+import { SPOOL_DEFAULTS, type SpoolConfig } from "./config.js";
+import { pickOldest, reportDrop } from "./drop-oldest.js";
 import { SpoolError } from "./errors.js";
 import { assertBatch, type Reading } from "./reading.js";
 import { encodeBatch } from "./spool-record.js";
 
-export type OverflowPolicy = "drop-oldest" | "reject-new";
+export type OverflowPolicy = SpoolConfig["overflow"];
 
 export interface SpoolBatch {
   /** The batch's key for ack(): its first sequence number. */
@@ -85,15 +87,6 @@ export interface SpoolCommonOptions {
   /** Called after drop-oldest threw batches away, so the owner can report it. */
   onDrop?: (info: DropInfo) => void;
 }
-
-export const SPOOL_DEFAULTS = {
-  maxBytes: 64 * 1024 * 1024,
-  segmentBytes: 1024 * 1024,
-  overflow: "drop-oldest" as OverflowPolicy,
-  maxRecordBytes: 1024 * 1024,
-  fsync: "always" as const,
-  fsyncIntervalMs: 1000,
-};
 
 export function emptyStats(maxBytes: number): SpoolStats {
   return {
@@ -258,19 +251,19 @@ export class MemorySpoolStore implements SpoolStore {
   }
 
   private dropOldest(needed: number): void {
-    const info: DropInfo = { batches: 0, readings: 0, firstSeq: -1, lastSeq: -1 };
-    for (const [id, e] of this.entries) {
-      if (this.bytes + needed <= this.maxBytes) break;
-      if (info.firstSeq < 0) info.firstSeq = e.batch.firstSeq;
-      info.lastSeq = e.batch.lastSeq;
-      info.batches++;
-      info.readings += e.batch.readings.length;
-      this.remove(id, e);
-    }
-    this.counters.droppedBatches += info.batches;
-    this.counters.droppedReadings += info.readings;
-    this.logger.warn("spool full: dropped oldest readings", { ...info, maxBytes: this.maxBytes });
-    this.options.onDrop?.(info);
+    const { picked, info } = pickOldest(this.entries.values(), this.bytes + needed - this.maxBytes, (e) => ({
+      firstSeq: e.batch.firstSeq,
+      lastSeq: e.batch.lastSeq,
+      readings: e.batch.readings.length,
+      bytes: e.bytes,
+    }));
+    for (const e of picked) this.remove(e.batch.id, e);
+    reportDrop(info, {
+      counters: this.counters,
+      logger: this.logger,
+      maxBytes: this.maxBytes,
+      onDrop: this.options.onDrop,
+    });
   }
 
   private assertOpen(): void {

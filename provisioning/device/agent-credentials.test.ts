@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { EventEmitter } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,30 +9,13 @@ import { ConfigError } from "../../kernel/errors.js";
 import { FakeTimers } from "../../kernel/timers.js";
 import { initCa, loadCa } from "../ca.js";
 import { createRevocationList } from "../revocation.js";
-import { FakeSession } from "../testing.js";
+import { FakeSession } from "../../xmpp/testing/index.js";
 import { deviceCredentialsFor, enrolledCredentialStore, type ProvisioningConfig } from "./agent-credentials.js";
 import { CredentialStore, ENROLMENT_FILE, FLEET_CA_FILE } from "./credentials.js";
 
 const root = mkdtempSync(join(tmpdir(), "prov-agentcreds-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
-
-/** FakeSession plus the events and retryNow() of XmppSession. */
-class FakeAgentSession extends FakeSession {
-  private readonly events = new EventEmitter();
-  retries = 0;
-  retryNow(): void {
-    this.retries++;
-  }
-  on(event: string, listener: (...args: never[]) => void): this {
-    this.events.on(event, listener as (...args: unknown[]) => void);
-    return this;
-  }
-  off(event: string, listener: (...args: never[]) => void): this {
-    this.events.off(event, listener as (...args: unknown[]) => void);
-    return this;
-  }
-}
 
 const ok = (iq: Element) => parse(`<iq type="result" id="${iq.attrs.id ?? "x"}"/>`) as Element;
 const OFF: ProvisioningConfig = { revocationListFile: undefined, selfRotationIntervalMs: 0 };
@@ -56,7 +38,7 @@ describe("device credentials in the running agent", () => {
     const other = join(e.dir, "secret.txt");
     writeFileSync(other, "pw");
     assert.equal(enrolledCredentialStore(other), undefined);
-    const session = new FakeAgentSession(ok);
+    const session = new FakeSession(ok);
     const common = { session, sessionPassword: "pw", configFile: e.configFile };
     assert.equal(deviceCredentialsFor({ ...common, passwordFile: other, config: OFF }), undefined);
     assert.throws(
@@ -82,7 +64,7 @@ describe("device credentials in the running agent", () => {
     e.credentials.writePublic(FLEET_CA_FILE, ca.certPem);
     e.credentials.writeSecret(ENROLMENT_FILE, JSON.stringify({ bundleId: "b-1", fleetCaFingerprint: ca.fingerprint }));
     const payload = { issuedAt: new Date().toISOString(), sequence: 1, certSerials: [], jids: [] };
-    const session = new FakeAgentSession(ok);
+    const session = new FakeSession(ok);
     const creds = deviceCredentialsFor({
       session,
       sessionPassword: "pw-now",
@@ -107,7 +89,7 @@ describe("device credentials in the running agent", () => {
 
   it("self-rotation: due by the password file's age, checked hourly, only online; stop() clears the timer", async () => {
     const e = enrolled();
-    const session = new FakeAgentSession(ok);
+    const session = new FakeSession(ok);
     const timers = new FakeTimers(Date.now());
     const creds = deviceCredentialsFor({
       session,
@@ -140,7 +122,7 @@ describe("device credentials in the running agent", () => {
     const e = enrolled();
     const old = (Date.now() - 3 * HOUR) / 1000;
     utimesSync(e.credentials.passwordFile, old, old);
-    const session = new FakeAgentSession(ok);
+    const session = new FakeSession(ok);
     const timers = new FakeTimers(Date.now());
     const creds = deviceCredentialsFor({
       session,
@@ -160,7 +142,7 @@ describe("device credentials in the running agent", () => {
   it("registers rotate-credentials", () => {
     const e = enrolled();
     const creds = deviceCredentialsFor({
-      session: new FakeAgentSession(ok),
+      session: new FakeSession(ok),
       sessionPassword: "pw-now",
       configFile: e.configFile,
       passwordFile: e.credentials.passwordFile,

@@ -13,7 +13,7 @@ import { initCa, loadCa } from "../ca.js";
 import { createCsr, generateDeviceKey, sealToPublicKey } from "../device-key.js";
 import { isProvisioningError } from "../errors.js";
 import type { RegisterOptions } from "../register.js";
-import { FakeSession, iqError } from "../testing.js";
+import { FakeSession, iqError } from "../../xmpp/testing/index.js";
 import { NS_COMMANDS } from "../xmpp-admin.js";
 import { enrollMain } from "./cli.js";
 import { CredentialStore, DEVICE_KEY_FILE } from "./credentials.js";

@@ -172,6 +172,35 @@ export function spoolStoreContract(name: string, build: SpoolBuilder): void {
       await s.close();
     });
 
+    it("drop-oldest reports each drop as the seq range it removed, skipping batches already acked", async () => {
+      const drops: DropInfo[] = [];
+      const s = await build({ maxBytes: 16 * 1024, overflow: "drop-oldest", onDrop: (d) => drops.push(d) });
+      const total = 300;
+      let acked = 0;
+      for (let i = 0; i < total; i++) {
+        await s.append(batch(i * 5, 5));
+        // Acks out of order leave holes the drop must step over, not count.
+        if (i % 3 === 1) acked += await s.ack({ ids: [i * 5] });
+      }
+      const st = s.stats();
+      assert.ok(drops.length > 0, "never dropped");
+      assert.equal(
+        drops.reduce((n, d) => n + d.batches, 0),
+        st.droppedBatches,
+      );
+      assert.equal(acked + st.droppedBatches + st.batches, total, "each batch acked, dropped or kept, once");
+      drops.forEach((d, i) => {
+        assert.ok(d.batches > 0 && d.firstSeq <= d.lastSeq, `drop ${i}: ${JSON.stringify(d)}`);
+        assert.equal(d.readings, d.batches * 5, `drop ${i} counts the readings of its batches`);
+        if (i > 0) assert.ok(d.firstSeq > drops[i - 1]!.lastSeq, `drop ${i} is newer than the one before`);
+      });
+      const kept = await s.peek(10_000);
+      assert.ok(kept[0]!.firstSeq > drops.at(-1)!.lastSeq, "only batches older than every kept one were dropped");
+      assert.equal(await s.ack({ ids: [drops[0]!.firstSeq] }), 0, "a dropped batch is gone");
+      assert.equal(s.lastSeq, total * 5 - 1, "dropping does not move the seq floor");
+      await s.close();
+    });
+
     it("reject-new refuses when full, keeps what it has, and accepts again after acks", async () => {
       const s = await build({ maxBytes: 8 * 1024, overflow: "reject-new" });
       let i = 0;

@@ -17,10 +17,10 @@ import { MqttMirror, mirrorTopics } from "../../agent/telemetry/mqtt-mirror.js";
 import { type MqttMirrorConfig, mqttMirrorConfigSchema } from "../../agent/telemetry/mqtt-mirror-config.js";
 import type { ChannelSource } from "../../agent/telemetry/sampler.js";
 import { TelemetryService } from "../../agent/telemetry/service.js";
+import { PubsubFakeSession } from "../../agent/telemetry/testing/index.js";
 import { MqttConnection } from "../../drivers/mqtt/connection.js";
 import { type MosquittoHandle, startMosquitto } from "../harness/mosquitto.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { FakeSession } from "../telemetry/fake-session.js";
 import { sleep, testLogger, waitFor } from "../xmpp/helpers.js";
 
 function parse<T>(schema: { parse(v: unknown, c: Ctx): unknown }, raw: unknown): T {
@@ -31,7 +31,7 @@ function parse<T>(schema: { parse(v: unknown, c: Ctx): unknown }, raw: unknown):
 }
 
 /** Every seq in the readings items the fake XMPP session was asked to publish. */
-function xmppSeqs(session: FakeSession): number[] {
+function xmppSeqs(session: PubsubFakeSession): number[] {
   const out: number[] = [];
   for (const iq of session.requests) {
     const payload = iq.getChild("pubsub")?.getChild("publish")?.getChild("item")?.getChild("readings");
@@ -76,7 +76,7 @@ describe("MQTT mirror across a broker outage", () => {
         return { value: n++ % 100, quality: "good" };
       },
     };
-    const session = new FakeSession();
+    const session = new PubsubFakeSession();
     const config = parse<TelemetryConfig>(telemetryConfigSchema, {
       spool: { store: "file", fsync: "never" },
       batch: { maxReadings: 10, maxAgeMs: 100 },
