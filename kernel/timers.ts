@@ -30,7 +30,7 @@ export const realTimers: Timers = {
 
 /** A manual clock for tests: `advance(ms)` fires due timers in order. */
 export class FakeTimers implements Timers {
-  private current = 0;
+  protected current = 0;
   private seq = 0;
   private readonly pending = new Map<number, { at: number; fn: () => void; every: number | null }>();
 
@@ -50,29 +50,45 @@ export class FakeTimers implements Timers {
     return this.add(fn, ms, Math.max(1, ms));
   }
 
+  /** Timers not yet fired or cancelled: 0 after a clean stop(). */
   get pendingCount(): number {
     return this.pending.size;
   }
 
+  /** When the next timer is due, if any. */
+  nextAt(): number | undefined {
+    let next: number | undefined;
+    for (const t of this.pending.values()) if (next === undefined || t.at < next) next = t.at;
+    return next;
+  }
+
   advance(ms: number): void {
     const target = this.current + ms;
-    for (;;) {
-      let nextId = -1;
-      let nextAt = Number.POSITIVE_INFINITY;
-      for (const [id, t] of this.pending) {
-        if (t.at <= target && t.at < nextAt) {
-          nextAt = t.at;
-          nextId = id;
-        }
-      }
-      if (nextId < 0) break;
-      const timer = this.pending.get(nextId)!;
-      this.current = timer.at;
-      if (timer.every === null) this.pending.delete(nextId);
-      else timer.at += timer.every;
-      timer.fn();
-    }
+    while (this.fireNext(target));
     this.current = target;
+  }
+
+  /**
+   * Fires the earliest timer due by `target` (moving the clock to its time); false when none is.
+   * The one step both advance()s are made of: this one in a loop, the session kit's with the
+   * event loop let run in between (xmpp/testing/clock.ts).
+   */
+  protected fireNext(target: number): boolean {
+    let nextId = -1;
+    let nextAt = Number.POSITIVE_INFINITY;
+    for (const [id, t] of this.pending) {
+      if (t.at <= target && t.at < nextAt) {
+        nextAt = t.at;
+        nextId = id;
+      }
+    }
+    if (nextId < 0) return false;
+    const timer = this.pending.get(nextId)!;
+    this.current = timer.at;
+    if (timer.every === null) this.pending.delete(nextId);
+    else timer.at += timer.every;
+    timer.fn();
+    return true;
   }
 
   private add(fn: () => void, ms: number, every: number | null): TimerHandle {

@@ -16,7 +16,7 @@ import { parse } from "ltx";
 import type { Agent } from "../../agent/main.js";
 import { decodeReadings } from "../../agent/telemetry/codec.js";
 import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
-import { runFlood } from "../harness/flooder.js";
+import { type FloodOptions, runFlood } from "../harness/flooder.js";
 import { OperatorClient } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
@@ -76,6 +76,22 @@ function seqsSeen(op: OperatorClient): number[] {
   return [...new Set(seqs)].sort((a, b) => a - b);
 }
 
+/** A flood from the intruder's account on the harness Prosody. */
+function floodFromIntruder(
+  p: ProsodyHandle,
+  o: Omit<FloodOptions, "host" | "port" | "domain" | "caFile" | "user" | "password">,
+) {
+  return runFlood({
+    host: "127.0.0.1",
+    port: p.port,
+    domain: "iot.test",
+    caFile: p.caFile!,
+    user: "intruder",
+    password: "in-pass",
+    ...o,
+  });
+}
+
 describe("hostile load against the composed agent on Prosody", () => {
   let prosody: ProsodyHandle;
   let dir: TempDir;
@@ -112,13 +128,7 @@ describe("hostile load against the composed agent on Prosody", () => {
     const disconnectsBefore = agent.session.stats().disconnects;
 
     let flooding = true;
-    const flood = runFlood({
-      host: "127.0.0.1",
-      port: prosody.port,
-      domain: "iot.test",
-      caFile: prosody.caFile!,
-      user: "intruder",
-      password: "in-pass",
+    const flood = floodFromIntruder(prosody, {
       to: deviceJid,
       rate: 5000,
       seconds: 10,
@@ -209,13 +219,7 @@ describe("hostile load against the composed agent on Prosody", () => {
     const N = 10_000;
     // The largest node name that still fits the device's stanza limit with the rest of the IQ.
     const node = "x".repeat(maxStanza - 400);
-    const report = await runFlood({
-      host: "127.0.0.1",
-      port: prosody.port,
-      domain: "iot.test",
-      caFile: prosody.caFile!,
-      user: "intruder",
-      password: "in-pass",
+    const report = await floodFromIntruder(prosody, {
       to: deviceJid,
       rate: 2000,
       seconds: 120,
