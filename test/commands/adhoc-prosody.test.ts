@@ -323,6 +323,10 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
         await sleep(10);
       }
     })();
+    // The crowd starts once the node is set up (create, ownership and readers: a few round trips)
+    // and readings flow, so the commands below really share the session with publishing.
+    await waitFor(() => publisher.stats().publishedReadings > 0, 10_000, "telemetry publishing");
+    const publishedBefore = publisher.stats().publishedReadings;
     const results = await Promise.all(
       crowd.flatMap((op, i) => [
         op.execute(device.jid, "status"),
@@ -331,7 +335,7 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
         op.execute(device.jid, "list-channels"),
       ]),
     );
-    const publishedDuring = publisher.stats().publishedReadings;
+    const publishedDuring = publisher.stats().publishedReadings - publishedBefore;
     streaming = false;
     await stream;
     await waitFor(() => publisher.stats().publishedReadings === seq, 5000, "telemetry drained");
