@@ -251,7 +251,7 @@ describe("hostile load against the composed agent on Prosody", () => {
       .reduce((sum, f) => sum + readFileSync(join(stateDir, f)).length, 0);
     const forbidden = report.answers["error:forbidden"] ?? 0;
     console.log(
-      `# audit under 10,000 refusals: ${JSON.stringify({ sent: report.sent, rate: report.achievedRate, answers: report.answers, operatorRecordsKept: kept, operatorRecordsTotal: 20, skipped: st.stanzasSkipped, dropped: st.inbound.droppedFromStrangers, strangerRepliesDropped: st.strangerRepliesDropped, refusedFileBytes: refusedBytes })}`,
+      `# audit under 10,000 refusals: ${JSON.stringify({ sent: report.sent, rate: report.achievedRate, answers: report.answers, unanswered: report.unanswered, operatorRecordsKept: kept, operatorRecordsTotal: 20, skipped: st.stanzasSkipped, dropped: st.inbound.droppedFromStrangers, strangerRepliesDropped: st.strangerRepliesDropped, refusedFileBytes: refusedBytes })}`,
     );
     assert.equal(report.sent, N);
     assert.ok(forbidden >= N * 0.99, `the refusals reached the command layer (${forbidden} forbidden answers)`);

@@ -56,6 +56,8 @@ export interface FloodReport {
   answers: Record<string, number>;
   /** Stanzas that arrived which were not IQ answers (messages, presence). */
   other: number;
+  /** IQ requests sent that got no answer by the end of the drain (the first 20 ids). */
+  unanswered: string[];
   disconnected: boolean;
 }
 
@@ -91,12 +93,14 @@ async function flood(o: FloodOptions): Promise<FloodReport> {
     sm: { enabled: false, resumeMaxSeconds: 0 },
     log: silentLogger,
   });
-  const report: FloodReport = { sent: 0, achievedRate: 0, answers: {}, other: 0, disconnected: false };
+  const report: FloodReport = { sent: 0, achievedRate: 0, answers: {}, other: 0, unanswered: [], disconnected: false };
+  const waiting = new Set<string>();
   conn.on("close", () => {
     report.disconnected = true;
   });
   conn.setHandler((el) => {
     if (el.name === "iq" && (el.attrs.type === "result" || el.attrs.type === "error")) {
+      waiting.delete(String(el.attrs.id));
       const key = el.attrs.type === "error" ? `error:${StanzaError.fromStanza(el).condition}` : "result";
       report.answers[key] = (report.answers[key] ?? 0) + 1;
     } else report.other++;
@@ -120,7 +124,11 @@ async function flood(o: FloodOptions): Promise<FloodReport> {
       const due = Math.min(scheduled, o.count ?? scheduled) - report.sent;
       if (due <= 0 || conn.writableLength > 1 << 20) return;
       let batch = "";
-      for (let i = 0; i < due; i++) batch += stanza(o, o.kinds[n % o.kinds.length]!, n++);
+      for (let i = 0; i < due; i++) {
+        const kind = o.kinds[n % o.kinds.length]!;
+        if (kind !== "message" && kind !== "raw") waiting.add(`f${n}`);
+        batch += stanza(o, kind, n++);
+      }
       conn.writeRaw(batch);
       report.sent += due;
     }, tickMs);
@@ -130,6 +138,7 @@ async function flood(o: FloodOptions): Promise<FloodReport> {
   const answered = () => Object.values(report.answers).reduce((a, b) => a + b, 0);
   while (Date.now() < drainEnd && !conn.isClosed && answered() < (o.drainUntilAnswers ?? Number.POSITIVE_INFINITY))
     await new Promise((r) => setTimeout(r, 50));
+  report.unanswered = [...waiting].slice(0, 20);
   conn.close();
   return report;
 }
