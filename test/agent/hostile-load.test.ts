@@ -15,7 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { parse } from "ltx";
 import type { Agent } from "../../agent/main.js";
 import { decodeReadings } from "../../agent/telemetry/codec.js";
-import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
+import { agentConfigHead, startComposedAgent, simTemperatureBoard } from "../harness/composed-agent.js";
 import { type FloodOptions, runFlood } from "../harness/flooder.js";
 import { OperatorClient } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
@@ -33,13 +33,7 @@ function configText(p: ProsodyHandle, dir: string, xmpp: string[] = [], extra = 
     port: p.port,
     caFile: p.caFile,
     xmpp,
-  })}hardware: { gpio: sim, serial: sim }
-board:
-  serial:
-    mcu0: { path: /dev/ttySIM0 }
-  channels:
-    temperature: { source: serial, link: mcu0, sensor: temperature, kind: temperature, unit: "°C", intervalMs: 100 }
-telemetry:
+  })}${simTemperatureBoard()}telemetry:
   batch: { maxReadings: 5, maxAgeMs: 250 }
   publish: { maxItems: max }
 ${extra}`;

@@ -36,8 +36,9 @@ export async function startComposedAgent(opts: {
 
 /**
  * The part every end-to-end config shares: device, xmpp (to a harness server on 127.0.0.1, trusting
- * its CA), pubsub and one operator. `xmpp` adds lines under `xmpp:` (keepalive, reconnect); a
- * `pubsubService` of null means PEP. Append the `hardware`, `board` and `telemetry` sections.
+ * its CA), pubsub and the operators (default: operator@<domain>). `xmpp` adds lines under `xmpp:`
+ * (keepalive, reconnect); a `pubsubService` of null means PEP. Append the `hardware`, `board` and
+ * `telemetry` sections (e.g. `simTemperatureBoard()`).
  */
 export function agentConfigHead(o: {
   id: string;
@@ -47,6 +48,7 @@ export function agentConfigHead(o: {
   domain?: string;
   pubsubService?: string | null;
   xmpp?: string[];
+  operators?: string[];
 }): string {
   const domain = o.domain ?? "iot.test";
   const service = o.pubsubService === undefined ? `pubsub.${domain}` : o.pubsubService;
@@ -63,7 +65,21 @@ export function agentConfigHead(o: {
     ...(service ? [`  service: ${service}`] : []),
     "  nodePrefix: devices/",
     "operators:",
-    `  - jid: operator@${domain}`,
+    ...(o.operators ?? [`operator@${domain}`]).map((jid) => `  - jid: ${jid}`),
     "",
   ].join("\n");
+}
+
+/**
+ * The simulated board most telemetry suites need: one temperature channel on a simulated MCU,
+ * read every `intervalMs`. Follow it with the `telemetry` section.
+ */
+export function simTemperatureBoard(intervalMs = 100): string {
+  return `hardware: { gpio: sim, serial: sim }
+board:
+  serial:
+    mcu0: { path: /dev/ttySIM0 }
+  channels:
+    temperature: { source: serial, link: mcu0, sensor: temperature, kind: temperature, unit: "°C", intervalMs: ${intervalMs} }
+`;
 }

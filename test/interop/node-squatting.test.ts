@@ -26,7 +26,7 @@ import { ejabberdInstalled, startEjabberd } from "../harness/ejabberd.js";
 import { OperatorClient } from "../harness/operator.js";
 import { startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
+import { agentConfigHead, startComposedAgent, simTemperatureBoard } from "../harness/composed-agent.js";
 import { waitFor } from "../xmpp/helpers.js";
 
 interface Server {
@@ -96,13 +96,7 @@ for (const server of SERVERS) {
       ({ agent, jid: device } = await startComposedAgent({
         dir: dir.path,
         password: PASS,
-        config: `${agentConfigHead({ id: DEVICE, dataDir: join(dir.path, "state"), port: xmpp.port, caFile: xmpp.caFile, domain: xmpp.domain })}hardware: { gpio: sim, serial: sim }
-board:
-  serial:
-    mcu0: { path: /dev/ttySIM0 }
-  channels:
-    temperature: { source: serial, link: mcu0, sensor: temperature, kind: temperature, unit: "°C", intervalMs: 100 }
-telemetry:
+        config: `${agentConfigHead({ id: DEVICE, dataDir: join(dir.path, "state"), port: xmpp.port, caFile: xmpp.caFile, domain: xmpp.domain })}${simTemperatureBoard()}telemetry:
   batch: { maxReadings: 10, maxAgeMs: 300 }
   publish:
     maxItems: 200

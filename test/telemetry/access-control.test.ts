@@ -28,7 +28,7 @@ import { ejabberdInstalled, startEjabberd } from "../harness/ejabberd.js";
 import { OperatorClient, OperatorError } from "../harness/operator.js";
 import { startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
+import { agentConfigHead, startComposedAgent, simTemperatureBoard } from "../harness/composed-agent.js";
 import { sleep, waitFor } from "../xmpp/helpers.js";
 
 interface Server {
@@ -150,17 +150,9 @@ function configText(server: Server, dir: string, id: string, o: { pep: boolean; 
     port: server.port,
     caFile: server.caFile,
     pubsubService: o.pep ? null : server.pubsubJid,
-  }).replace(
-    /operators:\n {2}- jid: operator@iot\.test\n/,
-    `operators:\n${o.operators.map((j) => `  - jid: ${j}\n`).join("")}`,
-  );
-  return `${head}hardware: { gpio: sim, serial: sim }
-board:
-  serial:
-    mcu0: { path: /dev/ttySIM0 }
-  channels:
-    temperature: { source: serial, link: mcu0, sensor: temperature, kind: temperature, unit: "°C", intervalMs: 100 }
-telemetry:
+    operators: o.operators,
+  });
+  return `${head}${simTemperatureBoard()}telemetry:
   batch: { maxReadings: 5, maxAgeMs: 200 }
   publish:
     maxItems: 20

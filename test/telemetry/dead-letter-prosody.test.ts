@@ -15,7 +15,7 @@ import type { DeadLetter } from "../../agent/telemetry/dead-letter.js";
 import { OperatorClient } from "../harness/operator.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
-import { agentConfigHead, startComposedAgent } from "../harness/composed-agent.js";
+import { agentConfigHead, startComposedAgent, simTemperatureBoard } from "../harness/composed-agent.js";
 import { waitFor } from "../xmpp/helpers.js";
 
 const PASS = "dead-letter-pass";
@@ -43,13 +43,7 @@ describe("a batch refused for good is dead-lettered and the readings behind it f
     ({ agent, jid: device } = await startComposedAgent({
       dir: dir.path,
       password: PASS,
-      config: `${agentConfigHead({ id: "dl-01", dataDir: join(dir.path, "state"), port: prosody.port, caFile: prosody.caFile })}hardware: { gpio: sim, serial: sim }
-board:
-  serial:
-    mcu0: { path: /dev/ttySIM0 }
-  channels:
-    temperature: { source: serial, link: mcu0, sensor: temperature, kind: temperature, unit: "°C", intervalMs: 100 }
-telemetry:
+      config: `${agentConfigHead({ id: "dl-01", dataDir: join(dir.path, "state"), port: prosody.port, caFile: prosody.caFile })}${simTemperatureBoard()}telemetry:
   batch: { maxReadings: 4, maxAgeMs: 200 }
   publish:
     maxItems: 10
