@@ -86,7 +86,7 @@ export async function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): P
     isOperator: (jid) => authorizer.isOperator(jid),
     presenceChildren: () => telemetry?.presenceChildren() ?? [],
   });
-  const parts = composeTelemetry(config, { session, board, firmwareVersion: () => firmware.current, timers, log });
+  const parts = await composeTelemetry(config, { session, board, firmwareVersion: () => firmware.current, timers, log });
   telemetry = parts.telemetry;
   const { sampling } = parts;
   const status = statusSource({

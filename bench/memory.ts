@@ -17,7 +17,9 @@
  *
  * Run: node --import tsx bench/memory.ts [--runs 3] [--heavy-runs 1] [--steady-seconds 60]
  *      [--replay 10000] [--growth 100000] [--settle-seconds 30] [--load-rate 100]
- *      [--only xmpp,serial,...]
+ *      [--only xmpp,serial,...] [--node-flags "FLAGS"] [--env "NAME=VALUE ..."]
+ * --node-flags and --env replace the unit's node flags and Environment= for every process of the
+ * run, baselines included (to try other settings; the unit's are the default).
  * Output: tables on stdout, every sample in .tmp/bench/memory.json. Prosody, mosquitto, the
  * simulators, the proxies and every child are torn down through the harness registry (also Ctrl-C).
  *
@@ -78,6 +80,27 @@ function listArg(name: string): string[] | undefined {
   return v.split(",").map((s) => s.trim());
 }
 
+function stringArg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return undefined;
+  const v = process.argv[i + 1];
+  if (v === undefined) throw new BenchError("bench_args", `--${name} needs a value`, { name });
+  return v;
+}
+
+/** `--env "A=1 B=2"` (an empty string: no environment at all, as a unit without Environment=). */
+function envArg(name: string): Record<string, string> | undefined {
+  const v = stringArg(name);
+  if (v === undefined) return undefined;
+  const env: Record<string, string> = {};
+  for (const pair of v.split(/\s+/).filter(Boolean)) {
+    const eq = pair.indexOf("=");
+    if (eq < 1) throw new BenchError("bench_args", `--${name}: ${pair} is not NAME=VALUE`, { name });
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
 const RUNS = intArg("runs", 3, 1);
 const HEAVY_RUNS = Math.min(RUNS, intArg("heavy-runs", 1));
 const STEADY_S = intArg("steady-seconds", 60, 1);
@@ -86,6 +109,8 @@ const GROWTH = intArg("growth", 100_000);
 const SETTLE_S = intArg("settle-seconds", 30);
 const LOAD_RATE = intArg("load-rate", 100, 1);
 const ONLY = listArg("only");
+const NODE_FLAGS = stringArg("node-flags")?.split(/\s+/).filter(Boolean);
+const ENV = envArg("env");
 const PASSWORD = randomBytes(12).toString("base64url");
 const DOMAIN = "iot.test";
 
@@ -101,6 +126,10 @@ async function main(): Promise<void> {
   try {
     log("building the agent bundle (scripts/build.mjs) and the baseline children");
     const install = await buildInstall();
+    // Trying other settings than the unit's (e.g. --node-flags "--max-old-space-size=48" --env
+    // MALLOC_ARENA_MAX=2): every process of the run, baselines included, gets them.
+    if (NODE_FLAGS) install.nodeFlags = NODE_FLAGS;
+    if (ENV) install.unitEnv = ENV;
     const tlsBundle = await buildTlsHold();
     const sessionBundles = await buildBenchBundles();
     const devices = Array.from({ length: RUNS }, (_, r) => VARIANTS.map((v) => deviceId(r + 1, v.id))).flat();
@@ -139,10 +168,11 @@ async function main(): Promise<void> {
       const result: RunResult = {
         run,
         baselines: {
-          bare: await measureBareNode(install.nodeFlags),
-          tls: await measureTlsSocket(install.nodeFlags, tlsBundle, prosody),
+          bare: await measureBareNode(install.nodeFlags, install.unitEnv),
+          tls: await measureTlsSocket(install.nodeFlags, install.unitEnv, tlsBundle, prosody),
           "session-ours": await measureSessionChild({
             nodeFlags: install.nodeFlags,
+            env: install.unitEnv,
             file: sessionBundles.ours.file,
             client: "ours",
             id: "ours",
@@ -152,6 +182,7 @@ async function main(): Promise<void> {
           }),
           "session-xmppjs": await measureSessionChild({
             nodeFlags: install.nodeFlags,
+            env: install.unitEnv,
             file: sessionBundles.xmppjsBundle.file,
             client: "xmppjs",
             id: "xmppjs-bundle",
@@ -161,6 +192,7 @@ async function main(): Promise<void> {
           }),
           "session-xmppjs-unbundled": await measureSessionChild({
             nodeFlags: install.nodeFlags,
+            env: install.unitEnv,
             file: sessionBundles.xmppjs.file,
             client: "xmppjs",
             id: "xmppjs",

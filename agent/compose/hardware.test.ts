@@ -7,7 +7,7 @@ import { silentLogger } from "../../kernel/log.js";
 import { FakeTimers, realTimers } from "../../kernel/timers.js";
 import { parseConfig } from "../config/load.js";
 import { FirmwareVersion } from "./firmware-version.js";
-import { chooseBackends, composeHardware, mcuLinkId } from "./hardware.js";
+import { chooseBackends, composeHardware, mcuLinkId, mqttConnector } from "./hardware.js";
 
 function config(hardware: string, board = "") {
   return parseConfig(
@@ -41,10 +41,25 @@ describe("hardware step", () => {
 
   it("hardware onoff/serialport: real drivers and no simulator", async () => {
     // The board uses no GPIO, so this holds whether or not onoff is installed here.
-    const { backends, sim } = await chooseBackends(config("{ gpio: onoff, serial: serialport }"));
+    const { backends, sim } = await chooseBackends(
+      config("{ gpio: onoff, serial: serialport }", "board:\n  serial:\n    mcu0: { path: /dev/ttyAMA0, protocol: framed }\n"),
+    );
     assert.equal(sim, undefined);
     assert.ok(backends.gpio instanceof OnoffGpioBackend);
     assert.ok(backends.serial instanceof SerialportBackend);
+  });
+
+  it("a board without serial links gets no serial driver, one without MQTT devices no MQTT client", async () => {
+    const { backends } = await chooseBackends(config("{ gpio: onoff, serial: serialport }"));
+    assert.equal(backends.serial, undefined);
+    const deps = { log: silentLogger, timers: new FakeTimers() };
+    // No board.mqtt: MQTT.js is not even imported (bench/memory.ts measures what that saves).
+    assert.equal(await mqttConnector(config("{ gpio: sim, serial: sim }", MCU_BOARD), deps), undefined);
+    const withBroker = await mqttConnector(
+      config("{ gpio: sim, serial: sim }", "board:\n  mqtt: { url: 'mqtt://127.0.0.1:1' }\n"),
+      deps,
+    );
+    assert.equal(typeof withBroker, "function");
   });
 
   it("mixed: simulated pins with the real serial driver (the demo's PTY)", async () => {

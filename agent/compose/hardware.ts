@@ -1,13 +1,17 @@
 /**
  * The hardware step of the composition root: backends picked by the config's `hardware` section
- * (real drivers or the simulator), and the Board over them. The simulator is imported only when
- * `hardware` asks for it, so a device running real drivers never loads firmware-sim.
+ * (real drivers or the simulator), and the Board over them.
+ *
+ * Each backend's code is imported only when the config uses it: the simulator when `hardware` asks
+ * for it, serialport when the board has serial links, MQTT.js when it has MQTT devices. Loaded code
+ * stays resident for the life of the process (its source text, bytecode and the library's own
+ * tables), so a device pays only for what it drives (docs/benchmarks.md, bench/memory.ts).
  */
 import { Board, type BoardBackends } from "../../drivers/board.js";
+import type { BoardConfig } from "../../drivers/config.js";
 import { boardUsesGpio } from "../../drivers/config.js";
 import { OnoffGpioBackend, onoffAvailability } from "../../drivers/gpio/onoff-backend.js";
-import { MqttConnection } from "../../drivers/mqtt/connection.js";
-import { SerialportBackend } from "../../drivers/serial/serialport-backend.js";
+import type { SerialBackend } from "../../drivers/serial/backend.js";
 import type { SimBoard } from "../../firmware-sim/backends.js";
 import { ConfigError } from "../../kernel/errors.js";
 import type { Logger } from "../../kernel/log.js";
@@ -59,25 +63,39 @@ export async function chooseBackends(
         gpio === "sim"
           ? sim!.gpio
           : new OnoffGpioBackend(config.board.gpio.chip ? { defaultChip: config.board.gpio.chip } : {}),
-      serial: serial === "sim" ? sim!.serial : new SerialportBackend(),
+      serial: serial === "sim" ? sim!.serial : await serialportBackend(config.board),
     },
   };
+}
+
+/** The serialport driver, loaded only for a board with serial links (its binding is native code). */
+async function serialportBackend(board: BoardConfig): Promise<SerialBackend | undefined> {
+  if (Object.keys(board.serial).length === 0) return undefined;
+  const { SerialportBackend } = await import("../../drivers/serial/serialport-backend.js");
+  return new SerialportBackend();
 }
 
 export function mcuLinkId(config: AgentConfig): string | undefined {
   return Object.entries(config.board.serial).find(([, l]) => l.protocol === "framed")?.[0];
 }
 
+/** Connections to board.mqtt through MQTT.js, loaded only for a board with MQTT devices. */
+export async function mqttConnector(
+  config: AgentConfig,
+  deps: Pick<HardwareDeps, "log" | "timers">,
+): Promise<BoardBackends["mqtt"]> {
+  if (!config.board.mqtt) return undefined;
+  const { MqttConnection } = await import("../../drivers/mqtt/connection.js");
+  return (c) =>
+    new MqttConnection({ config: c, clientId: `${config.device.id}-board`, timers: deps.timers, logger: deps.log });
+}
+
 export async function composeHardware(config: AgentConfig, deps: HardwareDeps): Promise<Hardware> {
   const { log, timers } = deps;
   const chosen = deps.backends ? { backends: deps.backends, sim: undefined } : await chooseBackends(config);
   // MQTT devices always talk to a real broker (the simulator plays devices on that broker: firmware-sim/mqtt).
-  const backends: BoardBackends = {
-    ...chosen.backends,
-    mqtt:
-      chosen.backends.mqtt ??
-      ((c) => new MqttConnection({ config: c, clientId: `${config.device.id}-board`, timers, logger: log })),
-  };
+  const mqtt = chosen.backends.mqtt ?? (await mqttConnector(config, deps));
+  const backends: BoardBackends = { ...chosen.backends, ...(mqtt ? { mqtt } : {}) };
   return {
     board: new Board({ config: config.board, backends, timers, logger: log }),
     sim: chosen.sim,

@@ -5,7 +5,6 @@
  */
 import { join } from "node:path";
 import type { Board } from "../../drivers/board.js";
-import { MqttConnection } from "../../drivers/mqtt/connection.js";
 import type { Logger } from "../../kernel/log.js";
 import type { Timers } from "../../kernel/timers.js";
 import type { XmppSession } from "../../xmpp/session.js";
@@ -29,11 +28,11 @@ export interface TelemetryDeps {
   log: Logger;
 }
 
-export function composeTelemetry(config: AgentConfig, deps: TelemetryDeps): TelemetryParts {
+export async function composeTelemetry(config: AgentConfig, deps: TelemetryDeps): Promise<TelemetryParts> {
   if (!config.telemetry.enabled) return { telemetry: undefined, sampling: undefined };
   const { session, board, timers, log } = deps;
   const dataDir = join(config.device.dataDir, "telemetry");
-  const mirror = composeMirror(config, dataDir, timers, log);
+  const mirror = await composeMirror(config, dataDir, timers, log);
   const telemetry = new TelemetryService({
     config: config.telemetry,
     pubsub: config.pubsub,
@@ -72,10 +71,19 @@ export function samplingDefaults(config: AgentConfig): Record<string, number> {
   ]);
 }
 
-/** Optional second uplink: the same readings to an MQTT broker, from its own spool (docs/mqtt.md). */
-function composeMirror(config: AgentConfig, dataDir: string, timers: Timers, log: Logger): MqttMirror | undefined {
+/**
+ * Optional second uplink: the same readings to an MQTT broker, from its own spool (docs/mqtt.md).
+ * MQTT.js is imported only when the mirror is on (or the board has MQTT devices): see hardware.ts.
+ */
+async function composeMirror(
+  config: AgentConfig,
+  dataDir: string,
+  timers: Timers,
+  log: Logger,
+): Promise<MqttMirror | undefined> {
   const m = config.mqttMirror;
   if (!m.enabled || !m.broker) return undefined;
+  const { MqttConnection } = await import("../../drivers/mqtt/connection.js");
   const topics = mirrorTopics(m.topicPrefix, config.device.id);
   return new MqttMirror({
     config: m,

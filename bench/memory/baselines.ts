@@ -68,12 +68,12 @@ function fromMemoryUsage(m: NodeJS.MemoryUsage): InsideMemory {
 }
 
 /** Bare node with the unit's flags: a timer keeps it alive; memoryUsage() printed once at 1 s. */
-export async function measureBareNode(nodeFlags: string[]): Promise<BaselineFigures> {
+export async function measureBareNode(nodeFlags: string[], env: Record<string, string>): Promise<BaselineFigures> {
   const script =
     "setInterval(()=>{},1000);setTimeout(()=>process.stdout.write(JSON.stringify({ready:true,memory:process.memoryUsage()})+'\\n'),1000)";
   const proc = spawnPeer(process.execPath, [...nodeFlags, "-e", script], {
     name: "bench-bare-node",
-    env: { NODE_OPTIONS: "" },
+    env: { ...env, NODE_OPTIONS: "" },
   });
   try {
     const line = await firstJsonLine<{ ready: boolean; memory: NodeJS.MemoryUsage }>(
@@ -107,13 +107,14 @@ export async function buildTlsHold(): Promise<string> {
 /** Node with one TLS socket to Prosody (after STARTTLS), read 1 s after the TLS stream is up. */
 export async function measureTlsSocket(
   nodeFlags: string[],
+  env: Record<string, string>,
   bundle: string,
   prosody: ProsodyHandle,
 ): Promise<BaselineFigures> {
   const proc = spawnPeer(
     process.execPath,
     [...nodeFlags, bundle, prosody.host, String(prosody.port), prosody.domain, prosody.caFile!],
-    { name: "bench-tls-hold", env: { NODE_OPTIONS: "" } },
+    { name: "bench-tls-hold", env: { ...env, NODE_OPTIONS: "" } },
   );
   try {
     const line = await firstJsonLine<{ ready: boolean; memory: NodeJS.MemoryUsage }>(
@@ -139,6 +140,8 @@ export const SESSION_SINK = "sink";
  */
 export async function measureSessionChild(opts: {
   nodeFlags: string[];
+  /** The unit's Environment= (MALLOC_ARENA_MAX and the like), as the agent gets it. */
+  env: Record<string, string>;
   file: string;
   client: ClientName;
   id: string;
@@ -168,7 +171,7 @@ export async function measureSessionChild(opts: {
     name: `bench-session-${opts.id}`,
     stdinPipe: true,
     tailStdout: false,
-    env: { NODE_OPTIONS: "", NODE_EXTRA_CA_CERTS: prosody.caFile! },
+    env: { ...opts.env, NODE_OPTIONS: "", NODE_EXTRA_CA_CERTS: prosody.caFile! },
   });
   const send = (c: ParentCommand) => proc.child.stdin!.write(`${JSON.stringify(c)}\n`);
   const events: ChildEvent[] = [];
