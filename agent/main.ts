@@ -7,18 +7,19 @@
  *
  *   1. credentials check: a revoked device must not touch its hardware or the network
  *   2. state directory
- *   3. simulator (when `hardware` selects it; only then is firmware-sim loaded)
- *   4. board
- *   5. firmware version (asked again at every login)
- *   6. audit logs: operators' records, then refusals
- *   7. session, held open: only stopped here, so everything below stops while it is online
- *   8. telemetry: spool -> publisher -> sampler (drains what a crash left as soon as online)
- *   9. sampling settings
- *  10. commands (XEP-0050)
- *  11. presence subscription policy (operators only)
- *  12. online: session.start(), last, once everything that answers it is in place
+ *   3. memory watch: RSS against the unit's MemoryMax, from here on (the spool's replay included)
+ *   4. simulator (when `hardware` selects it; only then is firmware-sim loaded)
+ *   5. board
+ *   6. firmware version (asked again at every login)
+ *   7. audit logs: operators' records, then refusals
+ *   8. session, held open: only stopped here, so everything below stops while it is online
+ *   9. telemetry: spool -> publisher -> sampler (drains what a crash left as soon as online)
+ *  10. sampling settings
+ *  11. commands (XEP-0050)
+ *  12. presence subscription policy (operators only)
+ *  13. online: session.start(), last, once everything that answers it is in place
  *
- * Why the session is closed at 7 and the audit logs open at 6: telemetry then stops while the
+ * Why the session is closed at 8 and the audit logs open at 7: telemetry then stops while the
  * session is up (its last batch reaches the spool, in-flight publishes end without a failure), the
  * commands' aborted runs still answer the operator and are still written to the audit log, and
  * the session goes offline politely before the board releases its lines.
@@ -40,6 +41,7 @@ import { composeSession } from "./compose/session.js";
 import { statusSource } from "./compose/status.js";
 import { composeTelemetry } from "./compose/telemetry.js";
 import type { LoadedConfig } from "./config/load.js";
+import { MemoryWatch } from "./health/memory-watch.js";
 import type { TelemetryService } from "./telemetry/service.js";
 import { AGENT_VERSION } from "./version.js";
 
@@ -86,7 +88,15 @@ export async function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): P
     isOperator: (jid) => authorizer.isOperator(jid),
     presenceChildren: () => telemetry?.presenceChildren() ?? [],
   });
-  const parts = await composeTelemetry(config, { session, board, firmwareVersion: () => firmware.current, timers, log });
+  const memory = new MemoryWatch({ config: config.memory, timers, logger: log });
+  const parts = await composeTelemetry(config, {
+    session,
+    board,
+    firmwareVersion: () => firmware.current,
+    timers,
+    log,
+    memory: () => memory.usage(),
+  });
   telemetry = parts.telemetry;
   const { sampling } = parts;
   const status = statusSource({
@@ -97,6 +107,7 @@ export async function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): P
     server: config.xmpp.server,
     startedAt,
     timers,
+    memory: () => memory.snapshot(),
   });
   const { commands, policy, audit } = composeCommands(config, {
     session,
@@ -127,6 +138,7 @@ export async function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): P
           });
         },
       },
+      { name: "memory watch", start: () => memory.start(), stop: () => memory.stop() },
       { name: "simulator", start: () => sim?.start(), stop: () => sim?.stop() },
       { name: "board", start: () => board.start(), stop: () => board.stop() },
       {

@@ -125,12 +125,25 @@ export interface BackendStatus {
   problems: ReadonlyArray<readonly [what: string, count: number]>;
 }
 
+/** The process's memory as `status` shows it, in bytes (process.memoryUsage() and the memory limit). */
+export interface MemoryStatus {
+  rssBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+  arrayBuffersBytes: number;
+  /** The memory limit the agent runs under (the unit's MemoryMax=, or memory.limitBytes); absent: none found. */
+  limitBytes?: number;
+  /** Heap used right after a full GC: only when Node runs with --expose-gc (benchmarks, diagnostics). */
+  heapLiveBytes?: number;
+}
+
 /** Everything `status` shows. Fields the composition root cannot fill are left undefined ("unknown"). */
 export interface StatusSnapshot {
   uptimeS: number;
   agentVersion: string;
   firmwareVersion?: string;
-  memory: { rssBytes: number; heapUsedBytes: number };
+  memory: MemoryStatus;
   link: { state: string; since?: number; server?: string };
   streamManagement?: { enabled: boolean; resumes: number; unacked: number };
   reconnects: number;

@@ -44,6 +44,15 @@ const telemetry: TelemetryStatusLike = {
   stateText: () => "publishing",
 };
 
+const MEMORY = {
+  rssBytes: 30_000_000,
+  heapUsedBytes: 9_000_000,
+  heapTotalBytes: 12_000_000,
+  externalBytes: 2_000_000,
+  arrayBuffersBytes: 500_000,
+  limitBytes: 100_663_296,
+};
+
 function deps(over: Partial<StatusDeps> = {}): StatusDeps {
   const timers = new FakeTimers(10_000);
   timers.advance(61_400);
@@ -55,7 +64,7 @@ function deps(over: Partial<StatusDeps> = {}): StatusDeps {
     server: "xmpp.example:5222",
     startedAt: 10_000,
     timers,
-    memoryUsage: () => ({ rss: 30_000_000, heapUsed: 9_000_000 }),
+    memory: () => MEMORY,
     ...over,
   };
 }
@@ -67,7 +76,7 @@ describe("statusSource", () => {
       uptimeS: 61,
       agentVersion: AGENT_VERSION,
       firmwareVersion: "mcu-fw 1.4",
-      memory: { rssBytes: 30_000_000, heapUsedBytes: 9_000_000 },
+      memory: MEMORY,
       link: { state: "online", since: 12_000, server: "xmpp.example:5222" },
       streamManagement: { enabled: true, resumes: 1, unacked: 6 },
       reconnects: 2,

@@ -5,7 +5,7 @@
 import type { Timers } from "../../kernel/timers.js";
 import type { SessionStats } from "../../xmpp/session.js";
 import { type BoardHealthLike, hardwareStatusOf } from "../commands/hal-adapter.js";
-import type { StatusSnapshot, StatusSource } from "../commands/ports.js";
+import type { MemoryStatus, StatusSnapshot, StatusSource } from "../commands/ports.js";
 import { AGENT_VERSION } from "../version.js";
 
 /** What the snapshot reads of telemetry (TelemetryService satisfies it). */
@@ -30,22 +30,21 @@ export interface StatusDeps {
   /** timers.now() when the agent was composed: uptime counts from there. */
   startedAt: number;
   timers: Pick<Timers, "now">;
-  memoryUsage?: () => { rss: number; heapUsed: number };
+  /** The process's memory and its limit (MemoryWatch.snapshot()). */
+  memory: () => MemoryStatus;
 }
 
 export function statusSource(deps: StatusDeps): StatusSource {
-  const memoryUsage = deps.memoryUsage ?? (() => process.memoryUsage());
   return {
     async snapshot(): Promise<StatusSnapshot> {
       const st = deps.session.stats();
-      const mem = memoryUsage();
       const tel = deps.telemetry?.status();
       const firmwareVersion = deps.firmwareVersion();
       return {
         uptimeS: Math.round((deps.timers.now() - deps.startedAt) / 1000),
         agentVersion: AGENT_VERSION,
         ...(firmwareVersion ? { firmwareVersion } : {}),
-        memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed },
+        memory: deps.memory(),
         link: {
           state: st.state,
           ...(st.onlineSince !== undefined ? { since: st.onlineSince } : {}),

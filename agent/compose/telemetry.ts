@@ -26,6 +26,8 @@ export interface TelemetryDeps {
   firmwareVersion: () => string | undefined;
   timers: Timers;
   log: Logger;
+  /** The agent's memory, for the status item (MemoryWatch.usage()). */
+  memory?: () => { rssBytes: number; heapUsedBytes: number };
 }
 
 export async function composeTelemetry(config: AgentConfig, deps: TelemetryDeps): Promise<TelemetryParts> {
@@ -47,6 +49,7 @@ export async function composeTelemetry(config: AgentConfig, deps: TelemetryDeps)
     timers,
     logger: log,
     ...(mirror ? { mirror } : {}),
+    ...(deps.memory ? { memory: deps.memory } : {}),
     onStateChange: (state) => {
       log.info("telemetry state", { state });
       session.refreshPresence();

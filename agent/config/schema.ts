@@ -5,6 +5,7 @@
 import { boardConfigSchema } from "../../drivers/config.js";
 import { provisioningConfigSchema } from "../../provisioning/config.js";
 import { commandsConfigSchema } from "../commands/config.js";
+import { memoryConfigSchema } from "../health/config.js";
 import { telemetryConfigSchema } from "../telemetry/config.js";
 import { mqttMirrorConfigSchema } from "../telemetry/mqtt-mirror-config.js";
 import { xmppConfigSchema } from "../../xmpp/config.js";
@@ -54,6 +55,7 @@ export const agentConfigSchema = obj({
   pubsub: pubsubSchema,
   hardware: hardwareSchema,
   log: logSchema,
+  memory: memoryConfigSchema,
   board: boardConfigSchema,
   commands: commandsConfigSchema,
   telemetry: telemetryConfigSchema,

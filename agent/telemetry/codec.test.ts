@@ -124,4 +124,30 @@ describe("telemetry codec", () => {
     assert.equal(p.getChild("device", NS_TELEMETRY)?.attrs.firmware, "1.4.2");
     assert.throws(() => decodeStatus(parse(`<status xmlns="${NS_TELEMETRY}" device="x" state="sleepy"/>`)), /state/);
   });
+
+  it("carries the agent's memory in MiB in the status item, and never in presence", () => {
+    const s: DeviceStatus = {
+      device: "sim-01",
+      state: "online",
+      timestamp: T,
+      agentVersion: "0.1.0",
+      channels: [{ id: "temp0", kind: "analog" }],
+      memory: { rssMiB: 62.1, heapUsedMiB: 9 },
+    };
+    const el = encodeStatus(s);
+    assert.deepEqual(el.getChild("memory")?.attrs, { rss: "62.1", heap: "9.0", unit: "MiB" });
+    assert.deepEqual(decodeStatus(parse(el.toString())), s);
+    const presence = buildStatusPresence(s).toString();
+    assert.doesNotMatch(presence, /memory|62\.1|MiB/);
+    // An older agent's item has no <memory/>: still a status.
+    const { memory: _, ...withoutMemory } = s;
+    assert.equal("memory" in decodeStatus(parse(encodeStatus(withoutMemory).toString())), false);
+    const item = (memory: string) =>
+      parse(
+        `<status xmlns="${NS_TELEMETRY}" device="x" state="online" timestamp="2026-01-05T10:00:00.000Z"><agent version="1"/>${memory}</status>`,
+      );
+    assert.throws(() => decodeStatus(item('<memory rss="62.1" heap="9.3" unit="MB"/>')), /unit/);
+    assert.throws(() => decodeStatus(item('<memory rss="-1" heap="9.3" unit="MiB"/>')), /rss and heap/);
+    assert.throws(() => decodeStatus(item('<memory rss="62.1" unit="MiB"/>')), /rss and heap/);
+  });
 });

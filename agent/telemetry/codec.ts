@@ -26,6 +26,7 @@ const ITEM_ID_RE = /^r-(0|[1-9]\d{0,15})-(0|[1-9]\d{0,15})$/;
 const NUMBER_RE = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z$/;
 const UINT_RE = /^(?:0|[1-9]\d{0,15})$/;
+const MIB_RE = /^(?:0|[1-9]\d{0,9})(?:\.\d)?$/;
 const FIELD_ELEMENTS = new Set(["numeric", "boolean", "string", "missing"]);
 
 /**
@@ -178,12 +179,15 @@ export interface DeviceStatus {
   channels: ChannelDescriptor[];
   /** Telemetry as a person reads it ("publishing", "blocked: ...; 2 batches dead-lettered"); presence only. */
   telemetry?: string;
+  /** The agent's resident set and heap used, in MiB to one decimal, when published; status item only. */
+  memory?: { rssMiB: number; heapUsedMiB: number };
 }
 
 /**
  * The status item (node <prefix><id>/status, item id "current"):
  *   <status xmlns="urn:xmpp-iot-agent:telemetry:0" device="sim-01" state="online" timestamp="...">
  *     <agent version="0.1.0"/><firmware version="1.4.2"/>
+ *     <memory rss="62.1" heap="9.3" unit="MiB"/>
  *     <channel name="temp0" kind="analog" unit="°C" interval="1000"/>
  *   </status>
  */
@@ -196,6 +200,8 @@ export function encodeStatus(s: DeviceStatus): Element {
   });
   root.c("agent", { version: s.agentVersion });
   if (s.firmwareVersion !== undefined) root.c("firmware", { version: s.firmwareVersion });
+  if (s.memory !== undefined)
+    root.c("memory", { rss: s.memory.rssMiB.toFixed(1), heap: s.memory.heapUsedMiB.toFixed(1), unit: "MiB" });
   for (const ch of s.channels) {
     root.c("channel", {
       name: ch.id,
@@ -215,6 +221,7 @@ export function decodeStatus(el: Element): DeviceStatus {
   const agent = el.getChild("agent")?.attrs.version as string | undefined;
   if (!agent) bad("status needs <agent version=...>");
   const fw = el.getChild("firmware")?.attrs.version as string | undefined;
+  const memory = decodeMemory(el.getChild("memory"));
   const channels = el.getChildren("channel").map((c, i) => {
     const ca = c.attrs as Record<string, string | undefined>;
     if (!ca.name || !ca.kind) bad("channel needs name and kind", `<channel> #${i + 1}`);
@@ -232,13 +239,25 @@ export function decodeStatus(el: Element): DeviceStatus {
     channels,
   };
   if (fw !== undefined) out.firmwareVersion = fw;
+  if (memory !== undefined) out.memory = memory;
   return out;
+}
+
+/** <memory rss="62.1" heap="9.3" unit="MiB"/>, optional: status items of older agents have none. */
+function decodeMemory(el: Element | undefined): DeviceStatus["memory"] {
+  if (el === undefined) return undefined;
+  const a = el.attrs as Record<string, string | undefined>;
+  if (a.unit !== "MiB") bad('memory unit must be "MiB"', "<memory>");
+  if (a.rss === undefined || !MIB_RE.test(a.rss) || a.heap === undefined || !MIB_RE.test(a.heap))
+    bad("memory rss and heap must be MiB like 62.1", "<memory>");
+  return { rssMiB: Number(a.rss), heapUsedMiB: Number(a.heap) };
 }
 
 /**
  * Presence that makes liveness and capabilities visible to contacts (the lead's session sends it):
  * <presence><status>online: 3 channels, firmware 1.4.2, agent 0.1.0</status><device xmlns=.../></presence>.
  * Offline is the server's unavailable presence when the stream ends, which needs no help from us.
+ * No memory figures: presence goes to every subscriber at every change, and the status item has them.
  */
 export function buildStatusPresence(s: DeviceStatus): Element {
   const p = new Element("presence");

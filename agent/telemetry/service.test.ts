@@ -8,10 +8,10 @@ import { Ctx, INVALID } from "../../kernel/schema-dsl.js";
 import { isAgentError } from "../../kernel/errors.js";
 import { createLogger } from "../../kernel/log.js";
 import { FakeTimers } from "../../kernel/timers.js";
-import { decodeReadings } from "./codec.js";
+import { decodeReadings, decodeStatus } from "./codec.js";
 import { type TelemetryConfig, telemetryConfigSchema } from "./config.js";
 import { TelemetryService, telemetryNodes, telemetryReaders } from "./service.js";
-import { PubsubFakeSession } from "./testing/index.js";
+import { PubsubFakeSession, settle } from "./testing/index.js";
 
 const root = mkdtempSync(join(tmpdir(), "tsvc-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -157,5 +157,39 @@ describe("TelemetryService: readers and squatted nodes", () => {
     assert.equal(t.states.at(-1), "publishing");
     await t.svc.stop();
     assert.equal(t.timers.pendingCount, 0);
+  });
+});
+
+describe("TelemetryService: memory in the status item", () => {
+  it("publishes the injected figures in MiB with the status item, and reads none for presence", async () => {
+    const session = new PubsubFakeSession();
+    let reads = 0;
+    const svc = new TelemetryService({
+      config: config("memory"),
+      pubsub: { service: "pubsub.iot.test", nodePrefix: "devices/" },
+      deviceId: "dev1",
+      dataDir: join(root, "memory-item"),
+      session,
+      source: { channels: () => [], read: async () => ({ value: 0, quality: "good" }) },
+      agentVersion: "0.1.0",
+      timers: new FakeTimers(1_700_000_000_000),
+      memory: () => {
+        reads++;
+        return { rssBytes: 65_116_570, heapUsedBytes: 9_751_756 };
+      },
+    });
+    await svc.start();
+    await settle();
+    const item = session.requests
+      .map((r) => r.getChild("pubsub")?.getChild("publish"))
+      .find((p) => p?.attrs.node === "devices/dev1/status")
+      ?.getChild("item");
+    assert.equal(item?.attrs.id, "current");
+    assert.deepEqual(decodeStatus(item!.children[0] as Element).memory, { rssMiB: 62.1, heapUsedMiB: 9.3 });
+    const before = reads;
+    const presence = svc.presenceChildren();
+    assert.equal(reads, before, "presence reads no memory figures");
+    assert.doesNotMatch(presence.map((c) => c.toString()).join(""), /memory|MiB/);
+    await svc.stop();
   });
 });

@@ -64,6 +64,8 @@ export interface TelemetryServiceOptions {
   mirror?: TelemetryMirror;
   /** Called when the telemetry state a person reads changes (publishing / blocked / dead letters). */
   onStateChange?: (state: string) => void;
+  /** The agent's memory, carried by the status item (MiB there); without it the item has no <memory/>. */
+  memory?: () => { rssBytes: number; heapUsedBytes: number };
 }
 
 export interface TelemetryStatus {
@@ -303,6 +305,23 @@ export class TelemetryService {
 
   /** The device status as published in the status item; state "online" while running. */
   deviceStatus(state: "online" | "offline" = "online"): DeviceStatus {
+    const m = this.options.memory?.();
+    return {
+      ...this.presenceStatus(state),
+      ...(m ? { memory: { rssMiB: roundMiB(m.rssBytes), heapUsedMiB: roundMiB(m.heapUsedBytes) } } : {}),
+    };
+  }
+
+  /** Presence children the session can send with its initial presence (SessionOptions.presenceChildren). */
+  presenceChildren() {
+    return buildStatusPresence(this.presenceStatus()).children.filter((c) => typeof c !== "string");
+  }
+
+  /**
+   * The device status without the memory figures: presence is rebuilt at every change it reports,
+   * and buildStatusPresence leaves memory out anyway, so reading it there would be wasted.
+   */
+  private presenceStatus(state: "online" | "offline" = "online"): DeviceStatus {
     const fw = this.options.firmwareVersion?.();
     return {
       device: this.options.deviceId,
@@ -313,11 +332,6 @@ export class TelemetryService {
       channels: this.sampler?.describe() ?? this.options.source.channels(),
       ...(this.publisherInstance ? { telemetry: this.stateText() } : {}),
     };
-  }
-
-  /** Presence children the session can send with its initial presence (SessionOptions.presenceChildren). */
-  presenceChildren() {
-    return buildStatusPresence(this.deviceStatus()).children.filter((c) => typeof c !== "string");
   }
 
   async publishStatus(): Promise<void> {
@@ -350,6 +364,11 @@ export class TelemetryService {
       dropped: st?.droppedReadings,
     };
   }
+}
+
+/** Bytes as MiB to one decimal, as the status item carries them. */
+function roundMiB(bytes: number): number {
+  return Math.round((bytes / 1_048_576) * 10) / 10;
 }
 
 /** "security fault: <node> is owned by ..., not by this device; ... not publishing there since <t> (<n> checks)". */

@@ -13,6 +13,7 @@ import { portsFromBoard } from "../../agent/commands/hal-adapter.js";
 import type { ChannelSettings, SamplingPort, StatusSource } from "../../agent/commands/ports.js";
 import { SubscriptionPolicy } from "../../agent/commands/presence.js";
 import { CommandRegistry } from "../../agent/commands/registry.js";
+import { memoryFigures } from "../../agent/health/memory-watch.js";
 import type { XmppSession } from "../../xmpp/session.js";
 import { Board } from "../../drivers/board.js";
 import { type BoardConfig, boardConfigSchema } from "../../drivers/config.js";
@@ -113,12 +114,11 @@ export async function startCommandDevice(opts: {
   const status: StatusSource = {
     async snapshot() {
       const st = session.stats();
-      const mem = process.memoryUsage();
       return {
         uptimeS: (Date.now() - started) / 1000,
         agentVersion: "test",
         firmwareVersion: await board.client("mcu0").version(),
-        memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed },
+        memory: memoryFigures(process.memoryUsage()),
         link: { state: st.state, ...(st.onlineSince !== undefined ? { since: st.onlineSince } : {}) },
         streamManagement: { enabled: st.smEnabled, resumes: st.resumes, unacked: st.unacked },
         reconnects: Math.max(0, st.connects - 1),

@@ -19,7 +19,7 @@ import {
 } from "../ports.js";
 import { CommandRegistry } from "../registry.js";
 import { BUILTIN_NODES, registerBuiltins } from "./index.js";
-import { describeInbound, formatDuration } from "./status.js";
+import { describeInbound, describeMemory, formatDuration, statusForm } from "./status.js";
 
 const OP = "alice@iot.test/slix";
 
@@ -92,7 +92,14 @@ const status: StatusSource = {
       uptimeS: 12.4,
       agentVersion: "0.1.0",
       firmwareVersion: "iot-sim-mcu 1.0.0",
-      memory: { rssBytes: 40_000_000, heapUsedBytes: 9_000_000 },
+      memory: {
+        rssBytes: 40_000_000,
+        heapUsedBytes: 9_000_000,
+        heapTotalBytes: 12_000_000,
+        externalBytes: 1_500_000,
+        arrayBuffersBytes: 200_000,
+        limitBytes: 96 * 1_048_576,
+      },
       link: { state: "online", since: 0, server: "127.0.0.1:5222" },
       streamManagement: { enabled: true, resumes: 2, unacked: 0 },
       reconnects: 3,
@@ -157,7 +164,7 @@ describe("built-in commands", () => {
     assert.equal(field(f, "agentVersion"), "0.1.0");
     assert.equal(field(f, "firmwareVersion"), "iot-sim-mcu 1.0.0");
     assert.equal(field(f, "uptime"), "12 s");
-    assert.equal(field(f, "memory"), "38.1 MiB resident, 8.6 MiB heap used");
+    assert.equal(field(f, "memory"), "38.1 MiB resident of 96 MiB limit (40%), 8.6 MiB heap used");
     assert.equal(field(f, "link"), "online since 1970-01-01T00:00:00.000Z (127.0.0.1:5222)");
     assert.equal(field(f, "streamManagement"), "on; 2 resumptions, 0 unacknowledged");
     assert.equal(field(f, "reconnects"), "3");
@@ -166,7 +173,14 @@ describe("built-in commands", () => {
     const json = f.fields.find((x) => x.var === "json")!;
     assert.equal(json.type, "hidden");
     const raw = JSON.parse(json.values[0]!);
-    assert.equal(raw.memory.rssBytes, 40_000_000);
+    assert.deepEqual(raw.memory, {
+      rssBytes: 40_000_000,
+      heapUsedBytes: 9_000_000,
+      heapTotalBytes: 12_000_000,
+      externalBytes: 1_500_000,
+      arrayBuffersBytes: 200_000,
+      limitBytes: 100_663_296,
+    });
     assert.equal(raw.uptimeS, 12.4);
   });
 
@@ -304,5 +318,45 @@ describe("status: inbound refusals in words", () => {
       }),
       "14 over limits (skipped); 1985 over budget from strangers; 1 reply to strangers not sent (most: eve@iot.test, 1985)",
     );
+  });
+});
+
+describe("status: memory in words", () => {
+  const mem = {
+    rssBytes: 65_116_570,
+    heapUsedBytes: 9_751_756,
+    heapTotalBytes: 14_000_000,
+    externalBytes: 2_000_000,
+    arrayBuffersBytes: 300_000,
+  };
+
+  it("gives resident and heap in MiB, against the limit with its share when there is one", () => {
+    assert.equal(
+      describeMemory({ ...mem, limitBytes: 100_663_296 }),
+      "62.1 MiB resident of 96 MiB limit (65%), 9.3 MiB heap used",
+    );
+    // A limit that is not whole MiB (memory.limitBytes: 100000000) keeps its decimal.
+    assert.equal(
+      describeMemory({ ...mem, limitBytes: 100_000_000 }),
+      "62.1 MiB resident of 95.4 MiB limit (65%), 9.3 MiB heap used",
+    );
+  });
+
+  it("says there is no limit when none was found", () => {
+    assert.equal(describeMemory(mem), "62.1 MiB resident (no limit), 9.3 MiB heap used");
+  });
+
+  it("keeps the live heap (taken under --expose-gc) in the json only", async () => {
+    const withLive = { ...mem, heapLiveBytes: 6_000_000 };
+    const f = statusForm({
+      uptimeS: 1,
+      agentVersion: "0.1.0",
+      memory: withLive,
+      link: { state: "online" },
+      reconnects: 0,
+    });
+    assert.equal(field(f, "memory"), "62.1 MiB resident (no limit), 9.3 MiB heap used");
+    const raw = JSON.parse(f.fields.find((x) => x.var === "json")!.values[0]!);
+    assert.deepEqual(raw.memory, withLive);
   });
 });

@@ -1,11 +1,11 @@
 /**
  * `status`: a snapshot of the agent (versions, uptime, memory, link, counters, spool, pubsub nodes,
- * hardware backends), worded for a person reading it in a client: memory in MiB, durations as
- * "1h 02m", times in ISO 8601 UTC. Scripts read the hidden field `json`, the same snapshot in
- * bytes, seconds and epoch milliseconds (docs/commands.md).
+ * hardware backends), worded for a person reading it in a client: memory in MiB (and against the
+ * memory limit), durations as "1h 02m", times in ISO 8601 UTC. Scripts read the hidden field
+ * `json`, the same snapshot in bytes, seconds and epoch milliseconds (docs/commands.md).
  */
 import type { DataForm } from "../forms.js";
-import type { BackendStatus, StatusSnapshot, StatusSource } from "../ports.js";
+import type { BackendStatus, MemoryStatus, StatusSnapshot, StatusSource } from "../ports.js";
 import { type CommandDefinition, resultForm } from "../registry.js";
 
 export function statusCommand(source: StatusSource): CommandDefinition {
@@ -28,7 +28,7 @@ export function statusForm(s: StatusSnapshot): DataForm {
     ["uptime", "Uptime", formatDuration(s.uptimeS)],
     ["agentVersion", "Agent version", s.agentVersion],
     ["firmwareVersion", "Firmware version", s.firmwareVersion ?? unknown],
-    ["memory", "Memory", `${mib(s.memory.rssBytes)} resident, ${mib(s.memory.heapUsedBytes)} heap used`],
+    ["memory", "Memory", describeMemory(s.memory)],
     [
       "link",
       "XMPP link",
@@ -54,6 +54,15 @@ export function statusForm(s: StatusSnapshot): DataForm {
   ]);
   form.fields.push({ var: "json", type: "hidden", values: [JSON.stringify(s)] });
   return form;
+}
+
+/** "62.1 MiB resident of 96 MiB limit (65%), 9.3 MiB heap used", or "... resident (no limit), ...". */
+export function describeMemory(m: MemoryStatus): string {
+  const limit =
+    m.limitBytes === undefined
+      ? "(no limit)"
+      : `of ${limitMib(m.limitBytes)} limit (${Math.round((m.rssBytes / m.limitBytes) * 100)}%)`;
+  return `${mib(m.rssBytes)} resident ${limit}, ${mib(m.heapUsedBytes)} heap used`;
 }
 
 /** "none", or "14 over limits (skipped); 1985 over budget from strangers (most: eve@iot.test, 1985)". */
@@ -84,6 +93,11 @@ export function formatDuration(seconds: number): string {
 /** Bytes as MiB with one decimal ("70.5 MiB"). */
 export function mib(bytes: number): string {
   return `${(bytes / 1_048_576).toFixed(1)} MiB`;
+}
+
+/** A limit as it was set: "96 MiB" for MemoryMax=96M, one decimal only when it is not whole MiB. */
+function limitMib(bytes: number): string {
+  return bytes % 1_048_576 === 0 ? `${bytes / 1_048_576} MiB` : mib(bytes);
 }
 
 /** "open; 1204 frames in, 12 requests, 0 reopens; 3 bad CRC, 1 timeout" or "...; no errors". */
