@@ -86,7 +86,7 @@ export interface SessionStats {
   stanzasSkipped: number;
   /** Inbound stanzas over their sender's budget, dropped; with the worst sender. */
   inbound: InboundBudgetStats;
-  /** Replies to strangers dropped because their share of the outbound queue was full. */
+  /** Replies to strangers dropped because the outbound queue, or the strangers' share of it, was full. */
   strangerRepliesDropped: number;
   queued: number;
   unacked: number;
@@ -318,16 +318,24 @@ export class XmppSession extends EventEmitter<SessionEvents> {
 
   /**
    * Sends an answer to an inbound request. A reply to a stranger goes into the strangers' share of
-   * the queue and is dropped (counted) when that share is full: a flood is answered only as far as
-   * it costs nobody else.
+   * the queue and is dropped (counted) when that share, or the whole queue, is full: a flood is
+   * answered only as far as it costs nobody else.
    */
   private reply(iq: Element, request: Element): void {
     const stranger = this.budget.classify(request.attrs.from as string | undefined) === "stranger";
     this.enqueue(iq, { stranger }).catch((err: unknown) => {
-      if (stranger && err instanceof AgentError && err.code === "send_queue_stranger_share_full") {
+      // A reply stays queued until the server acknowledges it, and the server's <a/> comes only after
+      // the requests it has already written to us: while we work through a backlog of a stranger's
+      // requests, the queue fills with their replies, fullest at the last one. The whole queue is
+      // checked before the strangers' share (and is the share when maxStrangerReplies = maxQueue), so
+      // send_queue_full is the same drop and must be counted too: uncounted, a refused reply to the
+      // last request of a flood went missing with no counter to show for it.
+      const full = err instanceof AgentError && QUEUE_FULL.has(err.code);
+      if (stranger && full) {
         this.counters.strangerRepliesDropped++;
-        this.logOutsider("reply to a stranger dropped: its share of the outbound queue is full", {
+        this.logOutsider("reply to a stranger dropped: the outbound queue or the strangers' share of it is full", {
           to: request.attrs.from,
+          code: err.code,
         });
         return;
       }
@@ -558,6 +566,9 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     this.emit("stanza", el);
   }
 }
+
+/** The queue's refusals for want of room (stream-management.ts OutboundQueue.push). */
+const QUEUE_FULL = new Set(["send_queue_full", "send_queue_stranger_share_full"]);
 
 function isRequest(el: Element): boolean {
   return el.name === "iq" && (el.attrs.type === "get" || el.attrs.type === "set");

@@ -339,3 +339,88 @@ describe("stream management in a session (in-process, fake clock)", () => {
     await kit.stop();
   });
 });
+
+/**
+ * Replies to a burst of requests from one stranger, as in the audit flood (test/agent/hostile-load):
+ * every reply stays in the queue until the server acknowledges it, and the server's <a/> can only
+ * come after the requests it has already written to us (one TCP stream, in order). So while the
+ * device works through a backlog, the queue holds a reply for each request of it, and it is fullest
+ * at the last request of the burst.
+ */
+describe("replies to a burst (in-process, fake clock)", () => {
+  const wide = { perSecond: 1_000_000, burst: 1_000_000 };
+  const ping = (n: number) =>
+    `<iq type='get' from='intruder@iot.test/flood' to='device@iot.test/agent' id='f${n}' xmlns='jabber:client'><ping xmlns='urn:xmpp:ping'/></iq>`;
+  const replyIds = (out: Element[]) => out.filter((e) => e.name === "iq").map((e) => String(e.attrs.id));
+
+  it("a burst that fills the socket is written in full once it drains, the last reply included, with no traffic after it", async () => {
+    const kit = sessionKit({
+      config: {
+        streamManagement: { maxQueue: 5000, maxStrangerReplies: 5000 },
+        inbound: { stranger: wide, strangersTotal: wide },
+      },
+    });
+    const server = await kit.online();
+    server.stopReading();
+    const n = 3000;
+    // In chunks of 100 as TCP would bring them (the router answers 256 at once at most).
+    for (let i = 0; i < n; i += 100) {
+      server.send(Array.from({ length: 100 }, (_, j) => ping(i + j)).join(""));
+      await kit.settle();
+    }
+    const paused = kit.session.stats();
+    assert.ok(paused.stanzasOut < n, `writing paused at the socket's high-water mark (${paused.stanzasOut} written)`);
+    server.startReading();
+    await kit.settle();
+    const ids = replyIds(await server.drain());
+    assert.equal(ids.length, n);
+    assert.ok(ids.includes(`f${n - 1}`), "the last request is answered");
+    assert.equal(kit.clock.now(), 0, "no timer was needed");
+    await kit.stop();
+  });
+
+  it("the last request of a burst ahead of the server's <a/>, refused for want of room in the queue, is counted, not lost silently", async () => {
+    // The audit flood's setting: the strangers' share is the whole queue.
+    const kit = sessionKit({
+      config: {
+        streamManagement: { maxQueue: 20, maxStrangerReplies: 20, ackEvery: 10 },
+        inbound: { stranger: wide, strangersTotal: wide },
+      },
+    });
+    const server = await kit.online();
+    // 21 requests, then the <a/> to the <r/> the client sent after its 10th reply: the server wrote
+    // the requests before it read that <r/>.
+    server.send(Array.from({ length: 21 }, (_, i) => ping(i)).join(""));
+    await kit.settle();
+    const ids = replyIds(await server.drain());
+    assert.deepEqual(
+      ids,
+      Array.from({ length: 20 }, (_, i) => `f${i}`),
+      "20 replies fill the queue",
+    );
+    server.ack(20);
+    await kit.settle();
+    await server.expectNothing();
+    const st = kit.session.stats();
+    assert.equal(st.strangerRepliesDropped, 1, "the last request's reply, refused by the full queue, is counted");
+    assert.equal(ids.length + st.strangerRepliesDropped, 21, "every request answered or counted");
+    await kit.stop();
+  });
+
+  it("a stranger's reply refused by a queue full before the strangers' share is counted too", async () => {
+    const kit = sessionKit({
+      config: {
+        streamManagement: { maxQueue: 3, maxStrangerReplies: 3 },
+        inbound: { stranger: wide, strangersTotal: wide },
+      },
+    });
+    const server = await kit.online();
+    // Telemetry holds one place, so the queue is full with only two replies to strangers in it.
+    kit.session.send(message(1)).catch(() => undefined);
+    server.send([0, 1, 2].map(ping).join(""));
+    await kit.settle();
+    assert.deepEqual(replyIds(await server.drain()), ["f0", "f1"]);
+    assert.equal(kit.session.stats().strangerRepliesDropped, 1);
+    await kit.stop();
+  });
+});

@@ -20,6 +20,11 @@ export interface FakeLinkHooks {
 }
 
 export class FakeLink extends Duplex {
+  /** While set, what the client writes waits in the link, as in a socket whose peer stopped reading. */
+  private stalled = false;
+  /** The write held by a stall: delivered, and its callback called, by flow(). */
+  private held: (() => void) | undefined;
+
   constructor(
     private readonly hooks: FakeLinkHooks,
     /** What Connection.secure reads: true as if the link were TLS from the start (or after STARTTLS). */
@@ -43,9 +48,30 @@ export class FakeLink extends Duplex {
     this.destroy(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }));
   }
 
+  /**
+   * The server stops reading: the chunk being written is held with its callback, the ones after it
+   * wait in the Writable's buffer, so `writableLength` grows and write() returns false past the
+   * high-water mark, as on a TCP socket whose peer does not read. flow() lets it all through.
+   */
+  stall(): void {
+    this.stalled = true;
+  }
+
+  /** The server reads again: the held write completes, the buffered ones follow, then 'drain'. */
+  flow(): void {
+    this.stalled = false;
+    const held = this.held;
+    this.held = undefined;
+    held?.();
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.hooks.onWrite(chunk.toString("utf8"));
-    callback();
+    const deliver = () => {
+      this.hooks.onWrite(chunk.toString("utf8"));
+      callback();
+    };
+    if (this.stalled) this.held = deliver;
+    else deliver();
   }
 
   override _final(callback: (err?: Error | null) => void): void {

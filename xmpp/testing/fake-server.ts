@@ -29,6 +29,13 @@ export interface ServerWire {
   reset(): void;
   /** The link is closed at both ends. */
   closed(): boolean;
+  /**
+   * The server stops reading what the client writes, so the client's socket backs up (its
+   * write() returns false past the high-water mark), and starts again. Optional: the in-memory
+   * link has it (FakeLink.stall/flow); a real socket's kernel buffers make it inexact.
+   */
+  stopReading?(): void;
+  startReading?(): void;
 }
 
 export interface FakeServerOptions {
@@ -205,6 +212,17 @@ export class FakeServer {
   /** The link is closed at both ends. */
   get closed(): boolean {
     return this.wire.closed();
+  }
+
+  /** The server stops reading: what the client writes backs up in its socket (see ServerWire). */
+  stopReading(): void {
+    if (!this.wire.stopReading) throw new Error("this wire cannot stop reading");
+    this.wire.stopReading();
+  }
+
+  /** The server reads again: what backed up arrives, and the client's socket drains. */
+  startReading(): void {
+    this.wire.startReading?.();
   }
 
   /** The server closes the TCP connection (after a restart, a crash...). */

@@ -100,6 +100,8 @@ export function sessionKit(o: SessionKitOptions = {}): SessionKit {
         hangUp: () => link.hangUp(),
         reset: () => link.reset(),
         closed: () => link.destroyed,
+        stopReading: () => link.stall(),
+        startReading: () => link.flow(),
       },
       {
         index: servers.length,
