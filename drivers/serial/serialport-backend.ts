@@ -8,6 +8,9 @@ import { SerialPort } from "serialport";
 import type { SerialSettings } from "../types.js";
 import type { SerialBackend, SerialPortHandle } from "./backend.js";
 
+/** serialport's read pool per port (its default is 64 KiB). */
+export const SERIAL_READ_BUFFER_BYTES = 4096;
+
 export class SerialportBackend implements SerialBackend {
   readonly name = "serialport";
 
@@ -21,6 +24,10 @@ export class SerialportBackend implements SerialBackend {
       autoOpen: false,
       // An exclusive lock: two agents (or the agent and a terminal) on one MCU would corrupt both.
       lock: true,
+      // serialport's read pool and stream buffer are 64 KiB by default, one pool per port and a new
+      // one each time it fills. A frame is at most 1 KiB (link.ts maxFrameBytes) and a 115200-baud line
+      // carries 11.5 KB/s, read as it arrives: 4 KiB holds a third of a second of a busy line.
+      highWaterMark: SERIAL_READ_BUFFER_BYTES,
     });
     await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
     return new SerialportHandle(path, port);
