@@ -1,4 +1,2 @@
 #!/usr/bin/env node
-import { launch } from "./launch.js";
-
-await launch("iot-agent", "agent/cli.ts");
+require("./launch.js").run("iot-agent", "agent/cli.ts");

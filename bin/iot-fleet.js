@@ -1,4 +1,2 @@
 #!/usr/bin/env node
-import { launch } from "./launch.js";
-
-await launch("iot-fleet", "provisioning/cli.ts");
+require("./launch.js").run("iot-fleet", "provisioning/cli.ts");

@@ -1,4 +1,2 @@
 #!/usr/bin/env node
-import { launch } from "./launch.js";
-
-await launch("iot-sim", "firmware-sim/cli.ts", { stoppable: true });
+require("./launch.js").run("iot-sim", "firmware-sim/cli.ts", { stoppable: true });

@@ -1,25 +1,26 @@
-// Shared by the bin/ launchers. An installed copy (no TypeScript sources beside it) runs the bundle
-// dist/NAME.mjs. A source checkout runs the sources through tsx, so an old dist/ never shadows
-// newer code; IOT_USE_DIST=1 runs the bundle there too (the demo does, to run as it ships).
-// Each CLI module exports main(argv, io) -> exit code.
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+// Shared by the bin/ launchers (CommonJS, see bin/package.json: an ES module here would load
+// Node's ESM loader into every agent process, ~3 MiB of RSS; scripts/build.mjs). An installed copy
+// (no TypeScript sources beside it) runs the bundle dist/NAME.cjs. A source checkout runs the
+// sources through tsx, so an old dist/ never shadows newer code; IOT_USE_DIST=1 runs the bundle
+// there too (the demo does, to run as it ships). Each CLI module exports main(argv, io) -> exit code.
+const { existsSync } = require("node:fs");
+const { join } = require("node:path");
+const { pathToFileURL } = require("node:url");
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const root = join(__dirname, "..");
 
 /** `stoppable`: the CLI runs until SIGINT/SIGTERM and is handed a promise for that (iot-sim). */
-export async function launch(name, source, { stoppable = false } = {}) {
+async function launch(name, source, { stoppable = false } = {}) {
   // `iot-agent --help | head` closes our stdout early: that is not an error worth a stack trace.
   process.stdout.on("error", (err) => {
     if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
     throw err;
   });
-  const bundle = join(root, "dist", `${name}.mjs`);
+  const bundle = join(root, "dist", `${name}.cjs`);
   const checkout = existsSync(join(root, source));
   let cli;
   if (existsSync(bundle) && (!checkout || process.env.IOT_USE_DIST === "1")) {
-    cli = await import(pathToFileURL(bundle).href);
+    cli = require(bundle);
   } else {
     await import("tsx/esm");
     cli = await import(pathToFileURL(join(root, source)).href);
@@ -38,3 +39,13 @@ export async function launch(name, source, { stoppable = false } = {}) {
   }
   process.exitCode = await cli.main(process.argv.slice(2), io);
 }
+
+/** Runs a CLI; a failure to start it at all (a missing bundle, a broken install) exits 1 with the stack. */
+function run(name, source, options) {
+  launch(name, source, options).catch((err) => {
+    process.exitCode = 1;
+    console.error(err);
+  });
+}
+
+module.exports = { run };

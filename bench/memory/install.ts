@@ -8,11 +8,11 @@
  * The node flags come from deploy/iot-agent.service's ExecStart, read here, so the benchmark keeps
  * running the agent the way the unit does when the unit changes.
  */
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { unitSettings } from "../../scripts/unit-settings.js";
 import { runCommand } from "../../test/harness/process.js";
-import { BenchError } from "../lib/errors.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const MEMORY_TMP = join(ROOT, ".tmp", "bench-memory");
@@ -27,30 +27,8 @@ export interface Install {
   nodeFlags: string[];
   /** Environment= lines of the unit (none today: MALLOC_ARENA_MAX and the like are not set). */
   unitEnv: Record<string, string>;
-  /** Bytes of the agent entry plus every chunk it imports statically. */
+  /** What scripts/build.mjs printed: each bundle and its size. */
   buildOutput: string;
-}
-
-/** The node flags and Environment= of deploy/iot-agent.service. */
-export function unitSettings(): { nodeFlags: string[]; unitEnv: Record<string, string> } {
-  const unit = readFileSync(join(ROOT, "deploy", "iot-agent.service"), "utf8");
-  const exec = unit.split("\n").find((l) => l.startsWith("ExecStart="));
-  if (!exec) throw new BenchError("bench_unit", "deploy/iot-agent.service has no ExecStart=");
-  const words = exec.slice("ExecStart=".length).trim().split(/\s+/);
-  const script = words.findIndex((w) => w.endsWith("iot-agent.js"));
-  if (script < 1 || !/\/node$/.test(words[0]!))
-    throw new BenchError("bench_unit", `unexpected ExecStart= in deploy/iot-agent.service: ${exec}`);
-  const unitEnv: Record<string, string> = {};
-  for (const line of unit.split("\n")) {
-    const m = /^Environment=(.*)$/.exec(line.trim());
-    if (!m) continue;
-    for (const pair of m[1]!.match(/"[^"]*"|\S+/g) ?? []) {
-      const p = pair.replace(/^"|"$/g, "");
-      const eq = p.indexOf("=");
-      if (eq > 0) unitEnv[p.slice(0, eq)] = p.slice(eq + 1);
-    }
-  }
-  return { nodeFlags: words.slice(1, script), unitEnv };
 }
 
 /** `app`: where the install goes (default .tmp/bench-memory/app; diagnostics use their own). */
@@ -62,9 +40,10 @@ export async function buildInstall(app = APP): Promise<Install> {
     env: { NODE_OPTIONS: "" },
     timeoutMs: 120_000,
   });
-  for (const f of ["launch.js", "iot-agent.js", "iot-sim.js"]) copyFileSync(join(ROOT, "bin", f), join(app, "bin", f));
-  // An install's own package.json: the launchers are ES modules.
-  writeFileSync(join(app, "package.json"), `${JSON.stringify({ type: "module", private: true })}\n`);
+  // The launchers and bin/package.json, which makes them CommonJS (scripts/build.mjs says why).
+  for (const f of ["launch.js", "iot-agent.js", "iot-sim.js", "package.json"])
+    copyFileSync(join(ROOT, "bin", f), join(app, "bin", f));
+  writeFileSync(join(app, "package.json"), `${JSON.stringify({ private: true })}\n`);
   return {
     agentBin: join(app, "bin", "iot-agent.js"),
     simBin: join(app, "bin", "iot-sim.js"),
