@@ -20,6 +20,7 @@ import { decodeReadings } from "../agent/telemetry/codec.js";
 import { runAllTeardowns } from "../test/harness/cleanup.js";
 import { OperatorClient } from "../test/harness/operator.js";
 import { type PeerProcess, spawnPeer } from "../test/harness/process.js";
+import { unitSettings } from "./unit-settings.js";
 import { startMosquitto } from "../test/harness/mosquitto.js";
 import { startProsody } from "../test/harness/prosody.js";
 import { SimMqttDevices } from "../firmware-sim/mqtt/devices.js";
@@ -99,14 +100,17 @@ async function main(): Promise<void> {
   );
   await waitForFile(join(DEMO, "pty", "agent"), "the simulator's PTY", sim);
 
-  say(`Starting the agent: bin/iot-agent.js run --config ${configFile} (log in .demo/agent.log) ...`);
+  // With the systemd unit's node flags and environment, as on a device.
+  const unit = unitSettings();
+  const flags = unit.nodeFlags.join(" ");
+  say(`Starting the agent: node ${flags} bin/iot-agent.js run --config ${configFile} (log in .demo/agent.log) ...`);
   const agent = spawnPeer(
     "/bin/sh",
     [
       "-c",
-      `exec "${process.execPath}" "${join(ROOT, "bin/iot-agent.js")}" run --config "${configFile}"${process.env.DEMO_LOG_LEVEL ? ` --log-level ${process.env.DEMO_LOG_LEVEL}` : ""} 2>>"${join(DEMO, "agent.log")}"`,
+      `exec "${process.execPath}" ${flags} "${join(ROOT, "bin/iot-agent.js")}" run --config "${configFile}"${process.env.DEMO_LOG_LEVEL ? ` --log-level ${process.env.DEMO_LOG_LEVEL}` : ""} 2>>"${join(DEMO, "agent.log")}"`,
     ],
-    { name: "iot-agent", env: { AGENT_SERVER: `127.0.0.1:${PORT}`, IOT_USE_DIST: "1" } },
+    { name: "iot-agent", env: { ...unit.unitEnv, AGENT_SERVER: `127.0.0.1:${PORT}`, IOT_USE_DIST: "1" } },
   );
 
   const op = await OperatorClient.login(prosody, "operator", operatorPassword, { name: "demo-operator" });
