@@ -21,7 +21,8 @@ import { type Install, ROOT } from "./install.js";
 
 export interface StatusJson {
   uptimeS: number;
-  memory: { rssBytes: number; heapUsedBytes: number };
+  /** heapLiveBytes: only when the agent runs with --expose-gc (heap used right after a full GC). */
+  memory: { rssBytes: number; heapUsedBytes: number; heapLiveBytes?: number };
   link: { state: string };
   spool?: { depth: number; drops: number };
   telemetry?: string;
@@ -98,7 +99,19 @@ export async function startAgent(opts: {
     );
     const proc = spawnPeer(
       process.execPath,
-      [...install.nodeFlags, ...(opts.extraNodeFlags ?? []), install.agentBin, "run", "--config", configFile],
+      // --expose-gc (not the unit's): with it, the status command runs a full GC before it reads the
+      // heap and reports the live heap too (heapLiveBytes, agent/health/memory-watch.ts). Status is
+      // asked at the measurements and once a second while a spool drains, never while the link is
+      // cut, where the replay's peak is taken (peakRssOutage).
+      [
+        ...install.nodeFlags,
+        "--expose-gc",
+        ...(opts.extraNodeFlags ?? []),
+        install.agentBin,
+        "run",
+        "--config",
+        configFile,
+      ],
       {
         name: `iot-agent-${opts.deviceId}`,
         cwd: dir,

@@ -66,6 +66,10 @@ interface SnapshotSummary {
   nodes: number;
   byType: [string, number, number][];
   byConstructor: [string, number, number][];
+  /** Code objects (bytecode, compiled code, function infos, feedback) by name. */
+  codeByName: [string, number, number][];
+  /** The largest strings (mostly the source text of loaded scripts), their start and size. */
+  largestStrings: [string, number][];
 }
 
 function summarizeSnapshot(file: string): SnapshotSummary {
@@ -82,6 +86,8 @@ function summarizeSnapshot(file: string): SnapshotSummary {
   const iSize = fields.indexOf("self_size");
   const byType = new Map<string, [number, number]>();
   const byCtor = new Map<string, [number, number]>();
+  const byCode = new Map<string, [number, number]>();
+  const strings: [string, number][] = [];
   let total = 0;
   for (let i = 0; i < snap.nodes.length; i += nf) {
     const type = types[snap.nodes[i + iType]!] ?? "?";
@@ -91,6 +97,16 @@ function summarizeSnapshot(file: string): SnapshotSummary {
     t[0] += size;
     t[1]++;
     byType.set(type, t);
+    if (type === "code") {
+      // "(bytecode array)", "system / Code", "(shared function info) name": group by the kind.
+      const name = (snap.strings[snap.nodes[i + iName]!] ?? "?").replace(/\).*$/, ")").slice(0, 40);
+      const c = byCode.get(name) ?? [0, 0];
+      c[0] += size;
+      c[1]++;
+      byCode.set(name, c);
+    }
+    if (type === "string" && size >= 16 * 1024)
+      strings.push([(snap.strings[snap.nodes[i + iName]!] ?? "").slice(0, 70).replace(/\s+/g, " "), size]);
     if (type === "object" || type === "native" || type === "closure") {
       const name = `${type === "object" ? "" : `(${type}) `}${snap.strings[snap.nodes[i + iName]!] ?? "?"}`.slice(
         0,
@@ -104,7 +120,15 @@ function summarizeSnapshot(file: string): SnapshotSummary {
   }
   const sorted = (m: Map<string, [number, number]>) =>
     [...m.entries()].map(([k, [s, n]]) => [k, s, n] as [string, number, number]).sort((a, b) => b[1] - a[1]);
-  return { file, total, nodes: snap.nodes.length / nf, byType: sorted(byType), byConstructor: sorted(byCtor) };
+  return {
+    file,
+    total,
+    nodes: snap.nodes.length / nf,
+    byType: sorted(byType),
+    byConstructor: sorted(byCtor),
+    codeByName: sorted(byCode),
+    largestStrings: strings.sort((a, b) => b[1] - a[1]).slice(0, 12),
+  };
 }
 
 async function takeSnapshot(agent: RunningAgent, dir: string, op: OperatorClient): Promise<SnapshotSummary> {
@@ -159,6 +183,12 @@ function report(title: string, agent: RunningAgent, gc: GcLine[], snap: Snapshot
         .map(([t, s, n]) => `${t} ${mib(s, 2)} (${n})`)
         .join(", ")}`,
     );
+    console.log("  code by kind (self size), largest first:");
+    for (const [name, s, n] of snap.codeByName.slice(0, 8))
+      console.log(`    ${name.padEnd(60)} ${(s / 1024).toFixed(0).padStart(7)} KiB  ${String(n).padStart(7)}`);
+    console.log("  strings of 16 KiB or more (source text of loaded scripts, mostly):");
+    for (const [start, s] of snap.largestStrings)
+      console.log(`    ${(s / 1024).toFixed(0).padStart(5)} KiB  ${JSON.stringify(start)}`);
     console.log("  objects by constructor (self size), largest first:");
     for (const [name, s, n] of snap.byConstructor.slice(0, 20))
       console.log(`    ${name.padEnd(60)} ${(s / 1024).toFixed(0).padStart(7)} KiB  ${String(n).padStart(7)}`);

@@ -14,7 +14,7 @@ import type { OperatorClient } from "../../test/harness/operator.js";
 import { BenchError } from "../lib/errors.js";
 import { agentStatus, type RunningAgent, type StatusJson, sequenceMark, setSampling, waitAnswering } from "./agent.js";
 import { intervalForRate } from "./configs.js";
-import { type ProcFigures, procFigures, readProcMemory, readRss } from "./proc.js";
+import { type ProcFigures, procFigures, readCpuMs, readProcMemory, readRss } from "./proc.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SEQUENCE_BLOCK = 1000;
@@ -40,6 +40,11 @@ export interface Measurement {
    */
   heapUsed: number;
   heapUsedMin: number;
+  /**
+   * Heap used right after a full GC (median), when the agent runs with --expose-gc: its status
+   * then collects before it measures (agent/health). What is live, without the garbage.
+   */
+  heapLive: number | undefined;
   insideRss: number;
   uptimeS: number;
   spoolDepth: number | undefined;
@@ -60,6 +65,8 @@ export interface ReplayResult {
   peakRssDrain: number;
   /** Highest heap used the status command reported during the drain (once a second). */
   peakHeapUsedSeen: number;
+  /** The agent's CPU time (user + system) from answering again to the spool drained. */
+  drainCpuMs: number;
   /** VmHWM at the end of the phase: the kernel's high-water mark of the process so far. */
   hwmAfter: number;
   samples: number;
@@ -68,6 +75,11 @@ export interface ReplayResult {
 export interface GrowthResult {
   /** Readings the agent had taken (lower bound, from the sequence mark) when measured. */
   readings: number;
+  /**
+   * The agent's CPU time per 1,000 readings while the burst channels ran at BURST_INTERVAL_MS
+   * (sampling, batching, spooling, publishing); undefined if the phase took no readings itself.
+   */
+  burstCpuMsPer1000: number | undefined;
   phaseMs: number;
   after: Measurement;
 }
@@ -104,6 +116,9 @@ export async function measure(op: OperatorClient, agent: RunningAgent, n = 10): 
     proc: procFigures(samples),
     heapUsed: med(statuses.map((s) => s.memory.heapUsedBytes)),
     heapUsedMin: Math.min(...statuses.map((s) => s.memory.heapUsedBytes)),
+    heapLive: statuses.every((s) => s.memory.heapLiveBytes !== undefined)
+      ? med(statuses.map((s) => s.memory.heapLiveBytes!))
+      : undefined,
     insideRss: med(statuses.map((s) => s.memory.rssBytes)),
     uptimeS: last.uptimeS,
     spoolDepth: last.spool?.depth,
@@ -175,12 +190,14 @@ export async function replay(op: OperatorClient, agent: RunningAgent, readings: 
     restored = true;
     const back = await waitAnswering(op, agent, 60_000);
     const tBack = Date.now();
+    const cpuBack = readCpuMs(agent.pid);
     await setSampling(op, agent, restIntervalMs(agent));
     let peakHeapUsedSeen = back.memory.heapUsedBytes;
     await waitDrained(op, agent, 600_000, (s) => {
       peakHeapUsedSeen = Math.max(peakHeapUsedSeen, s.memory.heapUsedBytes);
     });
     const tDrained = Date.now();
+    const drainCpuMs = readCpuMs(agent.pid) - cpuBack;
     tick();
     return {
       spooledAtReconnect: back.spool?.depth ?? Number.NaN,
@@ -192,6 +209,7 @@ export async function replay(op: OperatorClient, agent: RunningAgent, readings: 
       peakRssOutage,
       peakRssDrain,
       peakHeapUsedSeen,
+      drainCpuMs,
       hwmAfter: readProcMemory(agent.pid, false).hwm,
       samples,
     };
@@ -208,22 +226,32 @@ export async function growth(
   settleSeconds: number,
 ): Promise<GrowthResult> {
   const t0 = Date.now();
+  let burstCpuMsPer1000: number | undefined;
   if ((sequenceMark(agent) ?? 0) - SEQUENCE_BLOCK < readings) {
     await setSampling(op, agent, BURST_INTERVAL_MS);
+    // From the first sequence block written at the burst rate to the last one: whole blocks, so
+    // the count is exact, and the set-sampling round trips at either end are outside the window.
+    let first: { mark: number; cpu: number } | undefined;
+    let last: { mark: number; cpu: number } | undefined;
+    const startMark = sequenceMark(agent) ?? 0;
     const until = Date.now() + 1_800_000;
     while ((sequenceMark(agent) ?? 0) - SEQUENCE_BLOCK < readings) {
       checkAlive(agent);
+      const mark = sequenceMark(agent) ?? 0;
+      if (!first && mark > startMark) first = { mark, cpu: readCpuMs(agent.pid) };
+      else if (first && mark > (last?.mark ?? first.mark)) last = { mark, cpu: readCpuMs(agent.pid) };
       if (Date.now() > until)
         throw new BenchError("bench_timeout", `${agent.deviceId}: ${readings} readings not reached within 30 min`);
-      await sleep(500);
+      await sleep(50);
     }
     await setSampling(op, agent, restIntervalMs(agent));
+    if (first && last) burstCpuMsPer1000 = ((last.cpu - first.cpu) * 1000) / (last.mark - first.mark);
   }
   await waitDrained(op, agent, 600_000);
   const phaseMs = Date.now() - t0;
   await sleep(settleSeconds * 1000);
   const after = await measure(op, agent);
-  return { readings: (sequenceMark(agent) ?? 0) - SEQUENCE_BLOCK, phaseMs, after };
+  return { readings: (sequenceMark(agent) ?? 0) - SEQUENCE_BLOCK, burstCpuMsPer1000, phaseMs, after };
 }
 
 /** Waits until the agent answers (online), then `seconds` more; used before the steady measurement. */

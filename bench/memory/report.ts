@@ -32,6 +32,8 @@ export function over<T>(runs: RunResult[], pick: (r: RunResult) => T | undefined
 }
 
 const mib = (b: number, d = 1) => (Number.isFinite(b) ? (b / MiB).toFixed(d) : "n/a");
+/** CPU ms per 1,000 readings. */
+const cpu = (ms: number) => (Number.isFinite(ms) ? ms.toFixed(0) : "n/a");
 const signed = (b: number, d = 1) => (Number.isFinite(b) ? `${b >= 0 ? "+" : ""}${(b / MiB).toFixed(d)}` : "n/a");
 
 function table(header: string[], body: string[][]): string {
@@ -58,7 +60,17 @@ export interface Summary {
   steady: Partial<
     Record<
       VariantId,
-      { rss: number; rssAnon: number; pss: number; heapUsed: number; heapUsedMin: number; threads: number; n: number }
+      {
+        rss: number;
+        rssAnon: number;
+        pss: number;
+        heapUsed: number;
+        heapUsedMin: number;
+        /** After a full GC (agents run with --expose-gc); NaN when the agent did not report it. */
+        heapLive: number;
+        threads: number;
+        n: number;
+      }
     >
   >;
   replay: Partial<
@@ -74,6 +86,8 @@ export interface Summary {
         peakRssOutage: number;
         peakRssDrain: number;
         peakHeapUsedSeen: number;
+        /** Agent CPU per 1,000 replayed readings while draining. */
+        drainCpuMsPer1000: number;
         n: number;
       }
     >
@@ -87,8 +101,12 @@ export interface Summary {
         rssAnon: number;
         heapUsed: number;
         heapUsedMin: number;
+        heapLive: number;
         heapVsSteady: number;
         heapMinVsSteady: number;
+        /** Live heap (after a full GC) after the growth readings minus at steady state. */
+        heapLiveVsSteady: number;
+        burstCpuMsPer1000: number;
         rssVsSteady: number;
         n: number;
       }
@@ -123,6 +141,7 @@ export function summarize(runs: RunResult[], variants: Variant[]): Summary {
         pss: over(runs, s, (m) => m.proc.pss),
         heapUsed: over(runs, s, (m) => m.heapUsed),
         heapUsedMin: over(runs, s, (m) => m.heapUsedMin),
+        heapLive: over(runs, s, (m) => m.heapLive ?? Number.NaN),
         threads: over(runs, s, (m) => m.proc.threads),
         n: runs.filter((r) => s(r)).length,
       };
@@ -138,6 +157,7 @@ export function summarize(runs: RunResult[], variants: Variant[]): Summary {
         peakRssOutage: over(runs, p, (x) => x.peakRssOutage),
         peakRssDrain: over(runs, p, (x) => x.peakRssDrain),
         peakHeapUsedSeen: over(runs, p, (x) => x.peakHeapUsedSeen),
+        drainCpuMsPer1000: over(runs, p, (x) => (x.drainCpuMs * 1000) / x.spooledAtReconnect),
         n: runs.filter((r) => p(r)).length,
       };
     const g = (r: RunResult) => r.growth[v.id];
@@ -150,6 +170,13 @@ export function summarize(runs: RunResult[], variants: Variant[]): Summary {
         rssAnon: over(runs, g, (x) => x.after.proc.rssAnon),
         heapUsed: over(runs, g, (x) => x.after.heapUsed),
         heapUsedMin: over(runs, g, (x) => x.after.heapUsedMin),
+        heapLive: over(runs, g, (x) => x.after.heapLive ?? Number.NaN),
+        heapLiveVsSteady: over(
+          both,
+          (r) => r,
+          (r) => (r.growth[v.id]!.after.heapLive ?? Number.NaN) - (r.steady[v.id]!.heapLive ?? Number.NaN),
+        ),
+        burstCpuMsPer1000: over(runs, g, (x) => x.burstCpuMsPer1000 ?? Number.NaN),
         heapVsSteady: over(
           both,
           (r) => r,
@@ -219,6 +246,7 @@ export function steadyTable(s: Summary, variants: Variant[]): string {
       mib(m.pss),
       mib(m.heapUsed, 2),
       mib(m.heapUsedMin, 2),
+      mib(m.heapLive, 2),
       signed(m.rss - bare.rss),
       signed(m.rssAnon - bare.rssAnon),
       prev ? signed(m.rss - prev.rss) : "",
@@ -237,6 +265,7 @@ export function steadyTable(s: Summary, variants: Variant[]): string {
       "Pss",
       "heap used",
       "heap min",
+      "heap live",
       "RSS−bare",
       "Anon−bare",
       "marg. RSS",
@@ -263,12 +292,15 @@ export function burstTable(s: Summary, variants: Variant[]): string {
       p ? mib(p.peakRssAnon) : "",
       p ? signed(p.peakRss - bare.rss) : "",
       p ? mib(p.peakHeapUsedSeen, 2) : "",
+      p ? cpu(p.drainCpuMsPer1000) : "",
       g ? String(Math.round(g.readings)) : "",
+      g ? cpu(g.burstCpuMsPer1000) : "",
       g ? mib(g.rss) : "",
       g ? mib(g.rssAnon) : "",
       g ? mib(g.heapUsed, 2) : "",
       g ? signed(g.heapVsSteady, 2) : "",
       g ? signed(g.heapMinVsSteady, 2) : "",
+      g ? signed(g.heapLiveVsSteady, 2) : "",
       g ? signed(g.rssVsSteady) : "",
     ]);
   }
@@ -281,12 +313,15 @@ export function burstTable(s: Summary, variants: Variant[]): string {
       "peak Anon",
       "peak−bare",
       "max heap seen",
+      "drain CPU",
       "readings",
+      "burst CPU",
       "RSS after",
       "Anon after",
       "heap after",
       "heap−steady",
       "min−steady",
+      "live−steady",
       "RSS−steady",
     ],
     body,
@@ -319,13 +354,18 @@ export function targets(s: Summary, variants: Variant[]): TargetCheck[] {
     measured: ser ? fmt(ser.rss - bare.rss) : "n/a",
     met: ser ? ser.rss - bare.rss <= 10 * MiB : undefined,
   });
-  const heaps = Object.entries(s.steady) as [VariantId, NonNullable<Summary["steady"][VariantId]>][];
+  // Steady state is 1 reading/s (the issue's definition): the load row, at 100/s, is not one.
+  const atRest = new Set(variants.filter((v) => v.loadRate === 0).map((v) => v.id));
+  const heaps = (Object.entries(s.steady) as [VariantId, NonNullable<Summary["steady"][VariantId]>][]).filter(
+    ([id]) => atRest.has(id),
+  );
   if (heaps.length > 0) {
     const worst = heaps.reduce((a, b) => (b[1].heapUsed > a[1].heapUsed ? b : a));
+    const live = Number.isFinite(worst[1].heapLive) ? `; live after a full GC ${mib(worst[1].heapLive, 2)}` : "";
     out.push({
-      target: "heap used at steady state (highest configuration)",
+      target: "heap used at steady state, 1 reading/s (highest configuration)",
       limit: "<= 8 MiB",
-      measured: `${mib(worst[1].heapUsed, 2)} MiB (${title(worst[0])})`,
+      measured: `${mib(worst[1].heapUsed, 2)} MiB (${title(worst[0])}${live})`,
       met: heaps.every(([, m]) => m.heapUsed <= 8 * MiB),
     });
   }
@@ -341,20 +381,28 @@ export function targets(s: Summary, variants: Variant[]): TargetCheck[] {
   }
   const growths = Object.entries(s.growth) as [VariantId, NonNullable<Summary["growth"][VariantId]>][];
   if (growths.length > 0) {
-    const worst = growths.reduce((a, b) => (Math.abs(b[1].heapVsSteady) > Math.abs(a[1].heapVsSteady) ? b : a));
+    // The live heap (after a full GC) when the agents reported it; heap used otherwise, which
+    // includes garbage and so overstates growth.
+    const live = growths.every(([, g]) => Number.isFinite(g.heapLiveVsSteady));
+    const d = (g: NonNullable<Summary["growth"][VariantId]>) => (live ? g.heapLiveVsSteady : g.heapVsSteady);
+    const worst = growths.reduce((a, b) => (Math.abs(d(b[1])) > Math.abs(d(a[1])) ? b : a));
     out.push({
-      target: "heap used after the growth readings vs steady (largest difference)",
+      target: `${live ? "live heap (after a full GC)" : "heap used"} after the growth readings vs steady (largest difference)`,
       limit: "within 1 MiB",
-      measured: `${fmt(worst[1].heapVsSteady, 2)} (${title(worst[0])}, ${Math.round(worst[1].readings)} readings)`,
-      met: growths.every(([, g]) => Math.abs(g.heapVsSteady) <= MiB),
+      measured: `${fmt(d(worst[1]), 2)} (${title(worst[0])}, ${Math.round(worst[1].readings)} readings)`,
+      met: growths.every(([, g]) => Math.abs(d(g)) <= MiB),
     });
   }
   const ours = s.baselines["session-ours"].rss;
   const theirs = s.baselines["session-xmppjs"].rss;
+  // Any client needs a TLS socket: node holding one, over @xmpp/client, is the lowest ratio possible.
+  const floor = s.baselines.tls.rss / theirs;
   out.push({
     target: "XmppSession alone / @xmpp/client (bundled) RSS after warm-up",
     limit: "<= 0.75",
-    measured: Number.isFinite(ours / theirs) ? (ours / theirs).toFixed(2) : "n/a",
+    measured: Number.isFinite(ours / theirs)
+      ? `${(ours / theirs).toFixed(2)} (floor: node + 1 TLS socket = ${floor.toFixed(2)})`
+      : "n/a",
     met: Number.isFinite(ours / theirs) ? ours / theirs <= 0.75 : undefined,
   });
   return out;
