@@ -4,6 +4,9 @@
 // each bundled once into dist/vendor/: MQTT.js (only a board with MQTT devices or the MQTT mirror
 // loads it) and node-forge (only enrolment and the fleet tool). Prints the sizes.
 //
+// Of MQTT.js only MqttClient and Store are bundled (dist/vendor/mqtt.cjs), never its index module,
+// whose connect() would load the WebSocket and SOCKS transports (drivers/mqtt/client-factory.ts).
+//
 // CommonJS, not ESM, for memory: the first ES module a Node 20 process loads brings in Node's ESM
 // loader, and every module it loads keeps a module record. Measured with bench/memory.ts (XMPP
 // only, same run, same flags): 2.8-3.1 MiB more RSS and 0.7 MiB more live heap for the ESM build
@@ -15,6 +18,7 @@
 // are installed beside dist/ with `npm ci --omit=dev` (docs/deployment.md).
 // `--outdir DIR` builds elsewhere (tests build a throwaway copy without touching dist/).
 import { rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
 
@@ -23,7 +27,12 @@ const outdir = values.outdir;
 
 const native = ["onoff", "epoll", "serialport", "@serialport/*"];
 /** Packages bundled once into dist/vendor/NAME.cjs and required from there. */
-const vendor = ["mqtt", "node-forge"];
+const vendor = ["node-forge"];
+/**
+ * The MQTT.js modules our sources import, and their names in dist/vendor/mqtt.cjs: each import
+ * becomes that module's exports (module.exports of MQTT.js's CommonJS module), from the one bundle.
+ */
+const mqttModules = { "mqtt/lib/client": "client", "mqtt/lib/store": "store" };
 const common = {
   bundle: true,
   platform: "node",
@@ -40,12 +49,32 @@ const common = {
   logLevel: "warning",
 };
 
-/** `import ... from "mqtt"` becomes require("./vendor/mqtt.cjs"), relative to the CLI's bundle. */
+/**
+ * `import ... from "node-forge"` becomes require("./vendor/node-forge.cjs"), relative to the CLI's
+ * bundle; `import ... from "mqtt/lib/client"` becomes require("./vendor/mqtt.cjs").client (a
+ * one-line module in the namespace "vendor-mqtt"). Importing "mqtt" itself is a build error.
+ */
 const vendorPlugin = {
   name: "vendor",
   setup(b) {
     const filter = new RegExp(`^(${vendor.map((v) => v.replace(/[-/]/g, "\\$&")).join("|")})$`);
     b.onResolve({ filter }, (args) => ({ path: `./vendor/${args.path}.cjs`, external: true }));
+    b.onResolve({ filter: /^mqtt(\/.*)?$/ }, (args) =>
+      Object.hasOwn(mqttModules, args.path)
+        ? { path: args.path, namespace: "vendor-mqtt" }
+        : {
+            errors: [
+              {
+                text: `import MqttClient and Store from ${Object.keys(mqttModules).join(" and ")}, not ${args.path} (drivers/mqtt/client-factory.ts)`,
+              },
+            ],
+          },
+    );
+    b.onLoad({ filter: /.*/, namespace: "vendor-mqtt" }, (args) => ({
+      contents: `module.exports = require("./vendor/mqtt.cjs").${mqttModules[args.path]};`,
+      loader: "js",
+    }));
+    b.onResolve({ filter: /^\.\/vendor\//, namespace: "vendor-mqtt" }, (args) => ({ path: args.path, external: true }));
   },
 };
 
@@ -68,11 +97,21 @@ const vendored = await build({
   ...common,
   entryPoints: Object.fromEntries(vendor.map((v) => [`vendor/${v}`, v])),
   outdir,
-  // MQTT.js's WebSocket transport (ws) tries these optional speed-ups; we never use WebSockets.
-  external: ["bufferutil", "utf-8-validate"],
+});
+const mqttVendored = await build({
+  ...common,
+  stdin: {
+    contents: Object.entries(mqttModules)
+      .map(([module, name]) => `exports.${name} = require(${JSON.stringify(module)});`)
+      .join("\n"),
+    sourcefile: "vendor-mqtt.js",
+    resolveDir: process.cwd(),
+    loader: "js",
+  },
+  outfile: join(outdir, "vendor/mqtt.cjs"),
 });
 
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
-for (const result of [clis, vendored])
+for (const result of [clis, vendored, mqttVendored])
   for (const [file, out] of Object.entries(result.metafile.outputs))
     if (out.entryPoint) console.log(`${file.padEnd(30)} ${kib(statSync(file).size).padStart(10)}`);

@@ -18,15 +18,21 @@
  * - Optional birth message (published on every connect) and will (left with the broker).
  */
 import { readFileSync } from "node:fs";
-import mqtt, { type IClientOptions, type MqttClient, Store } from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
+// Runtime values from MQTT.js's own modules, not its index (client-factory.ts says why).
+import storeModule from "mqtt/lib/store";
 import { Backoff } from "../../kernel/backoff.js";
 import { describeError } from "../../kernel/errors.js";
 import { type Logger, silentLogger } from "../../kernel/log.js";
 import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { TypedEvents, type Unsubscribe } from "../events.js";
 import type { MqttBrokerConfig } from "./config.js";
+import { commonJsDefault, connectMqttClient } from "./client-factory.js";
 import { MqttError } from "./errors.js";
 import type { MqttLink, MqttLinkEvents, MqttLinkStats, MqttPublishOptions } from "./link.js";
+
+const Store = commonJsDefault(storeModule);
+type Store = InstanceType<typeof Store>;
 
 export interface MqttConnectionOptions {
   config: MqttBrokerConfig;
@@ -43,7 +49,7 @@ export interface MqttConnectionOptions {
   timers?: Timers;
   logger?: Logger;
   random?: () => number;
-  /** Tests replace MQTT.js. */
+  /** Tests replace MQTT.js; default connectMqttClient (client-factory.ts). */
   connect?: (url: string, opts: IClientOptions) => MqttClient;
 }
 
@@ -254,7 +260,7 @@ export class MqttConnection implements MqttLink {
       }
       return;
     }
-    const connect = this.options.connect ?? ((url: string, o: IClientOptions) => mqtt.connect(url, o));
+    const connect = this.options.connect ?? connectMqttClient;
     if (this.options.persistentSession) this.stores = { incomingStore: new Store(), outgoingStore: new Store() };
     let client: MqttClient;
     try {

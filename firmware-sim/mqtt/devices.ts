@@ -11,7 +11,8 @@
  *
  * One MQTT connection serves all devices. Values are a seeded random walk (firmware-sim/random.ts).
  */
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
+import { connectMqttClient } from "../../drivers/mqtt/client-factory.js";
 import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 
 export interface SimSensorSpec {
@@ -89,11 +90,13 @@ export class SimMqttDevices {
   /** Connects, publishes discovery and initial states, starts the sensors. */
   async start(): Promise<void> {
     if (this.client) return;
-    const client = await mqtt.connectAsync(this.options.url, {
-      clientId: this.options.clientId ?? `iot-sim-mqtt-${process.pid}`,
-      reconnectPeriod: 500,
-      ...this.options.mqttOptions,
-    });
+    const client = await connected(
+      connectMqttClient(this.options.url, {
+        clientId: this.options.clientId ?? `iot-sim-mqtt-${process.pid}`,
+        reconnectPeriod: 500,
+        ...this.options.mqttOptions,
+      }),
+    );
     this.client = client;
     client.on("error", () => undefined); // reconnects on its own; the test/demo sees the effect
     client.on("message", (topic, payload) => this.onMessage(topic, payload.toString("utf8")));
@@ -262,4 +265,28 @@ export class SimMqttDevices {
       // Broker away: the state is re-reported on the next command.
     }
   }
+}
+
+/**
+ * Resolves once the client has connected (or was ended), rejects on its first error after ending
+ * it: what mqtt.connectAsync() does, for a client from connectMqttClient (the simulator, like the
+ * agent, does not load mqtt's index module; drivers/mqtt/client-factory.ts).
+ */
+function connected(client: MqttClient): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error) => {
+      client.off("connect", onConnect);
+      client.off("end", onEnd);
+      client.off("error", settle);
+      if (err) {
+        client.end();
+        reject(err);
+      } else resolve(client);
+    };
+    const onConnect = () => settle();
+    const onEnd = () => settle();
+    client.on("connect", onConnect);
+    client.on("end", onEnd);
+    client.on("error", settle);
+  });
 }
