@@ -70,6 +70,8 @@ interface SnapshotSummary {
   codeByName: [string, number, number][];
   /** The largest strings (mostly the source text of loaded scripts), their start and size. */
   largestStrings: [string, number][];
+  /** The largest arrays (V8's backing stores: object elements, property tables, hash tables). */
+  largestArrays: [string, number][];
 }
 
 function summarizeSnapshot(file: string): SnapshotSummary {
@@ -88,6 +90,7 @@ function summarizeSnapshot(file: string): SnapshotSummary {
   const byCtor = new Map<string, [number, number]>();
   const byCode = new Map<string, [number, number]>();
   const strings: [string, number][] = [];
+  const arrays: [string, number][] = [];
   let total = 0;
   for (let i = 0; i < snap.nodes.length; i += nf) {
     const type = types[snap.nodes[i + iType]!] ?? "?";
@@ -105,6 +108,7 @@ function summarizeSnapshot(file: string): SnapshotSummary {
       c[1]++;
       byCode.set(name, c);
     }
+    if (type === "array" && size >= 16 * 1024) arrays.push([snap.strings[snap.nodes[i + iName]!] ?? "?", size]);
     if (type === "string" && size >= 16 * 1024)
       strings.push([(snap.strings[snap.nodes[i + iName]!] ?? "").slice(0, 70).replace(/\s+/g, " "), size]);
     if (type === "object" || type === "native" || type === "closure") {
@@ -128,6 +132,7 @@ function summarizeSnapshot(file: string): SnapshotSummary {
     byConstructor: sorted(byCtor),
     codeByName: sorted(byCode),
     largestStrings: strings.sort((a, b) => b[1] - a[1]).slice(0, 12),
+    largestArrays: arrays.sort((a, b) => b[1] - a[1]).slice(0, 12),
   };
 }
 
@@ -189,6 +194,8 @@ function report(title: string, agent: RunningAgent, gc: GcLine[], snap: Snapshot
     console.log("  strings of 16 KiB or more (source text of loaded scripts, mostly):");
     for (const [start, s] of snap.largestStrings)
       console.log(`    ${(s / 1024).toFixed(0).padStart(5)} KiB  ${JSON.stringify(start)}`);
+    console.log("  arrays of 16 KiB or more:");
+    for (const [name, s] of snap.largestArrays) console.log(`    ${(s / 1024).toFixed(0).padStart(5)} KiB  ${name}`);
     console.log("  objects by constructor (self size), largest first:");
     for (const [name, s, n] of snap.byConstructor.slice(0, 20))
       console.log(`    ${name.padEnd(60)} ${(s / 1024).toFixed(0).padStart(7)} KiB  ${String(n).padStart(7)}`);
