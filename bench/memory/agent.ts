@@ -22,7 +22,7 @@ import { type Install, ROOT } from "./install.js";
 export interface StatusJson {
   uptimeS: number;
   /** heapLiveBytes: only when the agent runs with --expose-gc (heap used right after a full GC). */
-  memory: { rssBytes: number; heapUsedBytes: number; heapLiveBytes?: number };
+  memory: { rssBytes: number; heapUsedBytes: number; externalBytes?: number; heapLiveBytes?: number };
   link: { state: string };
   spool?: { depth: number; drops: number };
   telemetry?: string;

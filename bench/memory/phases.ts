@@ -45,6 +45,8 @@ export interface Measurement {
    * then collects before it measures (agent/health). What is live, without the garbage.
    */
   heapLive: number | undefined;
+  /** process.memoryUsage().external from status (median): Buffers and other memory outside the V8 heap. */
+  external: number | undefined;
   insideRss: number;
   uptimeS: number;
   spoolDepth: number | undefined;
@@ -118,6 +120,9 @@ export async function measure(op: OperatorClient, agent: RunningAgent, n = 10): 
     heapUsedMin: Math.min(...statuses.map((s) => s.memory.heapUsedBytes)),
     heapLive: statuses.every((s) => s.memory.heapLiveBytes !== undefined)
       ? med(statuses.map((s) => s.memory.heapLiveBytes!))
+      : undefined,
+    external: statuses.every((s) => s.memory.externalBytes !== undefined)
+      ? med(statuses.map((s) => s.memory.externalBytes!))
       : undefined,
     insideRss: med(statuses.map((s) => s.memory.rssBytes)),
     uptimeS: last.uptimeS,

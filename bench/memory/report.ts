@@ -68,6 +68,7 @@ export interface Summary {
         heapUsedMin: number;
         /** After a full GC (agents run with --expose-gc); NaN when the agent did not report it. */
         heapLive: number;
+        external: number;
         threads: number;
         n: number;
       }
@@ -142,6 +143,7 @@ export function summarize(runs: RunResult[], variants: Variant[]): Summary {
         heapUsed: over(runs, s, (m) => m.heapUsed),
         heapUsedMin: over(runs, s, (m) => m.heapUsedMin),
         heapLive: over(runs, s, (m) => m.heapLive ?? Number.NaN),
+        external: over(runs, s, (m) => m.external ?? Number.NaN),
         threads: over(runs, s, (m) => m.proc.threads),
         n: runs.filter((r) => s(r)).length,
       };
@@ -247,6 +249,7 @@ export function steadyTable(s: Summary, variants: Variant[]): string {
       mib(m.heapUsed, 2),
       mib(m.heapUsedMin, 2),
       mib(m.heapLive, 2),
+      mib(m.external, 2),
       signed(m.rss - bare.rss),
       signed(m.rssAnon - bare.rssAnon),
       prev ? signed(m.rss - prev.rss) : "",
@@ -266,6 +269,7 @@ export function steadyTable(s: Summary, variants: Variant[]): string {
       "heap used",
       "heap min",
       "heap live",
+      "external",
       "RSS−bare",
       "Anon−bare",
       "marg. RSS",
@@ -356,8 +360,8 @@ export function targets(s: Summary, variants: Variant[]): TargetCheck[] {
   });
   // Steady state is 1 reading/s (the definition): the load row, at 100/s, is not one.
   const atRest = new Set(variants.filter((v) => v.loadRate === 0).map((v) => v.id));
-  const heaps = (Object.entries(s.steady) as [VariantId, NonNullable<Summary["steady"][VariantId]>][]).filter(
-    ([id]) => atRest.has(id),
+  const heaps = (Object.entries(s.steady) as [VariantId, NonNullable<Summary["steady"][VariantId]>][]).filter(([id]) =>
+    atRest.has(id),
   );
   if (heaps.length > 0) {
     const worst = heaps.reduce((a, b) => (b[1].heapUsed > a[1].heapUsed ? b : a));
