@@ -128,6 +128,20 @@ describe("XmlStreamParser", () => {
     assert.equal(h.elements.length, 0);
   });
 
+  it("reads one socket chunk of many small stanzas larger than the ceiling, and still drops a big one in it", () => {
+    // A TLS record carries up to 16 KiB and a plain TCP read up to 64 KiB, many stanzas at a time: the
+    // ceiling is about one element, not about how much one read brought.
+    const h = harness({ maxStanzaBytes: 1024, maxDepth: 8, ceilingBytes: 4096 });
+    h.p.write(HEADER);
+    const small = "<message to='dev@iot.test'><body>a reading, acknowledged</body></message>";
+    h.p.write(Buffer.from(small.repeat(200)));
+    assert.equal(h.errors.length, 0);
+    assert.equal(h.elements.length, 200);
+    h.p.write(Buffer.from(`${small}<message><body>${"x".repeat(30_000)}</body></message>${small}`));
+    assert.equal(h.errors[0]?.code, "stanza_over_ceiling");
+    assert.equal(h.elements.length, 201);
+  });
+
   it("lets whitespace keepalives between stanzas go on for ever", () => {
     const h = harness({ maxStanzaBytes: 2048, maxDepth: 8, ceilingBytes: 4096 });
     h.p.write(HEADER);

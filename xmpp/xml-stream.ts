@@ -13,7 +13,8 @@
  *   stanza from a stranger costs that stranger, not the device's link.
  * - A hard ceiling on input bytes of one top-level element (`ceilingBytes`): ltx keeps an
  *   unfinished token (a text node, an attribute value) in memory until it ends, so past the
- *   ceiling even skipping would cost memory, and the connection is dropped instead.
+ *   ceiling even skipping would cost memory, and the connection is dropped instead. It is about
+ *   one element, not one socket read: a read of many small stanzas larger than the ceiling is fine.
  * - Well-formedness checks ltx skips: mismatched end tags, text outside a stanza, bad entities.
  * - Nothing above ever sees a half-built element: elements are emitted only when closed.
  */
@@ -78,6 +79,9 @@ export interface XmlStreamEvents {
   invalid: [err: XmlStreamError];
 }
 
+/** Characters given to the parser at a time, so that the ceiling is checked within a socket read. */
+const PIECE_CHARS = 4096;
+
 export class XmlStreamParser extends EventEmitter<XmlStreamEvents> {
   private readonly decoder = new StringDecoder("utf8");
   private readonly sax = new SaxLtx();
@@ -112,15 +116,9 @@ export class XmlStreamParser extends EventEmitter<XmlStreamEvents> {
   /** Feeds bytes from the socket. After an error, further input is ignored. */
   write(chunk: Buffer | string): void {
     if (this.failed || this.ended) return;
-    this.pendingBytes += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
-    if (this.pendingBytes > this.ceiling) {
-      this.fail("stanza_over_ceiling", `an element exceeds ${this.ceiling} bytes of input, too large even to skip`, {
-        limit: this.ceiling,
-      });
-      return;
-    }
     let text = typeof chunk === "string" ? chunk : this.decoder.write(chunk);
     if (this.prelude !== null) {
+      if (!this.count(Buffer.byteLength(text))) return;
       // ltx loses track of an <?xml ...?> declaration split across writes (it looks back one
       // character for the '?'), so the prelude is gathered whole and the declaration dropped here.
       this.prelude += text;
@@ -134,14 +132,45 @@ export class XmlStreamParser extends EventEmitter<XmlStreamEvents> {
       }
       text = this.prelude.slice(header);
       this.prelude = null;
+      // Counted above as prelude; counted again below, a piece at a time, from the header on.
+      this.pendingBytes = 0;
     }
-    if (text.length === 0) return;
+    const bytes = Buffer.byteLength(text);
+    if (this.pendingBytes + bytes <= this.ceiling) {
+      this.pendingBytes += bytes;
+      this.feed(text);
+      return;
+    }
+    // One read can hold many whole stanzas (a TLS record up to 16 KiB, a TCP read up to 64 KiB):
+    // the ceiling is about one element, so a read that would pass it goes to the parser a piece at
+    // a time, and the count restarts at each element's end (onEnd). An element that ends inside a
+    // piece lets the rest of that piece go uncounted: the ceiling holds to within one piece.
+    for (let at = 0; at < text.length && !this.failed; at += PIECE_CHARS) {
+      const piece = text.slice(at, at + PIECE_CHARS);
+      if (!this.count(Buffer.byteLength(piece))) return;
+      this.feed(piece);
+    }
+  }
+
+  /** Adds input bytes to the current element's count; false (and the stream failed) past the ceiling. */
+  private count(bytes: number): boolean {
+    this.pendingBytes += bytes;
+    if (this.pendingBytes <= this.ceiling) return true;
+    this.fail("stanza_over_ceiling", `an element exceeds ${this.ceiling} bytes of input, too large even to skip`, {
+      limit: this.ceiling,
+    });
+    return false;
+  }
+
+  private feed(text: string): boolean {
+    if (text.length === 0) return true;
     try {
       this.sax.write(text);
     } catch (err) {
       // ltx throws on illegal entities and character references.
       this.fail("xml_malformed", `malformed XML: ${(err as Error).message}`, {}, err);
     }
+    return !this.failed;
   }
 
   private onStart(name: string, attrs: Record<string, string>): void {
