@@ -31,11 +31,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { SimMqttDevices } from "../firmware-sim/mqtt/devices.js";
 import { runAllTeardowns } from "../test/harness/cleanup.js";
-import { startMosquitto } from "../test/harness/mosquitto.js";
-import { OperatorClient } from "../test/harness/operator.js";
-import { startProsody } from "../test/harness/prosody.js";
 import { startProxy } from "../test/harness/proxy.js";
 import { makeTempDir } from "../test/harness/tmp.js";
 import { BenchError } from "./lib/errors.js";
@@ -49,6 +45,7 @@ import {
   SESSION_SINK,
   SESSION_USER,
 } from "./memory/baselines.js";
+import { startStage } from "./memory/stage.js";
 import { BURST_CHANNELS, intervalForRate, type VariantId, variants as allVariants } from "./memory/configs.js";
 import { buildInstall } from "./memory/install.js";
 import { BURST_INTERVAL_MS, FILL_INTERVAL_MS, growth, measure, replay } from "./memory/phases.js";
@@ -133,30 +130,16 @@ async function main(): Promise<void> {
     const tlsBundle = await buildTlsHold();
     const sessionBundles = await buildBenchBundles();
     const devices = Array.from({ length: RUNS }, (_, r) => VARIANTS.map((v) => deviceId(r + 1, v.id))).flat();
-    const prosody = await startProsody({
-      // The devices create their nodes on the pubsub component, as in the demo.
-      pubsubAdmins: devices.map((d) => `${d}@${DOMAIN}`),
-      // Prosody's default (the harness's is 30 s): an outage is resumed, as on a real server.
-      smacksHibernationTime: 600,
-      extraGlobalLua: 'log = { warn = "*console" }\nstorage = { pubsub_data = "memory" }',
-    });
-    for (const d of devices) await prosody.register(d, PASSWORD);
-    await prosody.register("operator", PASSWORD);
-    await prosody.register(SESSION_USER, PASSWORD);
-    await prosody.register(SESSION_SINK, randomBytes(12).toString("base64url"));
-    const needsMqtt = VARIANTS.some((v) => v.mqttBus || v.mirror);
-    const broker = needsMqtt ? await startMosquitto({ persistence: false }) : undefined;
-    const zigbee = broker
-      ? new SimMqttDevices({
-          url: broker.url,
-          sensors: [{ name: "outside_sensor", periodMs: 5000, temperature: 12, humidity: 70, expireAfterS: 30 }],
-          switches: [{ name: "vent_plug", delayMs: 50 }],
-        })
-      : undefined;
-    await zigbee?.start();
-    const op = await OperatorClient.login(prosody, "operator", PASSWORD, {
-      name: "bench-memory-operator",
-      maxSeconds: 4 * 3600,
+    const { prosody, broker, op, ...stage } = await startStage({
+      devices,
+      accounts: [
+        [SESSION_USER, PASSWORD],
+        [SESSION_SINK, randomBytes(12).toString("base64url")],
+      ],
+      password: PASSWORD,
+      mqtt: VARIANTS.some((v) => v.mqttBus || v.mirror),
+      operatorName: "bench-memory-operator",
+      operatorMaxSeconds: 4 * 3600,
     });
     const sessionProxy = await startProxy({ targetPort: prosody.port });
     const dir = makeTempDir("bench-memory-");
@@ -305,10 +288,7 @@ async function main(): Promise<void> {
       )}\n`,
     );
     await sessionProxy.stop();
-    await op.stop();
-    await zigbee?.stop();
-    await broker?.dispose();
-    await prosody.stop();
+    await stage.stop();
     dir.remove();
   } finally {
     clearInterval(keepAlive);

@@ -11,6 +11,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { MemoryStatus } from "../../agent/commands/ports.js";
 import { type OperatorClient, OperatorError } from "../../test/harness/operator.js";
 import { type PeerProcess, spawnPeer } from "../../test/harness/process.js";
 import type { ProsodyHandle } from "../../test/harness/prosody.js";
@@ -21,8 +22,8 @@ import { type Install, ROOT } from "./install.js";
 
 export interface StatusJson {
   uptimeS: number;
-  /** heapLiveBytes: only when the agent runs with --expose-gc (heap used right after a full GC). */
-  memory: { rssBytes: number; heapUsedBytes: number; externalBytes?: number; heapLiveBytes?: number };
+  /** heapLiveBytes: only when the agent runs with --expose-gc, as it does here (see startAgent). */
+  memory: MemoryStatus;
   link: { state: string };
   spool?: { depth: number; drops: number };
   telemetry?: string;

@@ -17,11 +17,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { SimMqttDevices } from "../../firmware-sim/mqtt/devices.js";
 import { runAllTeardowns } from "../../test/harness/cleanup.js";
-import { startMosquitto } from "../../test/harness/mosquitto.js";
-import { OperatorClient } from "../../test/harness/operator.js";
-import { startProsody } from "../../test/harness/prosody.js";
+import type { OperatorClient } from "../../test/harness/operator.js";
 import { makeTempDir } from "../../test/harness/tmp.js";
 import { BenchError } from "../lib/errors.js";
 import { MiB } from "../lib/stats.js";
@@ -30,6 +27,7 @@ import { type VariantId, variants } from "./configs.js";
 import { buildInstall, MEMORY_TMP } from "./install.js";
 import { growth } from "./phases.js";
 import { readMappingGroups, readProcMemory } from "./proc.js";
+import { startStage } from "./stage.js";
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -208,23 +206,13 @@ async function main(): Promise<void> {
     const variant = variants(100).find((v) => v.id === VARIANT);
     if (!variant) throw new BenchError("bench_args", `no configuration ${VARIANT}`);
     const install = await buildInstall(join(MEMORY_TMP, "app-diagnose"));
-    const prosody = await startProsody({
-      pubsubAdmins: ["diag@iot.test"],
-      smacksHibernationTime: 600,
-      extraGlobalLua: 'log = { warn = "*console" }\nstorage = { pubsub_data = "memory" }',
+    const { prosody, broker, op, ...stage } = await startStage({
+      devices: ["diag"],
+      password: PASSWORD,
+      mqtt: variant.mqttBus || variant.mirror,
+      operatorName: "diag-operator",
+      operatorMaxSeconds: 3600,
     });
-    await prosody.register("diag", PASSWORD);
-    await prosody.register("operator", PASSWORD);
-    const broker = variant.mqttBus || variant.mirror ? await startMosquitto({ persistence: false }) : undefined;
-    const zigbee = broker
-      ? new SimMqttDevices({
-          url: broker.url,
-          sensors: [{ name: "outside_sensor", periodMs: 5000, temperature: 12, humidity: 70, expireAfterS: 30 }],
-          switches: [{ name: "vent_plug", delayMs: 50 }],
-        })
-      : undefined;
-    await zigbee?.start();
-    const op = await OperatorClient.login(prosody, "operator", PASSWORD, { name: "diag-operator", maxSeconds: 3600 });
     const dir = makeTempDir("bench-memory-diag-");
     const agent = await startAgent({
       variant,
@@ -272,10 +260,7 @@ async function main(): Promise<void> {
     }
     if (existsSync(dir.path)) {
       await agent.stop();
-      await op.stop();
-      await zigbee?.stop();
-      await broker?.dispose();
-      await prosody.stop();
+      await stage.stop();
       dir.remove();
     }
   } finally {

@@ -46,7 +46,7 @@ export interface Measurement {
    */
   heapLive: number | undefined;
   /** process.memoryUsage().external from status (median): Buffers and other memory outside the V8 heap. */
-  external: number | undefined;
+  external: number;
   insideRss: number;
   uptimeS: number;
   spoolDepth: number | undefined;
@@ -121,9 +121,7 @@ export async function measure(op: OperatorClient, agent: RunningAgent, n = 10): 
     heapLive: statuses.every((s) => s.memory.heapLiveBytes !== undefined)
       ? med(statuses.map((s) => s.memory.heapLiveBytes!))
       : undefined,
-    external: statuses.every((s) => s.memory.externalBytes !== undefined)
-      ? med(statuses.map((s) => s.memory.externalBytes!))
-      : undefined,
+    external: med(statuses.map((s) => s.memory.externalBytes)),
     insideRss: med(statuses.map((s) => s.memory.rssBytes)),
     uptimeS: last.uptimeS,
     spoolDepth: last.spool?.depth,

@@ -143,7 +143,7 @@ export function summarize(runs: RunResult[], variants: Variant[]): Summary {
         heapUsed: over(runs, s, (m) => m.heapUsed),
         heapUsedMin: over(runs, s, (m) => m.heapUsedMin),
         heapLive: over(runs, s, (m) => m.heapLive ?? Number.NaN),
-        external: over(runs, s, (m) => m.external ?? Number.NaN),
+        external: over(runs, s, (m) => m.external),
         threads: over(runs, s, (m) => m.proc.threads),
         n: runs.filter((r) => s(r)).length,
       };
