@@ -67,26 +67,36 @@ function fromMemoryUsage(m: NodeJS.MemoryUsage): InsideMemory {
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
 }
 
-/** Bare node with the unit's flags: a timer keeps it alive; memoryUsage() printed once at 1 s. */
-export async function measureBareNode(nodeFlags: string[], env: Record<string, string>): Promise<BaselineFigures> {
-  const script =
-    "setInterval(()=>{},1000);setTimeout(()=>process.stdout.write(JSON.stringify({ready:true,memory:process.memoryUsage()})+'\\n'),1000)";
-  const proc = spawnPeer(process.execPath, [...nodeFlags, "-e", script], {
-    name: "bench-bare-node",
-    env: { ...env, NODE_OPTIONS: "" },
-  });
+/**
+ * A child that prints `{"ready":true,"memory":process.memoryUsage()}` once it holds what it is there
+ * to hold: read from outside 1 s later, then stopped.
+ */
+async function measureReadyChild(
+  args: string[],
+  env: Record<string, string>,
+  name: string,
+  readyWithinMs: number,
+): Promise<BaselineFigures> {
+  const proc = spawnPeer(process.execPath, args, { name, env: { ...env, NODE_OPTIONS: "" } });
   try {
     const line = await firstJsonLine<{ ready: boolean; memory: NodeJS.MemoryUsage }>(
       proc,
       (v) => v.ready,
-      10_000,
-      "bare node",
+      readyWithinMs,
+      name,
     );
     await sleep(1000);
     return { proc: await sampleProc(proc.pid), inside: fromMemoryUsage(line.memory) };
   } finally {
     await proc.stop(1000);
   }
+}
+
+/** Bare node with the unit's flags: a timer keeps it alive; memoryUsage() printed once at 1 s. */
+export function measureBareNode(nodeFlags: string[], env: Record<string, string>): Promise<BaselineFigures> {
+  const script =
+    "setInterval(()=>{},1000);setTimeout(()=>process.stdout.write(JSON.stringify({ready:true,memory:process.memoryUsage()})+'\\n'),1000)";
+  return measureReadyChild([...nodeFlags, "-e", script], env, "bench-bare-node", 10_000);
 }
 
 export async function buildTlsHold(): Promise<string> {
@@ -105,29 +115,18 @@ export async function buildTlsHold(): Promise<string> {
 }
 
 /** Node with one TLS socket to Prosody (after STARTTLS), read 1 s after the TLS stream is up. */
-export async function measureTlsSocket(
+export function measureTlsSocket(
   nodeFlags: string[],
   env: Record<string, string>,
   bundle: string,
   prosody: ProsodyHandle,
 ): Promise<BaselineFigures> {
-  const proc = spawnPeer(
-    process.execPath,
+  return measureReadyChild(
     [...nodeFlags, bundle, prosody.host, String(prosody.port), prosody.domain, prosody.caFile!],
-    { name: "bench-tls-hold", env: { ...env, NODE_OPTIONS: "" } },
+    env,
+    "bench-tls-hold",
+    15_000,
   );
-  try {
-    const line = await firstJsonLine<{ ready: boolean; memory: NodeJS.MemoryUsage }>(
-      proc,
-      (v) => v.ready,
-      15_000,
-      "tls-hold",
-    );
-    await sleep(1000);
-    return { proc: await sampleProc(proc.pid), inside: fromMemoryUsage(line.memory) };
-  } finally {
-    await proc.stop(1000);
-  }
 }
 
 export const SESSION_USER = "bench";
