@@ -91,6 +91,7 @@ export class SimulatedMcu {
   private muted = false;
   private corruptNext = 0;
   private lineTimer: TimerHandle | undefined;
+  private firstRequestListeners: (() => void)[] = [];
 
   constructor(private readonly options: SimMcuOptions = {}) {
     this.firmware = options.firmware ?? DEFAULT_FIRMWARE;
@@ -118,6 +119,12 @@ export class SimulatedMcu {
       });
     }
     for (const [name, v] of Object.entries(options.actuators ?? { fan: 0, heater: 0 })) this.actuators.set(name, v);
+  }
+
+  /** Calls `listener` at the first request this board receives (at once if it has had one). */
+  onFirstRequest(listener: () => void): void {
+    if (this.counters.requests > 0) listener();
+    else this.firstRequestListeners.push(listener);
   }
 
   get attached(): boolean {
@@ -249,6 +256,11 @@ export class SimulatedMcu {
   private onRequest(frame: Frame): void {
     if (this.options.protocol === "line") return;
     this.counters.requests++;
+    if (this.firstRequestListeners.length > 0) {
+      const listeners = this.firstRequestListeners;
+      this.firstRequestListeners = [];
+      for (const l of listeners) l();
+    }
     if (this.muted) {
       this.counters.dropped++;
       return;

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { encodeFrame, MSG } from "../drivers/serial/codec.js";
 import { FakeTimers } from "../kernel/timers.js";
 import { createScenarioMcu, parseScenario, ScenarioError, ScenarioRunner, type ScenarioStep } from "./scenario.js";
+import { SimSerialBackend } from "./serial-backend.js";
 
 const flush = () => new Promise<void>((r) => setImmediate(r));
 
@@ -80,6 +82,36 @@ steps:
     assert.deepEqual(cable, ["unplug", "replug"]);
     await runner.stop();
     assert.equal(timers.pendingCount, 0);
+  });
+
+  it("with startOn: first-request, time runs from the board's first request, however late the agent comes", async () => {
+    const timers = new FakeTimers();
+    const s = parseScenario("startOn: first-request\nsteps:\n  - { at: 100, action: mute }\n");
+    const mcu = createScenarioMcu(s, { timers });
+    const ran: string[] = [];
+    const runner = new ScenarioRunner({ scenario: s, mcu, timers, onStep: (st) => ran.push(st.action) });
+    runner.start();
+    timers.advance(60_000);
+    await flush();
+    assert.deepEqual(ran, [], "nothing played before the agent spoke");
+    const backend = new SimSerialBackend();
+    backend.addDevice("/dev/sim0", mcu);
+    const port = await backend.open("/dev/sim0", { baudRate: 115200, dataBits: 8, stopBits: 1, parity: "none" });
+    await port.write(encodeFrame({ type: MSG.VERSION, seq: 1, payload: Buffer.alloc(0) }));
+    await flush();
+    assert.equal(mcu.counters.requests, 1);
+    timers.advance(99);
+    await flush();
+    assert.deepEqual(ran, []);
+    timers.advance(1);
+    await flush();
+    assert.deepEqual(ran, ["mute"], "played 100 ms after the first request");
+    await runner.stop();
+    await port.close();
+    assert.throws(
+      () => parseScenario("protocol: line\nstartOn: first-request\n", "l.yaml"),
+      /l\.yaml:2: startOn: first-request needs protocol framed/,
+    );
   });
 
   it("repeats when repeatEveryMs is set and stops cleanly", async () => {

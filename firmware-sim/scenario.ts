@@ -118,10 +118,17 @@ export const scenarioSchema = obj(
     actuators: def(record(num(), { keyPattern: /^[\x21-\x7e]{1,32}$/ }), { fan: 0, heater: 0 }),
     /** Replay the steps every this many ms; unset: play them once. */
     repeatEveryMs: opt(ms({ min: 1 })),
+    /**
+     * When `at: 0` is. run: when the simulator starts. first-request: when the board gets its first
+     * request, i.e. when an agent is talking to it, however long it took to start (framed only).
+     */
+    startOn: def(oneOf(["run", "first-request"]), "run"),
     steps: def(arr(stepSchema, { maxItems: 10_000 }), []),
   },
   {
     check(v, ctx) {
+      if (v.startOn === "first-request" && v.protocol === "line")
+        ctx.at("startOn").fail("first-request needs protocol framed: a line-protocol board gets no requests");
       v.steps.forEach((s, i) => {
         if (s.sensor !== undefined && !(s.sensor in v.sensors))
           ctx
@@ -236,9 +243,21 @@ export class ScenarioRunner {
     this.logger = (options.logger ?? silentLogger).child({ component: "scenario" });
   }
 
+  /** Starts the timeline now, or at the board's first request when the scenario says startOn: first-request. */
   start(): void {
     if (this.running) return;
     this.running = true;
+    if (this.options.scenario.startOn === "first-request") {
+      this.logger.info("scenario waits for the board's first request");
+      this.options.mcu.onFirstRequest(() => {
+        if (this.running) this.begin();
+      });
+      return;
+    }
+    this.begin();
+  }
+
+  private begin(): void {
     this.schedule();
     const every = this.options.scenario.repeatEveryMs;
     if (every !== undefined) this.repeat = this.clock.setInterval(() => this.schedule(), every);

@@ -13,6 +13,7 @@ import { McuClient } from "../../drivers/serial/client.js";
 import { FramedSerialLink } from "../../drivers/serial/link.js";
 import { SerialportBackend } from "../../drivers/serial/serialport-backend.js";
 import { main } from "../../firmware-sim/cli.js";
+import { withTimeout } from "../harness/cleanup.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const bin = join(root, "bin", "iot-sim.js");
@@ -48,9 +49,11 @@ describe("iot-sim CLI", () => {
 
   it("runs a board on a PTY, plays an unplug/replug, and cleans up on SIGTERM", async () => {
     const scenario = join(dir, "s.yaml");
+    // The timeline starts at the board's first request, so a machine slow to start this test's side
+    // cannot miss the unplug (it hung here once: the link opened after the replug, and no event came).
     writeFileSync(
       scenario,
-      "firmware: cli-fw 0.1\nsteps:\n  - { at: 2000, action: unplug }\n  - { at: 2300, action: replug }\n",
+      "firmware: cli-fw 0.1\nstartOn: first-request\nsteps:\n  - { at: 500, action: unplug }\n  - { at: 800, action: replug }\n",
     );
     const linkDir = join(dir, "links");
     child = spawn(process.execPath, [bin, "run", "--scenario", scenario, "--link", linkDir, "--log-level", "warn"], {
@@ -58,15 +61,19 @@ describe("iot-sim CLI", () => {
     });
     let stderr = "";
     child.stderr!.on("data", (d) => (stderr += d));
-    const agentPath = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      child!.stdout!.on("data", (d) => {
-        out += d;
-        const m = /agent-pty: (\S+)/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      child!.on("exit", (code) => reject(new Error(`iot-sim exited ${code}: ${stderr}`)));
-    });
+    const agentPath = await withTimeout(
+      new Promise<string>((resolve, reject) => {
+        let out = "";
+        child!.stdout!.on("data", (d) => {
+          out += d;
+          const m = /agent-pty: (\S+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        child!.on("exit", (code) => reject(new Error(`iot-sim exited ${code}: ${stderr}`)));
+      }),
+      30_000,
+      "the agent-pty line",
+    );
     assert.equal(agentPath, join(linkDir, "agent"));
 
     const link = new FramedSerialLink({
@@ -81,19 +88,24 @@ describe("iot-sim CLI", () => {
     const replugged = new Promise<void>((resolve) => link.on("replug", () => resolve()));
     link.on("unplug", () => events.push("unplug"));
     link.on("replug", () => events.push("replug"));
-    // Opened well before the scenario's unplug at 2 s; the first request is asked after the
-    // replug so a slow machine cannot race it against the unplug.
-    await link.open();
-    try {
-      await replugged;
-      assert.deepEqual(events, ["unplug", "replug"]);
-      // The agent's end reappears when socat is back; the simulator reopens its own end a moment
-      // later (asynchronously, in another process), so the first request may go unanswered.
-      let version: string | undefined;
-      for (let attempt = 0; attempt < 5 && version === undefined; attempt++) {
-        version = await client.version().catch(() => undefined);
+    // A few tries: a request unanswered within requestTimeoutMs (a busy machine, or the simulator
+    // still reopening its end after the replug) is asked again.
+    const version = async () => {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const v = await client.version().catch(() => undefined);
+        if (v !== undefined) return v;
       }
-      assert.equal(version, "cli-fw 0.1");
+      return undefined;
+    };
+    await withTimeout(link.open(), 10_000, "opening the link");
+    try {
+      // The first request starts the scenario's clock.
+      assert.equal(await version(), "cli-fw 0.1");
+      await withTimeout(replugged, 30_000, "the unplug and replug").catch((err: Error) => {
+        throw new Error(`${err.message} (link events: ${events.join(", ") || "none"})`);
+      });
+      assert.deepEqual(events, ["unplug", "replug"]);
+      assert.equal(await version(), "cli-fw 0.1", "answers again after the replug");
     } finally {
       client.stop();
       await link.close();
@@ -101,7 +113,7 @@ describe("iot-sim CLI", () => {
 
     const exited = new Promise<number | null>((resolve) => child!.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await withTimeout(exited, 10_000, "iot-sim exiting on SIGTERM"), 0, stderr);
     child = undefined;
     assert.equal(existsSync(agentPath), false, "PTY links removed");
   });
