@@ -3,7 +3,6 @@
  * framed protocol on it, plays a scenario (here an unplug/replug), and cleans up on SIGTERM.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,13 +13,16 @@ import { FramedSerialLink } from "../../drivers/serial/link.js";
 import { SerialportBackend } from "../../drivers/serial/serialport-backend.js";
 import { main } from "../../firmware-sim/cli.js";
 import { withTimeout } from "../harness/cleanup.js";
+import { type PeerProcess, spawnPeer } from "../harness/process.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const bin = join(root, "bin", "iot-sim.js");
 const dir = mkdtempSync(join(tmpdir(), "iot-sim-cli-"));
-let child: ChildProcess | undefined;
-after(() => {
-  child?.kill("SIGKILL");
+// A harness peer: its process group (iot-sim and its socat) is killed even when this test process
+// is killed by the runner's timeout, which skips after().
+let sim: PeerProcess | undefined;
+after(async () => {
+  await sim?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -56,20 +58,21 @@ describe("iot-sim CLI", () => {
       "firmware: cli-fw 0.1\nstartOn: first-request\nsteps:\n  - { at: 500, action: unplug }\n  - { at: 800, action: replug }\n",
     );
     const linkDir = join(dir, "links");
-    child = spawn(process.execPath, [bin, "run", "--scenario", scenario, "--link", linkDir, "--log-level", "warn"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr!.on("data", (d) => (stderr += d));
+    const peer = spawnPeer(
+      process.execPath,
+      [bin, "run", "--scenario", scenario, "--link", linkDir, "--log-level", "warn"],
+      { name: "iot-sim" },
+    );
+    sim = peer;
     const agentPath = await withTimeout(
       new Promise<string>((resolve, reject) => {
         let out = "";
-        child!.stdout!.on("data", (d) => {
+        peer.child.stdout!.on("data", (d) => {
           out += d;
           const m = /agent-pty: (\S+)/.exec(out);
           if (m) resolve(m[1]!);
         });
-        child!.on("exit", (code) => reject(new Error(`iot-sim exited ${code}: ${stderr}`)));
+        void peer.exited.then((e) => reject(new Error(`iot-sim exited ${e.code}: ${peer.outputTail()}`)));
       }),
       30_000,
       "the agent-pty line",
@@ -111,10 +114,12 @@ describe("iot-sim CLI", () => {
       await link.close();
     }
 
-    const exited = new Promise<number | null>((resolve) => child!.on("exit", (code) => resolve(code)));
-    child.kill("SIGTERM");
-    assert.equal(await withTimeout(exited, 10_000, "iot-sim exiting on SIGTERM"), 0, stderr);
-    child = undefined;
+    // SIGTERM to iot-sim alone, not its group: it must stop its socat itself.
+    peer.child.kill("SIGTERM");
+    const exit = await withTimeout(peer.exited, 10_000, "iot-sim exiting on SIGTERM");
+    assert.equal(exit.code, 0, peer.outputTail());
+    await peer.stop();
+    sim = undefined;
     assert.equal(existsSync(agentPath), false, "PTY links removed");
   });
 });
