@@ -86,6 +86,16 @@ function floodFromIntruder(
   });
 }
 
+/** Prosody's debug log lines that carry one of `ids` (stanza id attribute), shortened. */
+function serverTrace(logFile: string, ids: string[]): string[] {
+  const wanted = ids.map((id) => `id='${id}'`);
+  return readFileSync(logFile, "utf8")
+    .split("\n")
+    .filter((l) => wanted.some((w) => l.includes(w)))
+    .map((l) => l.slice(0, 200))
+    .slice(0, 40);
+}
+
 describe("hostile load against the composed agent on Prosody", () => {
   let prosody: ProsodyHandle;
   let dir: TempDir;
@@ -228,6 +238,11 @@ describe("hostile load against the composed agent on Prosody", () => {
       node,
       drainMs: 60_000,
       drainUntilAnswers: N,
+      // Twice on the fresh-machine CI (never here) the last request, f9999, went unanswered and
+      // never reached the command layer, while the operator's later requests did: so it was held
+      // before the device, on the intruder's own link. The nudge and the server's trace below say
+      // where, the next time it happens.
+      nudgeMs: 10_000,
     });
     await operatorRecords(10);
     const st = agent.session.stats();
@@ -250,13 +265,23 @@ describe("hostile load against the composed agent on Prosody", () => {
       .filter((f) => f.startsWith("audit-refused"))
       .reduce((sum, f) => sum + readFileSync(join(stateDir, f)).length, 0);
     const forbidden = report.answers["error:forbidden"] ?? 0;
+    // Where each late or missing request was seen: received from the intruder, sent to the device,
+    // answered by it (Prosody logs every stanza at debug level in the harness).
+    const stuck = [...new Set([...report.unansweredBeforeNudge, ...report.unanswered])];
+    const trace = stuck.length > 0 ? serverTrace(prosody.logFile, stuck) : [];
     console.log(
-      `# audit under 10,000 refusals: ${JSON.stringify({ sent: report.sent, rate: report.achievedRate, answers: report.answers, unanswered: report.unanswered, operatorRecordsKept: kept, operatorRecordsTotal: 20, skipped: st.stanzasSkipped, dropped: st.inbound.droppedFromStrangers, strangerRepliesDropped: st.strangerRepliesDropped, refusedFileBytes: refusedBytes })}`,
+      `# audit under 10,000 refusals: ${JSON.stringify({ sent: report.sent, rate: report.achievedRate, answers: report.answers, unanswered: report.unanswered, unansweredBeforeNudge: report.unansweredBeforeNudge, answeredAfterNudge: report.answeredAfterNudge, unwrittenBytesAtDrainEnd: report.unwrittenBytesAtDrainEnd, operatorRecordsKept: kept, operatorRecordsTotal: 20, skipped: st.stanzasSkipped, dropped: st.inbound.droppedFromStrangers, strangerRepliesDropped: st.strangerRepliesDropped, refusedFileBytes: refusedBytes })}`,
     );
+    for (const line of trace) console.log(`#   prosody: ${line}`);
+    const diagnosis = `agent stanzasIn ${st.stanzasIn}, disconnects ${st.disconnects}; server trace:\n${trace.join("\n") || "(none)"}`;
     assert.equal(report.sent, N);
-    assert.equal(agent.commands.stats.forbidden, N, "every request reached the command layer and was refused");
+    assert.equal(
+      agent.commands.stats.forbidden,
+      N,
+      `every request reached the command layer and was refused (${diagnosis})`,
+    );
     assert.equal(st.strangerRepliesDropped, 0, "no reply refused for want of room in the queue");
-    assert.deepEqual(report.unanswered, [], "no request left unanswered");
+    assert.deepEqual(report.unanswered, [], `no request left unanswered (${diagnosis})`);
     assert.equal(forbidden, N, "every request answered forbidden");
     assert.equal(kept, 20, "every operator record of this run is in audit.jsonl");
     assert.equal(main.filter((r) => r.requester.startsWith("intruder@")).length, 0, "no refusal in audit.jsonl");

@@ -47,6 +47,13 @@ export interface FloodOptions {
   drainMs?: number;
   /** ...or until this many IQ answers have come. */
   drainUntilAnswers?: number;
+  /**
+   * When requests are still unanswered after the drain, write one whitespace keep-alive and wait
+   * this long more (0: don't). Tells a stall on our own link to the server (the last bytes of a
+   * sender that went quiet, e.g. held in a TLS buffer) from a request the device never answered:
+   * answers that come only after the nudge are counted in `answeredAfterNudge`.
+   */
+  nudgeMs?: number;
 }
 
 export interface FloodReport {
@@ -56,8 +63,14 @@ export interface FloodReport {
   answers: Record<string, number>;
   /** Stanzas that arrived which were not IQ answers (messages, presence). */
   other: number;
-  /** IQ requests sent that got no answer by the end of the drain (the first 20 ids). */
+  /** IQ requests sent that got no answer by the end of the drain (the first 20 ids), nudge included. */
   unanswered: string[];
+  /** Unanswered at the end of the drain: the first 20 ids. */
+  unansweredBeforeNudge: string[];
+  /** Answers that came only after the whitespace nudge (see FloodOptions.nudgeMs). */
+  answeredAfterNudge: number;
+  /** Bytes still in our socket's buffer when the drain ended: 0 if everything was handed to the kernel. */
+  unwrittenBytesAtDrainEnd: number;
   disconnected: boolean;
 }
 
@@ -93,7 +106,17 @@ async function flood(o: FloodOptions): Promise<FloodReport> {
     sm: { enabled: false, resumeMaxSeconds: 0 },
     log: silentLogger,
   });
-  const report: FloodReport = { sent: 0, achievedRate: 0, answers: {}, other: 0, unanswered: [], disconnected: false };
+  const report: FloodReport = {
+    sent: 0,
+    achievedRate: 0,
+    answers: {},
+    other: 0,
+    unanswered: [],
+    unansweredBeforeNudge: [],
+    answeredAfterNudge: 0,
+    unwrittenBytesAtDrainEnd: 0,
+    disconnected: false,
+  };
   const waiting = new Set<string>();
   conn.on("close", () => {
     report.disconnected = true;
@@ -134,10 +157,21 @@ async function flood(o: FloodOptions): Promise<FloodReport> {
     }, tickMs);
   });
   report.achievedRate = Math.round(report.sent / ((Date.now() - started) / 1000));
-  const drainEnd = Date.now() + (o.drainMs ?? 2000);
   const answered = () => Object.values(report.answers).reduce((a, b) => a + b, 0);
-  while (Date.now() < drainEnd && !conn.isClosed && answered() < (o.drainUntilAnswers ?? Number.POSITIVE_INFINITY))
-    await new Promise((r) => setTimeout(r, 50));
+  const waitAnswers = async (ms: number) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end && !conn.isClosed && answered() < (o.drainUntilAnswers ?? Number.POSITIVE_INFINITY))
+      await new Promise((r) => setTimeout(r, 50));
+  };
+  await waitAnswers(o.drainMs ?? 2000);
+  report.unwrittenBytesAtDrainEnd = conn.writableLength;
+  report.unansweredBeforeNudge = [...waiting].slice(0, 20);
+  if (waiting.size > 0 && (o.nudgeMs ?? 0) > 0 && !conn.isClosed) {
+    const before = answered();
+    conn.writeRaw(" ");
+    await waitAnswers(o.nudgeMs!);
+    report.answeredAfterNudge = answered() - before;
+  }
   report.unanswered = [...waiting].slice(0, 20);
   conn.close();
   return report;
