@@ -64,6 +64,8 @@ export interface AgentDeps {
   timers?: Timers;
   /** Replaces the backends chosen by `hardware` (tests). */
   backends?: BoardBackends;
+  /** The reconnect jitter's random source (default Math.random; the fleet simulator's --no-jitter). */
+  random?: () => number;
 }
 
 /** Async because the simulator, when `hardware` selects it, is imported on demand. */
@@ -87,6 +89,7 @@ export async function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): P
     timers,
     isOperator: (jid) => authorizer.isOperator(jid),
     presenceChildren: () => telemetry?.presenceChildren() ?? [],
+    ...(deps.random ? { random: deps.random } : {}),
   });
   const memory = new MemoryWatch({ config: config.memory, timers, logger: log });
   const parts = await composeTelemetry(config, {

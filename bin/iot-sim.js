@@ -1,2 +1,6 @@
 #!/usr/bin/env node
-require("./launch.js").run("iot-sim", "firmware-sim/cli.ts", { stoppable: true });
+// `iot-sim fleet ...` runs N whole agents (fleet-sim/, its own bundle); every other command is the board simulator.
+const fleet = process.argv[2] === "fleet";
+require("./launch.js").run(fleet ? "iot-fleet-sim" : "iot-sim", fleet ? "fleet-sim/cli.ts" : "firmware-sim/cli.ts", {
+  stoppable: true,
+});

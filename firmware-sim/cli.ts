@@ -4,6 +4,7 @@
  *
  *   iot-sim run [--scenario FILE] [--link DIR] [--baud N]
  *   iot-sim check FILE
+ *   iot-sim fleet ...   (fleet-sim/cli.ts; bin/iot-sim.js dispatches it)
  *   iot-sim --help
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -22,6 +23,7 @@ Simulated sensor board (MCU) speaking the agent's framed serial protocol over a 
 Commands:
   run              start the board and print the PTY path for the agent
   check FILE       validate a scenario file and exit
+  fleet ...        N simulated devices, each the whole agent, against a server (iot-sim fleet --help)
 
 Options for run:
   --scenario FILE  scenario (YAML, see docs/scenarios.md); default: two random-walk sensors, no faults

@@ -85,6 +85,7 @@ const clis = await build({
     "iot-agent": "agent/cli.ts",
     "iot-fleet": "provisioning/cli.ts",
     "iot-sim": "firmware-sim/cli.ts",
+    "iot-fleet-sim": "fleet-sim/cli.ts",
   },
   outdir,
   external: native,

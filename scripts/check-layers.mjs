@@ -3,6 +3,7 @@
 //
 //   kernel  <-  xmpp  <-  provisioning  <-  agent
 //   kernel  <-  drivers  <-  firmware-sim  <-  agent
+//   everything above  <-  fleet-sim (N whole agents in one process)
 //
 // A folder may import from the folders it points to (transitively), never the other way. The one
 // named exception is the plug-in edge: provisioning/device/ (the device side of enrolment) plugs a
@@ -23,11 +24,17 @@ const MAY_IMPORT = {
   "firmware-sim": ["kernel", "drivers"],
   provisioning: ["kernel", "xmpp"],
   agent: ["kernel", "xmpp", "drivers", "firmware-sim", "provisioning"],
+  // Many whole agents in one process: the load generator above everything it simulates.
+  "fleet-sim": ["kernel", "xmpp", "drivers", "firmware-sim", "provisioning", "agent"],
 };
 
 /** The plug-in edge: [importer prefix, imported file, why]. */
 const PLUG_IN = [
-  ["provisioning/device/", "agent/commands/registry.ts", "the rotate-credentials command plugs into the agent's registry"],
+  [
+    "provisioning/device/",
+    "agent/commands/registry.ts",
+    "the rotate-credentials command plugs into the agent's registry",
+  ],
   ["provisioning/device/", "agent/config/load.ts", "connect-check reads the agent's own config file"],
   ["provisioning/device/", "agent/config/schema.ts", "credentials follow the agent's config shape"],
 ];
@@ -61,20 +68,26 @@ for (const top of Object.keys(MAY_IMPORT)) {
     for (const m of text.matchAll(IMPORT)) {
       const spec = m[1];
       if (!spec.startsWith(".")) continue;
-      const target = relative(root, resolve(dirname(file), spec)).split(sep).join("/");
+      const target = relative(root, resolve(dirname(file), spec))
+        .split(sep)
+        .join("/");
       const targetTop = target.split("/")[0];
       if (targetTop === top) continue;
       if (MAY_IMPORT[top].includes(targetTop)) continue;
       if (isTest && targetTop === "firmware-sim") continue;
       const targetTs = target.replace(/\.js$/, ".ts");
       if (PLUG_IN.some(([from, to]) => rel.startsWith(from) && targetTs === to)) continue;
-      violations.push(`${rel} imports ${target} (${top}/ may import ${MAY_IMPORT[top].join(", ") || "nothing of this tree"})`);
+      violations.push(
+        `${rel} imports ${target} (${top}/ may import ${MAY_IMPORT[top].join(", ") || "nothing of this tree"})`,
+      );
     }
   }
 }
 
 if (violations.length > 0) {
-  console.error(`dependency rule broken (docs/architecture.md, scripts/check-layers.mjs):\n  ${violations.join("\n  ")}`);
+  console.error(
+    `dependency rule broken (docs/architecture.md, scripts/check-layers.mjs):\n  ${violations.join("\n  ")}`,
+  );
   process.exit(1);
 }
-console.log(`layers: ${files} files follow kernel <- xmpp/drivers <- provisioning/firmware-sim <- agent`);
+console.log(`layers: ${files} files follow kernel <- xmpp/drivers <- provisioning/firmware-sim <- agent <- fleet-sim`);

@@ -27,6 +27,8 @@ export interface SessionDeps {
   isOperator: (jid: string) => boolean;
   /** Read at every presence: the device status comes from telemetry, built after the session. */
   presenceChildren: () => Element[];
+  /** The reconnect jitter's random source (the fleet simulator turns jitter off to measure storms). */
+  random?: () => number;
 }
 
 export function composeSession(loaded: LoadedConfig, deps: SessionDeps): SessionParts {
@@ -40,6 +42,7 @@ export function composeSession(loaded: LoadedConfig, deps: SessionDeps): Session
     software: { name: AGENT_NAME, version: AGENT_VERSION },
     isOperator: deps.isOperator,
     presenceChildren: deps.presenceChildren,
+    ...(deps.random ? { random: deps.random } : {}),
   });
   session.on("fault", (err) => log.error("needs attention", { error: err }));
   const credentials = deviceCredentialsFor({

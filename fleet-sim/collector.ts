@@ -1,0 +1,243 @@
+/**
+ * The fleet's subscriber: one account (an operator, so the devices keep it a member of their
+ * whitelisted nodes) subscribed to every device's telemetry node. It accounts for every reading
+ * by (device, seq): how many arrived, which are missing between the first and the last, which came
+ * in two different items (a duplicate), and how long each took from sample time to here.
+ *
+ * Notifications sent while the collector itself was offline (a server restart) are not queued by
+ * the server; `fetchItems` reads what the nodes still hold, and items already seen are skipped by
+ * id, so lost readings are counted the same way either way.
+ */
+import { Element } from "ltx";
+import { decodeReadings } from "../agent/telemetry/codec.js";
+import { NS_PUBSUB } from "../agent/telemetry/pubsub.js";
+import { AgentError, describeError } from "../kernel/errors.js";
+import { type Logger, silentLogger } from "../kernel/log.js";
+import type { XmppSession } from "../xmpp/session.js";
+
+const NS_EVENT = "http://jabber.org/protocol/pubsub#event";
+
+/** Per-device accounting of sequence numbers. */
+class DeviceSeqs {
+  /** Every seq seen, with the item it came in (to tell a repeated item from a duplicate reading). */
+  private readonly itemOf = new Map<number, string>();
+  private readonly items = new Set<string>();
+  min = Number.POSITIVE_INFINITY;
+  max = Number.NEGATIVE_INFINITY;
+  duplicates = 0;
+  repeatedItems = 0;
+
+  /** False when the item was seen before; notified again live, it was a re-publish of the same batch (harmless). */
+  addItem(id: string, live: boolean): boolean {
+    if (this.items.has(id)) {
+      if (live) this.repeatedItems++;
+      return false;
+    }
+    this.items.add(id);
+    return true;
+  }
+
+  addSeq(seq: number, item: string): void {
+    const had = this.itemOf.get(seq);
+    if (had !== undefined) {
+      if (had !== item) this.duplicates++;
+      return;
+    }
+    this.itemOf.set(seq, item);
+    if (seq < this.min) this.min = seq;
+    if (seq > this.max) this.max = seq;
+  }
+
+  get count(): number {
+    return this.itemOf.size;
+  }
+
+  /** Seqs between the first and the last seen that never came. */
+  missing(): number[] {
+    const out: number[] = [];
+    for (let s = this.min; s <= this.max; s++) if (!this.itemOf.has(s)) out.push(s);
+    return out;
+  }
+}
+
+export interface CollectorReport {
+  devices: number;
+  /** Devices from which at least one reading arrived. */
+  reporting: number;
+  readings: number;
+  /** Between each device's first and last seq seen, the ones that never arrived (lost). */
+  missing: number;
+  /** A few of them, for the error message: device#seq. */
+  missingExamples: string[];
+  /** Readings that arrived in two different items. */
+  duplicates: number;
+  /** Items notified again with the same id (an at-least-once re-publish: not a duplicate reading). */
+  repeatedItems: number;
+  /** Sample time to arrival here, over every reading received live. */
+  latencyMs: { p50: number; p99: number; max: number; samples: number };
+  /** Payloads that did not decode. */
+  badPayloads: number;
+}
+
+export class CollectorError extends AgentError {}
+
+export interface CollectorOptions {
+  session: XmppSession;
+  service: string;
+  /** Node of device `id`: default `devices/<id>/telemetry`. */
+  nodeOf?: (id: string) => string;
+  log?: Logger;
+  now?: () => number;
+}
+
+export class TelemetryCollector {
+  private readonly byDevice = new Map<string, DeviceSeqs>();
+  private readonly deviceOfNode = new Map<string, string>();
+  private latencies: number[] = [];
+  private badPayloads = 0;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly nodeOf: (id: string) => string;
+  private readonly onStanza = (el: Element) => this.handle(el);
+
+  constructor(private readonly options: CollectorOptions) {
+    this.log = options.log ?? silentLogger;
+    this.now = options.now ?? Date.now;
+    this.nodeOf = options.nodeOf ?? ((id) => `devices/${id}/telemetry`);
+    options.session.on("stanza", this.onStanza);
+  }
+
+  /** Stops listening (the session is the caller's). */
+  close(): void {
+    this.options.session.off("stanza", this.onStanza);
+  }
+
+  /**
+   * Subscribes this session's full JID (it sends no presence, so a bare-JID subscription would go
+   * to no resource) to every device's node, `concurrency` requests at a time. A node that does not exist
+   * yet (the device has not published) is retried until `timeoutMs`.
+   */
+  async subscribe(ids: string[], opts: { concurrency?: number; timeoutMs?: number } = {}): Promise<void> {
+    for (const id of ids) {
+      this.deviceOfNode.set(this.nodeOf(id), id);
+      if (!this.byDevice.has(id)) this.byDevice.set(id, new DeviceSeqs());
+    }
+    const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+    const jid = this.options.session.jid;
+    if (!jid) throw new CollectorError("collector_offline", "the collector's session is not online");
+    await this.eachLimited(ids, opts.concurrency ?? 16, async (id) => {
+      for (;;) {
+        const iq = new Element("iq", { type: "set", to: this.options.service });
+        iq.c("pubsub", { xmlns: NS_PUBSUB }).c("subscribe", { node: this.nodeOf(id), jid });
+        try {
+          await this.options.session.request(iq);
+          return;
+        } catch (err) {
+          const condition = (err as AgentError).context?.condition;
+          if (condition !== "item-not-found" || Date.now() > deadline)
+            throw new CollectorError(
+              "collector_subscribe_failed",
+              `cannot subscribe to ${this.nodeOf(id)}: ${(err as Error).message}`,
+              { device: id, error: describeError(err) },
+            );
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    });
+  }
+
+  /** Reads the items each node still holds (after the collector was offline); counts them like live ones. */
+  async fetchItems(ids: string[], opts: { concurrency?: number } = {}): Promise<void> {
+    await this.eachLimited(ids, opts.concurrency ?? 16, async (id) => {
+      const iq = new Element("iq", { type: "get", to: this.options.service });
+      iq.c("pubsub", { xmlns: NS_PUBSUB }).c("items", { node: this.nodeOf(id) });
+      const res = await this.options.session.request(iq);
+      const items = res.getChild("pubsub", NS_PUBSUB)?.getChild("items");
+      for (const item of items?.getChildren("item") ?? []) this.item(id, item, false);
+    });
+  }
+
+  report(): CollectorReport {
+    let readings = 0;
+    let missing = 0;
+    let duplicates = 0;
+    let repeatedItems = 0;
+    let reporting = 0;
+    const missingExamples: string[] = [];
+    for (const [id, d] of this.byDevice) {
+      readings += d.count;
+      if (d.count > 0) reporting++;
+      duplicates += d.duplicates;
+      repeatedItems += d.repeatedItems;
+      const m = d.missing();
+      missing += m.length;
+      for (const s of m.slice(0, 3)) if (missingExamples.length < 10) missingExamples.push(`${id}#${s}`);
+    }
+    const sorted = Float64Array.from(this.latencies).sort();
+    const at = (q: number) =>
+      sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+    return {
+      devices: this.byDevice.size,
+      reporting,
+      readings,
+      missing,
+      missingExamples,
+      duplicates,
+      repeatedItems,
+      latencyMs: {
+        p50: at(0.5),
+        p99: at(0.99),
+        max: sorted.length ? sorted[sorted.length - 1]! : Number.NaN,
+        samples: sorted.length,
+      },
+      badPayloads: this.badPayloads,
+    };
+  }
+
+  /** The last seq seen from each device (the benchmark waits for the fleet's final readings). */
+  lastSeq(id: string): number | undefined {
+    const d = this.byDevice.get(id);
+    return d && d.count > 0 ? d.max : undefined;
+  }
+
+  /** Forgets latencies measured so far (e.g. after a warm-up), keeping the seq accounting. */
+  resetLatencies(): void {
+    this.latencies = [];
+  }
+
+  private handle(el: Element): void {
+    if (el.name !== "message") return;
+    const items = el.getChild("event", NS_EVENT)?.getChild("items");
+    const node = items?.attrs.node as string | undefined;
+    if (!items || node === undefined) return;
+    const id = this.deviceOfNode.get(node);
+    if (id === undefined) return;
+    for (const item of items.getChildren("item")) this.item(id, item, true);
+  }
+
+  private item(id: string, item: Element, live: boolean): void {
+    const d = this.byDevice.get(id);
+    const itemId = item.attrs.id as string | undefined;
+    const payload = item.getChildElements()[0];
+    if (!d || itemId === undefined || !payload) return;
+    if (!d.addItem(itemId, live)) return;
+    try {
+      const now = this.now();
+      for (const r of decodeReadings(payload).readings) {
+        d.addSeq(r.seq, itemId);
+        if (live && !r.historical) this.latencies.push(now - r.timestamp);
+      }
+    } catch (err) {
+      this.badPayloads++;
+      this.log.warn("telemetry item did not decode", { device: id, item: itemId, error: describeError(err) });
+    }
+  }
+
+  private async eachLimited(ids: string[], concurrency: number, fn: (id: string) => Promise<void>): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < ids.length) await fn(ids[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, ids.length) }, worker));
+  }
+}
