@@ -7,16 +7,48 @@
  * config/spool/log dirs and HOME (the Erlang cookie lives there). ERL_DIST_PORT makes Erlang
  * distribution use one fixed loopback port instead of epmd, so nothing listens outside 127.0.0.1
  * and parallel instances never meet in a shared epmd.
+ *
+ * Storage is Mnesia in the temp dir unless `sql` is given: then the shipped
+ * deploy/servers/ejabberd/sql-postgresql.yml, with its CHANGE-ME values filled in, is included, so
+ * the file an admin installs is the one tested. The database must exist with ejabberd's schema
+ * loaded: the caller does that, once, with createEjabberdDatabase() (several instances, e.g. the
+ * nodes of a cluster or a restart on the same data, share one database). `includeConfigFiles`
+ * includes other YAML files verbatim (ejabberd's include_config_file); a module an included file
+ * defines replaces the harness's own, and `c2sOptions` adds options to the c2s listener (values may
+ * be macros the included files define). ejabberdFleetConfig() wires deploy/servers/ejabberd/fleet.yml
+ * the way docs/servers.md tells an admin to.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
 import { type Certificate, createCertificate } from "./certs.js";
 import { HarnessError } from "./errors.js";
 import { freePorts, waitForPort } from "./ports.js";
+import type { PostgresHandle } from "./postgres.js";
 import { type PeerProcess, runCommand, spawnPeer } from "./process.js";
 import { makeTempDir } from "./tmp.js";
 
 export const EJABBERDCTL = "/usr/sbin/ejabberdctl";
+
+const SHIPPED = fileURLToPath(new URL("../../deploy/servers/ejabberd/", import.meta.url));
+/** The fleet settings an admin includes from ejabberd.yml (docs/servers.md). */
+export const EJABBERD_FLEET_CONFIG = join(SHIPPED, "fleet.yml");
+/** The PostgreSQL storage settings, with CHANGE-ME placeholders. */
+export const EJABBERD_SQL_TEMPLATE = join(SHIPPED, "sql-postgresql.yml");
+/** ejabberd's own PostgreSQL schemas (Debian package). */
+export const EJABBERD_PG_SCHEMA = { old: "/usr/share/ejabberd/sql/pg.sql", new: "/usr/share/ejabberd/sql/pg.new.sql" };
+
+/** Where an instance keeps its data in PostgreSQL (the values of sql-postgresql.yml's CHANGE-MEs). */
+export interface EjabberdSqlOptions {
+  host: string;
+  port: number;
+  database: string;
+  username: string;
+  password: string;
+  /** `new_sql_schema`: must match the schema loaded into the database. Default "new", as shipped. */
+  schema?: "old" | "new";
+}
 
 export function ejabberdInstalled(): boolean {
   return existsSync(EJABBERDCTL) && existsSync("/usr/bin/erl");
@@ -40,6 +72,24 @@ export interface EjabberdOptions {
    * account squat a device's node names (test/interop/node-squatting.test.ts).
    */
   nodeCreators?: "admins" | "local";
+  /**
+   * Keep everything persistent (accounts, rosters, pubsub) in PostgreSQL instead of Mnesia, through
+   * the shipped sql-postgresql.yml. The database must hold ejabberd's schema already
+   * (createEjabberdDatabase). The harness then sets no `auth_method`: accounts follow default_db.
+   */
+  sql?: EjabberdSqlOptions;
+  /**
+   * YAML files included verbatim (absolute paths), e.g. EJABBERD_FLEET_CONFIG. A module an included
+   * file defines replaces the harness's; a top-level option the harness sets too is refused here.
+   */
+  includeConfigFiles?: string[];
+  /**
+   * Options added to the c2s listener, or replacing the harness's (max_stanza_size): written as
+   * plain YAML scalars, so a macro name from an included file works.
+   */
+  c2sOptions?: Record<string, string | number | boolean>;
+  /** c2s port; default a free one. A restart on the same data (a new instance) keeps its clients' port. */
+  port?: number;
   startTimeoutMs?: number;
 }
 
@@ -55,6 +105,8 @@ export interface EjabberdHandle {
   dataDir: string;
   logFile: string;
   configFile: string;
+  /** Erlang node name (unique per instance), e.g. for ejabberdctl or a later cluster join. */
+  node: string;
   process: PeerProcess;
   register(user: string, password: string): Promise<void>;
   unregister(user: string): Promise<void>;
@@ -65,6 +117,29 @@ export interface EjabberdHandle {
 }
 
 const q = (s: string): string => JSON.stringify(s); // a JSON string is a valid YAML scalar
+/** A listener option's value: numbers, booleans and plain names (macros, shaper rules) as they are. */
+const scalar = (v: string | number | boolean): string =>
+  typeof v === "string" && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v) ? q(v) : String(v);
+
+/** The modules the harness's config defines; an included file's definition replaces one of these. */
+const HARNESS_MODULES: Record<string, (p: { resumeTimeout: number; domain: string }) => string> = {
+  mod_adhoc: () => "{}",
+  mod_admin_extra: () => "{}",
+  mod_caps: () => "{}",
+  mod_carboncopy: () => "{}",
+  mod_configure: () => "{}",
+  mod_disco: () => "{}",
+  mod_last: () => "{}",
+  mod_offline: () => "{}",
+  mod_ping: () => "{}",
+  mod_pubsub: (p) =>
+    `\n    access_createnode: pubsub_createnode\n    hosts:\n      - ${q(`pubsub.${p.domain}`)}\n    plugins:\n      - "flat"\n      - "pep"`,
+  mod_roster: () => "{}",
+  mod_stream_mgmt: (p) => `\n    resume_timeout: ${p.resumeTimeout}`,
+  mod_version: () => "{}",
+};
+/** Top-level options the harness always writes; an included file must not set them too. */
+const HARNESS_SCALARS = ["loglevel", "log_rotate_count", "auth_method", "auth_password_format"];
 
 export function renderEjabberdConfig(p: {
   domain: string;
@@ -75,7 +150,28 @@ export function renderEjabberdConfig(p: {
   resumeTimeout: number;
   extraModulesYaml?: string;
   nodeCreators?: "admins" | "local";
+  /** Absolute paths for include_config_file. */
+  includeFiles?: string[];
+  /** Harness modules left out (an included file defines them). */
+  omitModules?: ReadonlySet<string>;
+  c2sOptions?: Record<string, string | number | boolean>;
+  /** False when the storage comes from SQL: auth then follows default_db. Default true. */
+  internalAuth?: boolean;
 }): string {
+  const listener: Record<string, string | number | boolean> = {
+    port: p.port,
+    ip: "127.0.0.1",
+    module: "ejabberd_c2s",
+    max_stanza_size: 262144,
+    access: "c2s",
+    starttls: true,
+    starttls_required: p.requireEncryption,
+    ...p.c2sOptions,
+  };
+  const modules = Object.entries(HARNESS_MODULES)
+    .filter(([name]) => !p.omitModules?.has(name))
+    .map(([name, body]) => `  ${name}:${body(p).startsWith("\n") ? "" : " "}${body(p)}`)
+    .join("\n");
   return `# Generated by test/harness/ejabberd.ts for one test run.
 loglevel: info
 log_rotate_count: 0
@@ -84,17 +180,16 @@ hosts:
 certfiles:
   - ${q(p.cert.certFile)}
   - ${q(p.cert.keyFile)}
-listen:
+${
+  p.includeFiles && p.includeFiles.length > 0
+    ? `include_config_file:\n${p.includeFiles.map((f) => `  - ${q(f)}`).join("\n")}\n`
+    : ""
+}listen:
   -
-    port: ${p.port}
-    ip: "127.0.0.1"
-    module: ejabberd_c2s
-    max_stanza_size: 262144
-    access: c2s
-    starttls: true
-    starttls_required: ${p.requireEncryption}
-auth_method: internal
-auth_password_format: scram
+${Object.entries(listener)
+  .map(([k, v]) => `    ${k}: ${k === "ip" ? q(String(v)) : scalar(v)}`)
+  .join("\n")}
+${p.internalAuth === false ? "" : "auth_method: internal\n"}auth_password_format: scram
 acl:
   admin:
     user:
@@ -117,33 +212,95 @@ api_permissions:
     who: all
     what: "*"
 modules:
-  mod_adhoc: {}
-  mod_admin_extra: {}
-  mod_caps: {}
-  mod_carboncopy: {}
-  mod_configure: {}
-  mod_disco: {}
-  mod_last: {}
-  mod_offline: {}
-  mod_ping: {}
-  mod_pubsub:
-    access_createnode: pubsub_createnode
-    hosts:
-      - ${q(`pubsub.${p.domain}`)}
-    plugins:
-      - "flat"
-      - "pep"
-  mod_roster: {}
-  mod_stream_mgmt:
-    resume_timeout: ${p.resumeTimeout}
-  mod_version: {}
+${modules}
 ${p.extraModulesYaml ?? ""}
 `;
+}
+
+/**
+ * The shipped sql-postgresql.yml with its CHANGE-ME values replaced: each key must be there exactly
+ * once at the top level, and no CHANGE-ME value may be left (so the template cannot drift unseen).
+ */
+export function fillSqlTemplate(template: string, sql: EjabberdSqlOptions): string {
+  const values: Record<string, string> = {
+    sql_server: q(sql.host),
+    sql_port: String(sql.port),
+    sql_database: q(sql.database),
+    sql_username: q(sql.username),
+    sql_password: q(sql.password),
+    new_sql_schema: String((sql.schema ?? "new") === "new"),
+  };
+  let text = template;
+  for (const [key, value] of Object.entries(values)) {
+    const re = new RegExp(`^${key}:.*$`, "gm");
+    const hits = text.match(re)?.length ?? 0;
+    if (hits !== 1)
+      throw new HarnessError("harness.ejabberd_sql_template", `${key} appears ${hits} times in the SQL template`, {
+        key,
+      });
+    text = text.replace(re, `${key}: ${value}`);
+  }
+  const left = text.split("\n").find((l) => !l.trimStart().startsWith("#") && l.includes("CHANGE-ME"));
+  if (left !== undefined)
+    throw new HarnessError("harness.ejabberd_sql_template", `a CHANGE-ME value is left in the SQL template: ${left}`);
+  return text;
+}
+
+/** The fleet settings as an admin wires them: fleet.yml included, its limits on the c2s listener. */
+export function ejabberdFleetConfig(): Pick<EjabberdOptions, "includeConfigFiles" | "c2sOptions"> {
+  return {
+    includeConfigFiles: [EJABBERD_FLEET_CONFIG],
+    c2sOptions: {
+      max_stanza_size: "FLEET_C2S_MAX_STANZA_SIZE",
+      shaper: "fleet_c2s_shaper",
+      backlog: "FLEET_C2S_BACKLOG",
+    },
+  };
+}
+
+/**
+ * Creates `name` in a harness PostgreSQL and loads ejabberd's schema into it; returns what
+ * startEjabberd's `sql` option needs. Once per database: instances sharing it (a restart, the nodes
+ * of a cluster) get the same options.
+ */
+export async function createEjabberdDatabase(
+  pg: PostgresHandle,
+  name: string,
+  schema: "old" | "new" = "new",
+): Promise<EjabberdSqlOptions> {
+  await pg.createDatabase(name);
+  await pg.psql(name, { file: EJABBERD_PG_SCHEMA[schema] });
+  return { host: pg.host, port: pg.port, database: name, username: pg.user, password: pg.password, schema };
+}
+
+/** Module names and top-level options an included file defines. */
+function includedDefinitions(file: string): { modules: string[]; options: string[] } {
+  if (!isAbsolute(file) || !existsSync(file))
+    throw new HarnessError("harness.ejabberd_include", `include file must be an existing absolute path: ${file}`);
+  const doc: unknown = parseYaml(readFileSync(file, "utf8"));
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) return { modules: [], options: [] };
+  const top = doc as Record<string, unknown>;
+  const modules = top.modules && typeof top.modules === "object" ? Object.keys(top.modules) : [];
+  return { modules, options: Object.keys(top) };
 }
 
 export async function startEjabberd(opts: EjabberdOptions = {}): Promise<EjabberdHandle> {
   if (!ejabberdInstalled()) {
     throw new HarnessError("harness.ejabberd_missing", "ejabberd is not installed (run scripts/setup)", {});
+  }
+  // Checked before anything is created: a bad include fails here, naming the file.
+  const includeFiles = [...(opts.includeConfigFiles ?? [])];
+  const omitModules = new Set<string>();
+  for (const file of includeFiles) {
+    const defined = includedDefinitions(file);
+    for (const m of defined.modules) omitModules.add(m);
+    const clash = defined.options.filter((o) => HARNESS_SCALARS.includes(o));
+    if (clash.length > 0)
+      throw new HarnessError(
+        "harness.ejabberd_include",
+        `${file} sets ${clash.join(", ")}, which the harness sets too (ejabberd refuses a duplicated option)`,
+        { file, clash },
+      );
   }
   const domain = opts.domain ?? "iot.test";
   const tmp = makeTempDir("iot-ejabberd-");
@@ -153,9 +310,15 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
   const logsDir = join(dir, "logs");
   for (const d of [configDir, dataDir, logsDir]) mkdirSync(d, { mode: 0o700 });
   const cert = opts.certificate ?? (await createCertificate({ dir, host: domain }));
-  const [port, distPort] = (await freePorts(2)) as [number, number];
+  const [freeC2s, distPort] = (await freePorts(2)) as [number, number];
+  const port = opts.port ?? freeC2s;
   const configFile = join(configDir, "ejabberd.yml");
   const logFile = join(logsDir, "ejabberd.log");
+  if (opts.sql) {
+    const sqlFile = join(configDir, "sql-postgresql.yml");
+    writeFileSync(sqlFile, fillSqlTemplate(readFileSync(EJABBERD_SQL_TEMPLATE, "utf8"), opts.sql), { mode: 0o600 });
+    includeFiles.push(sqlFile);
+  }
   writeFileSync(
     configFile,
     renderEjabberdConfig({
@@ -167,6 +330,10 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
       resumeTimeout: opts.resumeTimeout ?? 30,
       extraModulesYaml: opts.extraModulesYaml,
       nodeCreators: opts.nodeCreators ?? "admins",
+      includeFiles,
+      omitModules,
+      c2sOptions: opts.c2sOptions,
+      internalAuth: opts.sql === undefined,
     }),
   );
   copyFileSync("/etc/ejabberd/inetrc", join(configDir, "inetrc"));
@@ -244,6 +411,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
     dataDir,
     logFile,
     configFile,
+    node,
     process: proc,
     async register(user, password) {
       await ctl(["register", user, domain, password]);

@@ -39,13 +39,20 @@ export interface PostgresHandle {
   process: PeerProcess;
   /** Creates a database owned by `user`. */
   createDatabase(name: string): Promise<void>;
-  /** Runs SQL (a string, or a file with `file`) in `db` as the owner role; returns psql's output. */
-  psql(db: string, sql: { text?: string; file?: string }): Promise<string>;
+  /**
+   * Runs SQL (a string, or a file with `file`) in `db` as the owner role; returns psql's output.
+   * `tuples: true` prints rows only, unaligned, fields separated by `|` (psql -At), for parsing.
+   */
+  psql(db: string, sql: { text?: string; file?: string; tuples?: boolean }): Promise<string>;
   stop(): Promise<void>;
 }
 
 interface RunAs {
-  /** Prefix for commands: setpriv to the postgres user when we are root. */
+  /**
+   * Prefix for commands: setpriv to the postgres user when we are root. It sets the parent-death
+   * signal again: the kernel clears the one spawnPeer's setpriv set when the uid changes, and
+   * without it a test process killed with SIGKILL left PostgreSQL running.
+   */
   wrap(cmd: string, args: string[]): [string, string[]];
   uid?: number;
   gid?: number;
@@ -65,7 +72,10 @@ async function runAs(): Promise<RunAs> {
   return {
     uid,
     gid: g,
-    wrap: (cmd, args) => ["setpriv", [`--reuid=${uid}`, `--regid=${g}`, "--clear-groups", "--", cmd, ...args]],
+    wrap: (cmd, args) => [
+      "setpriv",
+      [`--reuid=${uid}`, `--regid=${g}`, "--clear-groups", "--pdeathsig", "SIGKILL", "--", cmd, ...args],
+    ],
   };
 }
 
@@ -121,8 +131,21 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   );
   const [cmd, args] = as.wrap(join(PG_BIN, "postgres"), ["-D", dataDir]);
   const proc = spawnPeer(cmd, args, { name: "postgres", cwd: dir, env: { PGDATA: dataDir } });
+  const env = { PGPASSWORD: password, PGHOST: "127.0.0.1", PGPORT: String(port), PGUSER: user };
   try {
-    await waitForPort(port, opts.startTimeoutMs ?? 30_000);
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
+    await waitForPort(port, deadline - Date.now());
+    // The postmaster listens before it accepts sessions ("the database system is starting up"):
+    // wait until pg_isready says it accepts them, so createDatabase() right after start cannot fail.
+    for (;;) {
+      const ready = await runCommand(join(PG_BIN, "pg_isready"), ["-q", "-d", "postgres"], { env, timeoutMs: 5000 })
+        .then(() => true)
+        .catch(() => false);
+      if (ready) break;
+      if (Date.now() > deadline || !proc.running)
+        throw new HarnessError("harness.postgres_not_ready", "PostgreSQL listens but does not accept sessions");
+      await new Promise((r) => setTimeout(r, 50));
+    }
   } catch (err) {
     await proc.stop();
     throw new HarnessError(
@@ -132,9 +155,8 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
       { cause: err },
     );
   }
-  const env = { PGPASSWORD: password, PGHOST: "127.0.0.1", PGPORT: String(port), PGUSER: user };
-  const psql = async (db: string, sql: { text?: string; file?: string }): Promise<string> => {
-    const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db];
+  const psql = async (db: string, sql: { text?: string; file?: string; tuples?: boolean }): Promise<string> => {
+    const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", ...(sql.tuples ? ["-A", "-t"] : []), "-d", db];
     if (sql.file) args.push("-f", sql.file);
     if (sql.text) args.push("-c", sql.text);
     const r = await runCommand(join(PG_BIN, "psql"), args, { timeoutMs: 60_000, env });
