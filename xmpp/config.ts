@@ -1,5 +1,52 @@
 /** The `xmpp` section of the agent config: connection, security, and every bound of the session. */
-import { bool, def, hostPort, int, jid, ms, obj, oneOf, opt, refine, str } from "../kernel/schema-dsl.js";
+import {
+  arr,
+  bool,
+  type Ctx,
+  def,
+  HOST_PORT_PATTERN,
+  hostPort,
+  INVALID,
+  type Invalid,
+  int,
+  jid,
+  ms,
+  obj,
+  oneOf,
+  opt,
+  refine,
+  type Schema,
+  str,
+} from "../kernel/schema-dsl.js";
+import type { WeightedEndpoint } from "./endpoints.js";
+import { parseHostPort } from "./transport.js";
+
+const serverEntryObject = obj({
+  address: hostPort(),
+  /** Lower is tried first, as an SRV record's priority. */
+  priority: def(int({ min: 0, max: 65_535 }), 0),
+  /** Share among the entries of one priority, as an SRV record's weight. */
+  weight: def(int({ min: 0, max: 65_535 }), 1),
+});
+
+/** One entry of xmpp.servers: "host:port", or { address: host:port, priority, weight }. */
+function serverEntry(): Schema<WeightedEndpoint> {
+  return {
+    describe: "host:port, or a mapping with address, priority and weight",
+    parse(v: unknown, ctx: Ctx): WeightedEndpoint | Invalid {
+      const e = typeof v === "string" ? { address: v, priority: 0, weight: 1 } : serverEntryObject.parse(v, ctx);
+      if (e === INVALID) return INVALID;
+      const at = typeof v === "string" ? ctx : ctx.at("address");
+      if (!HOST_PORT_PATTERN.test(e.address))
+        return at.fail(`must be host:port, e.g. xmpp1.example.net:5222, got ${JSON.stringify(e.address)}`);
+      try {
+        return { ...parseHostPort(e.address), priority: e.priority, weight: e.weight };
+      } catch (err) {
+        return at.fail((err as Error).message);
+      }
+    },
+  };
+}
 
 export const xmppConfigSchema = obj(
   {
@@ -8,8 +55,13 @@ export const xmppConfigSchema = obj(
     /** Inline password; prefer passwordFile (mode 0600) or AGENT_PASSWORD_FILE. */
     password: opt(str({ minLength: 1 })),
     passwordFile: opt(str({ minLength: 1 })),
-    /** host:port to connect to; without it the domain's _xmpp-client._tcp SRV record is used. */
+    /** host:port to connect to; without it (and servers) the domain's _xmpp-client._tcp SRV record is used. */
     server: opt(hostPort()),
+    /**
+     * Several endpoints (the nodes of a cluster), tried like SRV records: by priority, then in a
+     * weighted random order, failing over to the next; a resumption tries the last node first.
+     */
+    servers: opt(arr(serverEntry(), { minItems: 1, maxItems: 64 })),
     /** XEP-0368: TLS from the first byte instead of STARTTLS. */
     directTls: def(bool(), false),
     /** PEM file of the CA (or the self-signed server certificate) to trust instead of the system store. */
@@ -120,6 +172,8 @@ export const xmppConfigSchema = obj(
   },
   {
     check(v, ctx) {
+      if (v.server !== undefined && v.servers !== undefined)
+        ctx.at("servers").fail("set either xmpp.server or xmpp.servers, not both");
       if (v.password === undefined && v.passwordFile === undefined)
         ctx
           .at("password")

@@ -7,6 +7,7 @@
 import type { Logger } from "../kernel/log.js";
 import type { Timers } from "../kernel/timers.js";
 import { Connection } from "./connection.js";
+import { preferEndpoint, type WeightedEndpoint } from "./endpoints.js";
 import { connectTcp, type Endpoint, parseHostPort, resolveEndpoints, startTls, type TlsOptions } from "./transport.js";
 import type { XmlStreamLimits } from "./xml-stream.js";
 
@@ -15,8 +16,12 @@ export interface ConnectTarget {
   domain: string;
   /** XEP-0198 §5: where the server asked to be reached for a resumption, if it named a place. */
   location: string | undefined;
-  /** Configured host:port (xmpp.server), else DNS decides. */
-  server: string | undefined;
+  /** Configured endpoints (xmpp.server or xmpp.servers); empty: DNS decides. */
+  servers: readonly WeightedEndpoint[];
+  /** Tried first when present: where the session to resume lives (xmpp/endpoints.ts, affinity). */
+  preferred: Endpoint | undefined;
+  /** Draws the order among endpoints of one priority. */
+  random: () => number;
   directTls: boolean;
   tls: TlsOptions;
   connectTimeoutMs: number;
@@ -28,21 +33,25 @@ export interface ConnectTarget {
 
 export type ConnectFn = (target: ConnectTarget) => Promise<Connection>;
 
-/** Tries each endpoint in turn; the last failure is thrown when none answers. */
+/**
+ * Tries each endpoint in turn (the server's resumption location, else the preferred one, then the
+ * rest in priority/weight order); the last failure is thrown when none answers. The Connection
+ * carries the endpoint it reached (`remote`).
+ */
 export const connectToServer: ConnectFn = async (t) => {
   let endpoints: Endpoint[];
   if (t.location) {
     // XEP-0198 §5: the server may name where to resume; the certificate is still checked.
     endpoints = [/:\d+$/.test(t.location) ? parseHostPort(t.location) : { host: t.location, port: 5222 }];
   } else {
-    endpoints = await resolveEndpoints(t.domain, t.directTls, t.server);
+    endpoints = preferEndpoint(await resolveEndpoints(t.domain, t.directTls, t.servers, t.random), t.preferred);
   }
   let lastErr: unknown;
   for (const ep of endpoints) {
     try {
       const tcp = await connectTcp(ep, t.connectTimeoutMs);
       const socket = t.directTls ? await startTls(tcp, t.tls, t.tlsTimeoutMs) : tcp;
-      return new Connection(socket, t.domain, t.limits, { timers: t.timers });
+      return new Connection(socket, t.domain, t.limits, { timers: t.timers, remote: ep });
     } catch (err) {
       lastErr = err;
       t.log.debug("endpoint failed", { host: ep.host, port: ep.port, error: err });

@@ -34,6 +34,8 @@ export interface ConnectionOptions {
   timers?: Timers;
   /** How startTls() encrypts the link. Default: a TLS handshake (transport.ts). */
   tlsUpgrade?: TlsUpgrade;
+  /** The server endpoint this link reached (for affinity on the next connection). */
+  remote?: { host: string; port: number };
 }
 
 export interface ConnectionEvents {
@@ -72,6 +74,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private readonly tlsUpgrade: TlsUpgrade;
   private graceTimer: TimerHandle | undefined;
 
+  /** The server endpoint reached, when the connector said (undefined for in-memory links). */
+  readonly remote: { host: string; port: number } | undefined;
+
   constructor(
     private socket: Link,
     readonly domain: string,
@@ -79,6 +84,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     options: ConnectionOptions = {},
   ) {
     super();
+    this.remote = options.remote;
     this.timers = options.timers ?? realTimers;
     this.tlsUpgrade = options.tlsUpgrade ?? startTls;
     this.attach(socket);

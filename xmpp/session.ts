@@ -22,6 +22,7 @@ import type { XmppConfig } from "./config.js";
 import { type ConnectFn, connectToServer } from "./connect.js";
 import { type Connection, NS_CLIENT } from "./connection.js";
 import { Disco, NS_CAPS, NS_DISCO_INFO, NS_DISCO_ITEMS } from "./disco.js";
+import type { WeightedEndpoint } from "./endpoints.js";
 import { InboundBudget, type InboundBudgetStats } from "./inbound-budget.js";
 import { IqCaller, type IqHandler, IqRouter, iqErrorReply } from "./iq.js";
 import { parseJid } from "./jid.js";
@@ -32,7 +33,7 @@ import { ReconnectLoop } from "./reconnect.js";
 import { SaltedPasswordCache } from "./sasl/index.js";
 import { StanzaError } from "./stanza-error.js";
 import { isStanza, StreamManagement } from "./stream-management.js";
-import { readCaFile, type TlsOptions } from "./transport.js";
+import { parseHostPort, readCaFile, type TlsOptions } from "./transport.js";
 import { SkippedElement } from "./xml-stream.js";
 
 export type { ConnectFn, ConnectTarget } from "./connect.js";
@@ -114,6 +115,11 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   private readonly domain: string;
   private readonly local: string;
   private tls: TlsOptions | undefined;
+  /** xmpp.server or xmpp.servers as endpoints; empty: DNS. */
+  private readonly servers: readonly WeightedEndpoint[];
+  /** The endpoint of the last connection, tried first for a resumption. */
+  private lastRemote: { host: string; port: number } | undefined;
+  private readonly random: () => number;
 
   private _state: SessionState = "offline";
   private conn: Connection | undefined;
@@ -146,6 +152,11 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       throw new AgentError("config_invalid", `xmpp.jid ${this.cfg.jid} has no local part`, { path: "xmpp.jid" });
     this.domain = jid.domain;
     this.local = jid.local;
+    this.servers =
+      this.cfg.servers ?? (this.cfg.server ? [{ ...parseHostPort(this.cfg.server), priority: 0, weight: 1 }] : []);
+    // Not options.random: that one is the reconnect jitter, which a storm benchmark turns off while
+    // the fleet must still spread over a cluster's nodes.
+    this.random = Math.random;
     this.sm = new StreamManagement(this.cfg.streamManagement, {
       timers: this.timers,
       log: this.log,
@@ -394,7 +405,10 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     const conn = await this.connect({
       domain: this.domain,
       location: resumption?.location,
-      server: this.cfg.server,
+      servers: this.servers,
+      // Only the node that holds the session is sure to resume it (xmpp/endpoints.ts).
+      preferred: resumption ? this.lastRemote : undefined,
+      random: this.random,
       directTls: this.cfg.directTls,
       tls: this.tls,
       connectTimeoutMs: this.cfg.timeouts.connectMs,
@@ -404,6 +418,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       log: this.log,
     });
     this.conn = conn;
+    if (conn.remote) this.lastRemote = conn.remote;
     const closed = new Promise<AgentError | undefined>((resolve) => conn.once("close", resolve));
     if (this.stopping) {
       conn.close();

@@ -21,10 +21,17 @@ describe("transport", () => {
       );
   });
 
-  it("uses the configured endpoint without asking DNS", async () => {
-    assert.deepEqual(await resolveEndpoints("iot.test", false, "127.0.0.1:15222"), [
-      { host: "127.0.0.1", port: 15222 },
-    ]);
+  it("uses the configured endpoints without asking DNS, by priority", async () => {
+    assert.deepEqual(
+      await resolveEndpoints("iot.test", false, [
+        { host: "127.0.0.2", port: 15222, priority: 10, weight: 1 },
+        { host: "127.0.0.1", port: 15222, priority: 0, weight: 1 },
+      ]),
+      [
+        { host: "127.0.0.1", port: 15222 },
+        { host: "127.0.0.2", port: 15222 },
+      ],
+    );
   });
 
   it("binds to the channel type the server can check", () => {

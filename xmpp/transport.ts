@@ -10,6 +10,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { AgentError } from "../kernel/errors.js";
+import { orderEndpoints, type WeightedEndpoint } from "./endpoints.js";
 
 export class TransportError extends AgentError {}
 
@@ -61,11 +62,17 @@ export function parseHostPort(s: string): Endpoint {
 }
 
 /**
- * Where to connect: the configured endpoint, else the domain's SRV records (RFC 6120 §3.2),
- * else the domain on the default port.
+ * Where to connect, in the order to try: the configured endpoints (xmpp.server, or xmpp.servers
+ * ordered by priority and weight), else the domain's SRV records (RFC 6120 §3.2, ordered the same
+ * way: xmpp/endpoints.ts), else the domain on the default port.
  */
-export async function resolveEndpoints(domain: string, directTls: boolean, configured?: string): Promise<Endpoint[]> {
-  if (configured) return [parseHostPort(configured)];
+export async function resolveEndpoints(
+  domain: string,
+  directTls: boolean,
+  configured: readonly WeightedEndpoint[] = [],
+  random: () => number = Math.random,
+): Promise<Endpoint[]> {
+  if (configured.length > 0) return orderEndpoints(configured, random);
   const service = directTls ? "_xmpps-client._tcp" : "_xmpp-client._tcp";
   try {
     const records = await dns.resolveSrv(`${service}.${domain}`);
@@ -74,10 +81,11 @@ export async function resolveEndpoints(domain: string, directTls: boolean, confi
     if (records.length > 0 && usable.length === 0) {
       throw new TransportError("srv_no_service", `${domain} says it offers no XMPP client service`, { domain });
     }
-    if (usable.length > 0) {
-      usable.sort((a, b) => a.priority - b.priority || b.weight - a.weight);
-      return usable.map((r) => ({ host: r.name, port: r.port }));
-    }
+    if (usable.length > 0)
+      return orderEndpoints(
+        usable.map((r) => ({ host: r.name, port: r.port, priority: r.priority, weight: r.weight })),
+        random,
+      );
   } catch (err) {
     if (err instanceof TransportError) throw err;
     // No SRV record is normal: fall back to the domain itself.
