@@ -26,7 +26,8 @@ sensors, publishing one item per round of readings to the server's pubsub servic
 
 Required:
   --devices N            how many devices
-  --server HOST:PORT     the XMPP server (or a proxy in front of it)
+  --server HOST:PORT     the XMPP server (or a proxy in front of it); repeat it for the nodes of
+                         a cluster: each device spreads and fails over like xmpp.servers
   --domain DOMAIN        the accounts' domain: devices are <prefix>0001@DOMAIN, ...
   --ca FILE              the CA (PEM) that signed the server's certificate
 
@@ -84,7 +85,7 @@ export async function main(argv: string[], io: FleetCliIo): Promise<number> {
       allowPositionals: false,
       options: {
         devices: { type: "string" },
-        server: { type: "string" },
+        server: { type: "string", multiple: true },
         domain: { type: "string" },
         ca: { type: "string" },
         prefix: { type: "string" },
@@ -141,8 +142,9 @@ export async function main(argv: string[], io: FleetCliIo): Promise<number> {
   } catch (err) {
     return usage((err as Error).message);
   }
-  for (const key of ["server", "domain", "ca"])
-    if (typeof values[key] !== "string") return usage(`--${key} is required`);
+  for (const key of ["domain", "ca"]) if (typeof values[key] !== "string") return usage(`--${key} is required`);
+  const servers = (values.server as string[] | undefined) ?? [];
+  if (servers.length === 0) return usage("--server is required");
   if (Number.isNaN(devices)) return usage("--devices is required");
   const spool = (values.spool as string | undefined) ?? "file";
   if (spool !== "file" && spool !== "memory") return usage("--spool must be file or memory");
@@ -153,7 +155,8 @@ export async function main(argv: string[], io: FleetCliIo): Promise<number> {
   const password = env[passwordVar];
   if (!password) return usage(`the devices' password is not set: put it in ${passwordVar}`);
   const domain = values.domain as string;
-  const server = values.server as string;
+  // Helpers (accounts, collector) use the first node: accounts and subscriptions are cluster-wide.
+  const server = servers[0]!;
   const caFile = resolve(values.ca as string);
   try {
     readFileSync(caFile);
@@ -168,7 +171,7 @@ export async function main(argv: string[], io: FleetCliIo): Promise<number> {
   const fleet = new Fleet({
     template: {
       ...FLEET_TEMPLATE_DEFAULTS,
-      server,
+      servers,
       domain,
       caFile,
       operators,
@@ -229,7 +232,7 @@ export async function main(argv: string[], io: FleetCliIo): Promise<number> {
     }
     const baseRss = process.memoryUsage().rss;
     const t0 = Date.now();
-    io.out(`starting ${devices} devices at ${startRate}/s against ${server} (state in ${dataRoot})`);
+    io.out(`starting ${devices} devices at ${startRate}/s against ${servers.join(", ")} (state in ${dataRoot})`);
     const timer = setInterval(() => io.out(reportLine(t0, fleet.stats(), baseRss)), reportEvery * 1000);
     try {
       await Promise.race([fleet.start(), untilStopped]);

@@ -115,7 +115,7 @@ export class TelemetryCollector {
   /**
    * Subscribes this session's full JID (it sends no presence, so a bare-JID subscription would go
    * to no resource) to every device's node, `concurrency` requests at a time. A node that does not exist
-   * yet (the device has not published) is retried until `timeoutMs`.
+   * yet (the device has not published), or does not list us as a member yet, is retried until `timeoutMs`.
    */
   async subscribe(ids: string[], opts: { concurrency?: number; timeoutMs?: number } = {}): Promise<void> {
     for (const id of ids) {
@@ -133,8 +133,10 @@ export class TelemetryCollector {
           await this.options.session.request(iq);
           return;
         } catch (err) {
+          // Not created yet, or created but its owner has not yet made us a member (whitelist): both
+          // settle within a publish or two.
           const condition = (err as AgentError).context?.condition;
-          if (condition !== "item-not-found" || Date.now() > deadline)
+          if ((condition !== "item-not-found" && condition !== "not-allowed") || Date.now() > deadline)
             throw new CollectorError(
               "collector_subscribe_failed",
               `cannot subscribe to ${this.nodeOf(id)}: ${(err as Error).message}`,

@@ -7,8 +7,8 @@
 import { join } from "node:path";
 
 export interface FleetTemplate {
-  /** host:port of the XMPP server (or of a proxy in front of it). */
-  server: string;
+  /** host:port of the XMPP server (or of a proxy in front of it); several: a cluster's nodes (xmpp.servers). */
+  servers: string[];
   domain: string;
   caFile: string;
   /** The pubsub service; null publishes to each device's PEP service. Default pubsub.<domain>. */
@@ -28,7 +28,7 @@ export interface FleetTemplate {
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
-export const FLEET_TEMPLATE_DEFAULTS: Omit<FleetTemplate, "server" | "domain" | "caFile" | "operators"> = {
+export const FLEET_TEMPLATE_DEFAULTS: Omit<FleetTemplate, "servers" | "domain" | "caFile" | "operators"> = {
   intervalMs: 5000,
   spool: "file",
   fsync: "interval",
@@ -55,7 +55,9 @@ export function renderDeviceConfig(t: FleetTemplate, id: string, dataRoot: strin
     `  dataDir: ${y(join(dataRoot, id))}`,
     "xmpp:",
     `  jid: ${y(`${id}@${t.domain}`)}`,
-    `  server: ${y(t.server)}`,
+    ...(t.servers.length === 1
+      ? [`  server: ${y(t.servers[0]!)}`]
+      : ["  servers:", ...t.servers.map((s) => `    - ${y(s)}`)]),
     `  caFile: ${y(t.caFile)}`,
     `  reconnect: { initialDelayMs: ${t.reconnect.initialDelayMs}, maxDelayMs: ${t.reconnect.maxDelayMs} }`,
     `  keepalive: { idleMs: ${t.keepalive.idleMs}, timeoutMs: ${t.keepalive.timeoutMs} }`,

@@ -9,6 +9,8 @@
  */
 import { readFileSync } from "node:fs";
 
+export { readCpuMs } from "../lib/proc.js";
+
 export interface ProcMemory {
   /** Milliseconds since the epoch when read. */
   at: number;
@@ -140,15 +142,4 @@ export async function sampleProc(pid: number, n = 5, gapMs = 200): Promise<ProcF
     samples.push(readProcMemory(pid));
   }
   return procFigures(samples);
-}
-
-/**
- * CPU time the process has used so far (user + system), in ms, from /proc/PID/stat fields 14-15.
- * They count clock ticks of USER_HZ, which is 100 on every Linux architecture the agent targets.
- */
-export function readCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // The command name (field 2) may hold spaces and parentheses: split after its closing one.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }

@@ -3,11 +3,11 @@
  * pdeathsig, teardown registry, so Ctrl-C or a crash of the parent leaves nothing running), sends the
  * job, resets the proxy when the child asks, and collects the child's events.
  */
-import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { LinkBreakingProxy } from "../../test/harness/proxy.js";
 import { spawnPeer } from "../../test/harness/process.js";
 import { BenchError } from "../lib/errors.js";
+import { tryCpuMs } from "../lib/proc.js";
 import { absoluteNow } from "../lib/stats.js";
 import type { ChildEvent, ChildJob, ParentCommand } from "./protocol.js";
 
@@ -32,18 +32,10 @@ export interface RunChildOptions {
   serverPid?: number;
 }
 
-/** utime+stime of a process in µs from /proc/PID/stat (Linux); undefined elsewhere. */
+/** utime+stime of a process in µs; undefined when it is gone. */
 export function processCpuUs(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 overall.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    // USER_HZ is 100 on every Linux this runs on (x86, arm); /proc reports clock ticks.
-    return Number.isFinite(ticks) ? ticks * 10_000 : undefined;
-  } catch {
-    return undefined;
-  }
+  const ms = tryCpuMs(pid);
+  return ms === undefined ? undefined : ms * 1000;
 }
 
 export async function runBenchChild(opts: RunChildOptions): Promise<ChildRun> {

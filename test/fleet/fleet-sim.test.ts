@@ -76,7 +76,7 @@ describe("fleet simulator against Prosody", () => {
     const fleet = new Fleet({
       template: {
         ...FLEET_TEMPLATE_DEFAULTS,
-        server: `127.0.0.1:${prosody.port}`,
+        servers: [`127.0.0.1:${prosody.port}`],
         domain: "iot.test",
         caFile: prosody.caFile!,
         operators: ["operator@iot.test"],

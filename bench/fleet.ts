@@ -1,0 +1,198 @@
+/**
+ * Fleet benchmark: how many devices a server holds, per server configuration, measured with the
+ * fleet simulator (fleet-sim/: N whole agents in this process) on this machine.
+ *
+ * For each configuration (bench/fleet/servers.ts) and each fleet size, a fresh server, N accounts,
+ * N devices publishing one batch (two readings) every --interval-ms, and a collector subscribed to
+ * all of them (bench/fleet/measure.ts): server CPU per reading and per device-hour, server RSS per
+ * connected device, latency sample -> subscriber, reconnect storms (links reset with jitter on and
+ * off, a server restart), and every reading accounted for by seq. Ends with a capacity table:
+ * devices per server core at one batch per interval, from the largest size measured.
+ *
+ * Run: node --import tsx bench/fleet.ts [--configs prosody-file,...] [--sizes 100,300,1000]
+ *      [--seconds 60] [--warmup 15] [--interval-ms 5000] [--start-rate 100] [--no-storms]
+ * Output: tables on stdout, every figure in .tmp/bench/fleet.json.
+ *
+ * The fleet and the collector share this process and the machine's two cores with the server:
+ * the server's figures come from /proc (its process trees), the fleet's own cost is printed apart.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { parseArgs } from "node:util";
+import { fleetDeviceId } from "../fleet-sim/device-config.js";
+import { runAllTeardowns } from "../test/harness/cleanup.js";
+import { devicesPerCore, type RunFigures, runFleet } from "./fleet/measure.js";
+import { SERVER_KINDS, type ServerKind, startFleetServer } from "./fleet/servers.js";
+import { MiB } from "./lib/stats.js";
+
+const { values } = parseArgs({
+  options: {
+    configs: { type: "string", default: SERVER_KINDS.join(",") },
+    sizes: { type: "string", default: "100,300,1000" },
+    seconds: { type: "string", default: "60" },
+    warmup: { type: "string", default: "15" },
+    "interval-ms": { type: "string", default: "5000" },
+    "start-rate": { type: "string", default: "100" },
+    "no-storms": { type: "boolean", default: false },
+  },
+});
+const CONFIGS = values.configs!.split(",") as ServerKind[];
+for (const c of CONFIGS)
+  if (!SERVER_KINDS.includes(c)) throw new Error(`--configs: unknown ${c} (${SERVER_KINDS.join(", ")})`);
+const SIZES = values.sizes!.split(",").map(Number);
+const SECONDS = Number(values.seconds);
+const WARMUP = Number(values.warmup);
+const INTERVAL = Number(values["interval-ms"]);
+const START_RATE = Number(values["start-rate"]);
+
+const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : "n/a");
+const pad = (s: string, w: number) => s.padStart(w);
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : pad(c, widths[i]!))).join("  ");
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+async function main(): Promise<void> {
+  const keepAlive = setInterval(() => undefined, 60_000);
+  const runs: RunFigures[] = [];
+  const t0 = performance.now();
+  try {
+    for (const kind of CONFIGS) {
+      for (const n of SIZES) {
+        console.log(`\n--- ${kind}, ${n} devices, one batch every ${INTERVAL} ms ---`);
+        const jids = Array.from({ length: n }, (_, i) => `${fleetDeviceId("dev-", i, n)}@iot.test`);
+        const server = await startFleetServer(kind, jids);
+        try {
+          const r = await runFleet({
+            server,
+            devices: n,
+            intervalMs: INTERVAL,
+            windowSeconds: SECONDS,
+            warmupSeconds: WARMUP,
+            startPerSecond: START_RATE,
+            storms: !values["no-storms"],
+            log: (l) => console.log(`  ${l}`),
+          });
+          runs.push(r);
+          console.log(
+            `  lost ${r.collector.missing}, duplicated ${r.collector.duplicates}, readings accounted ${r.collector.readings}` +
+              (r.collector.missing ? ` (e.g. ${r.collector.missingExamples.join(", ")})` : ""),
+          );
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+  } finally {
+    clearInterval(keepAlive);
+    await runAllTeardowns();
+  }
+  const totalS = (performance.now() - t0) / 1000;
+
+  console.log(
+    `\nFleet benchmark (${cpus().length} cores, ${cpus()[0]?.model ?? "?"}; load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}), ${f(totalS / 60)} min`,
+  );
+  console.log(
+    `Each device publishes one item of 2 readings every ${INTERVAL} ms; steady window ${SECONDS} s after ${WARMUP} s.\n`,
+  );
+  console.log(
+    table(
+      [
+        "config",
+        "devices",
+        "readings/s",
+        "server CPU",
+        "ms/reading",
+        "CPU s/dev-h",
+        "RSS/dev",
+        "latency p50",
+        "p99",
+        "lost",
+        "dup",
+        "login s",
+      ],
+      runs.map((r) => [
+        r.kind,
+        String(r.devices),
+        f(r.readings / r.windowSeconds, 0),
+        `${f(r.serverCores * 100, 0)}%`,
+        f(r.serverCpuMsPerReading, 2),
+        f(r.serverCpuSecondsPerDeviceHour, 2),
+        `${f(r.serverRssPerDevice / 1024, 0)} KiB`,
+        `${f(r.latency.p50, 0)} ms`,
+        `${f(r.latency.p99, 0)} ms`,
+        String(r.collector.missing),
+        String(r.collector.duplicates),
+        f(r.loginSeconds, 1),
+      ]),
+    ),
+  );
+  const storms = runs.flatMap((r) => r.storms.map((s) => ({ r, s })));
+  if (storms.length > 0) {
+    console.log("\nReconnect storms (every link broken at once):\n");
+    console.log(
+      table(
+        ["config", "devices", "cause", "jitter", "all online", "half", "resumed", "bound", "peak server", "server CPU"],
+        storms.map(({ r, s }) => [
+          r.kind,
+          String(r.devices),
+          s.cause,
+          s.jitter ? "on" : "off",
+          `${f(s.allOnlineMs / 1000)} s`,
+          `${f(s.halfOnlineMs / 1000)} s`,
+          String(s.resumed),
+          String(s.bound),
+          `${f(s.peakServerCores * 100, 0)}%`,
+          `${f(s.serverCpuMs / 1000)} s`,
+        ]),
+      ),
+    );
+  }
+  for (const r of runs) if (r.restartSkipped) console.log(`  ${r.kind}: no restart storm: ${r.restartSkipped}`);
+  console.log(
+    `\nCapacity at one batch per ${INTERVAL / 1000} s (devices one server core holds, from the largest fleet measured):\n`,
+  );
+  const largest = CONFIGS.map((k) => runs.filter((r) => r.kind === k).sort((a, b) => b.devices - a.devices)[0]).filter(
+    (r): r is RunFigures => r !== undefined,
+  );
+  console.log(
+    table(
+      ["config", "measured at", "server CPU", "devices per core", "server RSS per device"],
+      largest.map((r) => [
+        r.kind,
+        `${r.devices} devices`,
+        `${f(r.serverCores * 100, 0)}%`,
+        f(devicesPerCore(r), 0),
+        `${f(r.serverRssPerDevice / 1024, 0)} KiB`,
+      ]),
+    ),
+  );
+  console.log(
+    `\nThe simulator's own cost (devices + collector + proxy in one Node process): ${runs
+      .map(
+        (r) =>
+          `${r.kind}/${r.devices}: ${f(r.fleetRssPerDevice / MiB, 2)} MiB RSS and ${f((r.fleetCores * 100) / r.devices, 3)}% of a core per device`,
+      )
+      .join("; ")}`,
+  );
+  mkdirSync(".tmp/bench", { recursive: true });
+  writeFileSync(
+    ".tmp/bench/fleet.json",
+    `${JSON.stringify({ at: new Date().toISOString(), intervalMs: INTERVAL, seconds: SECONDS, runs }, null, 2)}\n`,
+  );
+  const lost = runs.reduce((a, r) => a + r.collector.missing + r.collector.duplicates, 0);
+  if (lost > 0) {
+    console.error(`\n${lost} readings lost or duplicated: see above`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,320 @@
+/**
+ * One fleet benchmark run: N simulated devices (fleet-sim, in this process) against one server
+ * configuration, through a link-breaking proxy, and a collector subscribed to every device beside
+ * them on a direct link. Phases:
+ *
+ *  1. accounts in bulk (XEP-0133), then the devices log in at a bounded rate;
+ *  2. steady: after a warm-up, a window of --seconds at one batch per interval per device: server
+ *     CPU (the server's whole process tree, PostgreSQL included) per reading and per device-hour,
+ *     server RSS per connected device, latency sample -> collector;
+ *  3. storms: every device's link reset at once (the proxy), with reconnect jitter on, then off:
+ *     time until all are online again, how many resumed and how many bound afresh, the server's
+ *     peak CPU over 250 ms slices;
+ *  4. a server restart (stream-management state lost: every device binds afresh), when the
+ *     configuration can restart on the same data;
+ *  5. readings lost (by seq, 0 expected) and duplicated, over the whole run.
+ */
+import { join } from "node:path";
+import { createAccounts } from "../../fleet-sim/accounts.js";
+import { openClientSession } from "../../fleet-sim/client-session.js";
+import { type CollectorReport, TelemetryCollector } from "../../fleet-sim/collector.js";
+import { FLEET_TEMPLATE_DEFAULTS, fleetDeviceId } from "../../fleet-sim/device-config.js";
+import { Fleet } from "../../fleet-sim/fleet.js";
+import { silentLogger } from "../../kernel/log.js";
+import { connectAdmin } from "../../provisioning/admin-session.js";
+import { startProxy } from "../../test/harness/proxy.js";
+import { makeTempDir } from "../../test/harness/tmp.js";
+import { BenchError } from "../lib/errors.js";
+import { ADMIN, type FleetServer, OPERATOR, type ServerKind } from "./servers.js";
+
+export const DEVICE_PASSWORD = "fleet-bench-device";
+
+export interface StormFigures {
+  /** What broke the links: "reset" (the proxy) or "restart" (the server). */
+  cause: "reset" | "restart";
+  jitter: boolean;
+  /** From the break until every device was online again. */
+  allOnlineMs: number;
+  /** Until half of them were. */
+  halfOnlineMs: number;
+  resumed: number;
+  bound: number;
+  /** The server's busiest 250 ms slice, as a fraction of one core (1.0 = one core fully busy). */
+  peakServerCores: number;
+  /** Server CPU spent from the break until all were online. */
+  serverCpuMs: number;
+}
+
+export interface RunFigures {
+  kind: ServerKind;
+  devices: number;
+  intervalMs: number;
+  accountsPerSecond: number;
+  loginSeconds: number;
+  windowSeconds: number;
+  readings: number;
+  items: number;
+  serverCpuMs: number;
+  /** Server CPU over the window as a fraction of one core. */
+  serverCores: number;
+  serverCpuMsPerReading: number;
+  serverCpuSecondsPerDeviceHour: number;
+  serverRssIdle: number;
+  serverRssLoaded: number;
+  serverRssPerDevice: number;
+  /** This process (devices + collector + proxy) per device, RSS. */
+  fleetRssPerDevice: number;
+  fleetCores: number;
+  latency: CollectorReport["latencyMs"];
+  storms: StormFigures[];
+  restartSkipped?: string;
+  collector: CollectorReport;
+  /** Readings still in the devices' spools at the end (not published when the fleet stopped). */
+  spooledAtEnd: number;
+}
+
+export interface RunOptions {
+  server: FleetServer;
+  devices: number;
+  intervalMs: number;
+  windowSeconds: number;
+  warmupSeconds: number;
+  startPerSecond: number;
+  storms: boolean;
+  log?: (line: string) => void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function runFleet(o: RunOptions): Promise<RunFigures> {
+  const say = o.log ?? (() => undefined);
+  const { server } = o;
+  const ids = Array.from({ length: o.devices }, (_, i) => fleetDeviceId("dev-", i, o.devices));
+  const addr = `127.0.0.1:${server.port}`;
+  const dir = makeTempDir("iot-fleet-bench-");
+  const proxy = await startProxy({ targetPort: server.port });
+  let jitter = true;
+  const fleet = new Fleet({
+    template: {
+      ...FLEET_TEMPLATE_DEFAULTS,
+      servers: [`127.0.0.1:${proxy.port}`],
+      domain: server.domain,
+      caFile: server.caFile,
+      pubsubService: server.pubsubJid,
+      operators: [`${OPERATOR.user}@${server.domain}`],
+      intervalMs: o.intervalMs,
+      // A storm's first wait is drawn from [0, initialDelayMs): 5 s spreads N logins over 5 s.
+      reconnect: { initialDelayMs: 5000, maxDelayMs: 60_000 },
+    },
+    devices: o.devices,
+    idPrefix: "dev-",
+    dataRoot: join(dir.path, "devices"),
+    password: () => DEVICE_PASSWORD,
+    startPerSecond: o.startPerSecond,
+    log: silentLogger,
+    random: () => (jitter ? Math.random() : 1),
+  });
+  let collectorSession: Awaited<ReturnType<typeof openClientSession>> | undefined;
+  try {
+    // 1. accounts and logins
+    const admin = await connectAdmin({
+      jid: `${ADMIN.user}@${server.domain}`,
+      password: ADMIN.password,
+      server: addr,
+      caFile: server.caFile,
+    });
+    const tAcc = performance.now();
+    try {
+      await createAccounts({
+        admin: admin.session,
+        jids: ids.map((id) => `${id}@${server.domain}`),
+        password: () => DEVICE_PASSWORD,
+        concurrency: 16,
+      });
+    } finally {
+      await admin.close();
+    }
+    const accountsPerSecond = o.devices / ((performance.now() - tAcc) / 1000);
+    await sleep(2000);
+    const serverRssIdle = server.rssBytes();
+    const fleetRss0 = process.memoryUsage().rss;
+    const tLogin = performance.now();
+    await fleet.start();
+    await fleet.waitOnline(600_000);
+    const loginSeconds = (performance.now() - tLogin) / 1000;
+    say(`${o.devices} devices online in ${loginSeconds.toFixed(1)} s (accounts at ${accountsPerSecond.toFixed(0)}/s)`);
+    collectorSession = await openClientSession({
+      jid: `${OPERATOR.user}@${server.domain}`,
+      password: OPERATOR.password,
+      server: addr,
+      caFile: server.caFile,
+    });
+    const collector = new TelemetryCollector({ session: collectorSession, service: server.pubsubJid });
+    await collector.subscribe(ids, { concurrency: 32, timeoutMs: 300_000 });
+
+    // 2. steady window
+    await sleep(o.warmupSeconds * 1000);
+    collector.resetLatencies();
+    const cpu0 = server.cpuMs();
+    const own0 = process.cpuUsage();
+    const s0 = fleet.stats();
+    const t0 = performance.now();
+    await sleep(o.windowSeconds * 1000);
+    const windowMs = performance.now() - t0;
+    const s1 = fleet.stats();
+    const serverCpuMs = server.cpuMs() - cpu0;
+    const own = process.cpuUsage(own0);
+    const serverRssLoaded = server.rssBytes();
+    const fleetRss = process.memoryUsage().rss;
+    const latency = collector.report().latencyMs;
+    const readings = s1.publishedReadings - s0.publishedReadings;
+    const items = s1.publishedItems - s0.publishedItems;
+    const serverCores = serverCpuMs / windowMs;
+    say(
+      `steady ${o.windowSeconds} s: ${readings} readings, server ${(serverCores * 100).toFixed(0)}% of a core, ` +
+        `latency p50 ${latency.p50.toFixed(0)} ms p99 ${latency.p99.toFixed(0)} ms`,
+    );
+
+    // 3. storms through the proxy, 4. a restart
+    const storms: StormFigures[] = [];
+    let restartSkipped: string | undefined;
+    if (o.storms) {
+      for (const j of [true, false]) {
+        jitter = j;
+        storms.push(await storm(fleet, server, "reset", j, () => proxy.reset()));
+        say(stormLine(storms.at(-1)!));
+        await sleep(2 * o.intervalMs);
+      }
+      jitter = true;
+      if (server.restart) {
+        storms.push(await storm(fleet, server, "restart", true, () => server.restart!()));
+        say(stormLine(storms.at(-1)!));
+        await sleep(2 * o.intervalMs);
+      } else restartSkipped = server.restartUnsupported ?? "this configuration cannot restart on the same data";
+    }
+
+    // 5. the whole run's accounting
+    const spooledAtEnd = fleet.stats().spooledReadings;
+    await fleet.stop();
+    await sleep(1000);
+    await collector.fetchItems(ids, { concurrency: 32 });
+    const report = collector.report();
+    collector.close();
+    return {
+      kind: server.kind,
+      devices: o.devices,
+      intervalMs: o.intervalMs,
+      accountsPerSecond,
+      loginSeconds,
+      windowSeconds: windowMs / 1000,
+      readings,
+      items,
+      serverCpuMs,
+      serverCores,
+      serverCpuMsPerReading: serverCpuMs / Math.max(1, readings),
+      serverCpuSecondsPerDeviceHour: serverCpuMs / 1000 / o.devices / (windowMs / 3_600_000),
+      serverRssIdle,
+      serverRssLoaded,
+      serverRssPerDevice: (serverRssLoaded - serverRssIdle) / o.devices,
+      fleetRssPerDevice: (fleetRss - fleetRss0) / o.devices,
+      fleetCores: (own.user + own.system) / 1000 / windowMs,
+      latency,
+      storms,
+      ...(restartSkipped ? { restartSkipped } : {}),
+      collector: report,
+      spooledAtEnd,
+    };
+  } finally {
+    await fleet.stop().catch((err: unknown) => say(`fleet stop: ${(err as Error).message}`));
+    await collectorSession?.stop();
+    await proxy.stop();
+    dir.remove();
+  }
+}
+
+function stormLine(s: StormFigures): string {
+  return (
+    `storm (${s.cause}, jitter ${s.jitter ? "on" : "off"}): all online in ${(s.allOnlineMs / 1000).toFixed(1)} s ` +
+    `(half in ${(s.halfOnlineMs / 1000).toFixed(1)} s), ${s.resumed} resumed, ${s.bound} bound afresh, ` +
+    `server peak ${(s.peakServerCores * 100).toFixed(0)}% of a core`
+  );
+}
+
+/** Breaks every link with `cause` and measures the way back. */
+async function storm(
+  fleet: Fleet,
+  server: FleetServer,
+  cause: "reset" | "restart",
+  jitter: boolean,
+  breakLinks: () => unknown,
+): Promise<StormFigures> {
+  const n = fleet.devices.length;
+  await fleet.waitOnline(300_000);
+  let resumed = 0;
+  let bound = 0;
+  const back = new Set<string>();
+  const unlisten = fleet.devices.map(({ id, agent }) => {
+    const on = (e: { resumed: boolean }) => {
+      if (back.has(id)) return;
+      back.add(id);
+      if (e.resumed) resumed++;
+      else bound++;
+    };
+    agent.session.on("online", on);
+    return () => agent.session.off("online", on);
+  });
+  const slices: number[] = [];
+  let lastCpu = server.cpuMs();
+  let lastAt = performance.now();
+  const t0 = performance.now();
+  let half: number | undefined;
+  let cpuAtStart = lastCpu;
+  try {
+    await breakLinks();
+    // A restart replaced the server process: measure the new one from its start.
+    if (cause === "restart") {
+      lastCpu = server.cpuMs();
+      cpuAtStart = lastCpu;
+      lastAt = performance.now();
+    }
+    const deadline = t0 + 300_000;
+    while (back.size < n) {
+      if (performance.now() > deadline) {
+        const why = fleet.devices
+          .filter((d) => !back.has(d.id))
+          .slice(0, 3)
+          .map((d) => `${d.id}: ${d.agent.session.stats().lastError ?? d.agent.session.state}`);
+        throw new BenchError(
+          "bench_storm_timeout",
+          `${back.size} of ${n} devices back online 300 s after the ${cause} (${why.join("; ")})`,
+          { cause, jitter },
+        );
+      }
+      await sleep(250);
+      const now = performance.now();
+      const cpu = server.cpuMs();
+      slices.push((cpu - lastCpu) / (now - lastAt));
+      lastCpu = cpu;
+      lastAt = now;
+      if (half === undefined && back.size >= n / 2) half = now - t0;
+    }
+    const allOnlineMs = performance.now() - t0;
+    return {
+      cause,
+      jitter,
+      allOnlineMs,
+      halfOnlineMs: half ?? allOnlineMs,
+      resumed,
+      bound,
+      peakServerCores: slices.length > 0 ? Math.max(...slices) : 0,
+      serverCpuMs: server.cpuMs() - cpuAtStart,
+    };
+  } finally {
+    for (const u of unlisten) u();
+  }
+}
+
+/** Devices one server core holds at one batch per interval, from a run's measured CPU. */
+export function devicesPerCore(r: RunFigures): number {
+  return r.serverCores > 0 ? r.devices / r.serverCores : Number.POSITIVE_INFINITY;
+}

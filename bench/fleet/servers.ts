@@ -1,0 +1,127 @@
+/**
+ * The server configurations the fleet benchmark measures, each started fresh through the test
+ * harness on loopback: Prosody with its default file storage, Prosody on PostgreSQL and ejabberd on
+ * PostgreSQL, the last two with the shipped fleet settings (deploy/servers/). CPU and RSS are the
+ * whole server side: the XMPP server's process tree plus PostgreSQL's (postmaster and backends).
+ */
+import {
+  createEjabberdDatabase,
+  type EjabberdHandle,
+  ejabberdFleetConfig,
+  startEjabberd,
+} from "../../test/harness/ejabberd.js";
+import { createCertificate } from "../../test/harness/certs.js";
+import { type PostgresHandle, startPostgres } from "../../test/harness/postgres.js";
+import { type ProsodyHandle, startProsody } from "../../test/harness/prosody.js";
+import { makeTempDir } from "../../test/harness/tmp.js";
+import { treeCpuMs, treeRss } from "../lib/proc.js";
+
+export const ADMIN = { user: "admin", password: "fleet-bench-admin" };
+export const OPERATOR = { user: "operator", password: "fleet-bench-operator" };
+
+export const SERVER_KINDS = ["prosody-file", "prosody-postgresql", "ejabberd-postgresql"] as const;
+export type ServerKind = (typeof SERVER_KINDS)[number];
+
+export interface FleetServer {
+  kind: ServerKind;
+  port: number;
+  domain: string;
+  caFile: string;
+  pubsubJid: string;
+  /** CPU ms used so far by every process of the server side. */
+  cpuMs(): number;
+  rssBytes(): number;
+  /** Stops and starts the XMPP server on the same data and port (sessions are lost). */
+  restart?: () => Promise<void>;
+  /** Why there is no restart, when there is none. */
+  restartUnsupported?: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `kind` with accounts for the admin and the operator; `deviceJids` may create pubsub nodes. */
+export async function startFleetServer(kind: ServerKind, deviceJids: string[]): Promise<FleetServer> {
+  switch (kind) {
+    case "prosody-file":
+      return prosodyServer(kind, deviceJids);
+    case "ejabberd-postgresql":
+      return ejabberdServer(kind);
+    default:
+      throw new Error(`${kind}: not wired yet`);
+  }
+}
+
+async function prosodyServer(kind: ServerKind, deviceJids: string[]): Promise<FleetServer> {
+  const prosody: ProsodyHandle = await startProsody({
+    admins: [`${ADMIN.user}@iot.test`],
+    // Prosody 0.12 lets only admins create nodes on a pubsub component (docs/servers.md).
+    pubsubAdmins: deviceJids,
+    smacksHibernationTime: 300,
+  });
+  await prosody.register(ADMIN.user, ADMIN.password);
+  await prosody.register(OPERATOR.user, OPERATOR.password);
+  return {
+    kind,
+    port: prosody.port,
+    domain: prosody.domain,
+    caFile: prosody.caFile!,
+    pubsubJid: prosody.pubsubJid,
+    cpuMs: () => treeCpuMs(prosody.process.pid),
+    rssBytes: () => treeRss(prosody.process.pid),
+    restartUnsupported: "the harness Prosody has no restart on the same data yet",
+    stop: () => prosody.stop(),
+  };
+}
+
+/**
+ * ejabberd 23.01 on PostgreSQL with the shipped fleet.yml. Devices create their own nodes
+ * (pubsub_createnode: local accounts). A restart is a new instance on the same database and port:
+ * accounts and pubsub survive, stream-management sessions (in memory) do not.
+ */
+async function ejabberdServer(kind: ServerKind): Promise<FleetServer> {
+  const pg: PostgresHandle = await startPostgres();
+  // The certificate outlives each instance (an instance removes its own directory when it stops).
+  const certDir = makeTempDir("iot-fleet-cert-");
+  let ejabberd: EjabberdHandle | undefined;
+  try {
+    const sql = await createEjabberdDatabase(pg, "ejabberd");
+    const certificate = await createCertificate({ dir: certDir.path, host: "iot.test" });
+    const start = (port?: number) =>
+      startEjabberd({
+        admins: [`${ADMIN.user}@iot.test`, `${OPERATOR.user}@iot.test`],
+        nodeCreators: "local",
+        resumeTimeout: 300,
+        sql,
+        ...ejabberdFleetConfig(),
+        certificate,
+        ...(port ? { port } : {}),
+      });
+    ejabberd = await start();
+    await ejabberd.register(ADMIN.user, ADMIN.password);
+    await ejabberd.register(OPERATOR.user, OPERATOR.password);
+    const first = ejabberd;
+    return {
+      kind,
+      port: first.port,
+      domain: first.domain,
+      caFile: first.caFile,
+      pubsubJid: first.pubsubJid,
+      cpuMs: () => treeCpuMs(ejabberd!.process.pid) + treeCpuMs(pg.process.pid),
+      rssBytes: () => treeRss(ejabberd!.process.pid) + treeRss(pg.process.pid),
+      restart: async () => {
+        const old = ejabberd!;
+        await old.stop();
+        ejabberd = await start(old.port);
+      },
+      stop: async () => {
+        await ejabberd?.stop();
+        await pg.stop();
+        certDir.remove();
+      },
+    };
+  } catch (err) {
+    await ejabberd?.stop();
+    await pg.stop();
+    certDir.remove();
+    throw err;
+  }
+}
