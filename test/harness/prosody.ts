@@ -2,15 +2,57 @@
  * A private Prosody 0.12 instance per test: own config, data, log and pid file in a temp dir, c2s on
  * a free 127.0.0.1 port, no s2s/http listeners. Started as `prosody --config FILE -F` (foreground)
  * under the harness process rules (process group, pdeathsig, teardown registry).
+ *
+ * Storage is Prosody's file storage (`internal`) in the temp dir unless `storage` names a SQL
+ * database (mod_storage_sql through LuaDBI); `include` pulls in config files such as the shipped
+ * deploy/servers/prosody/fleet.cfg.lua with Prosody's own `Include` directive.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Certificate, createCertificate } from "./certs.js";
 import { withTimeout } from "./cleanup.js";
 import { HarnessError } from "./errors.js";
 import { freePort, waitForPort } from "./ports.js";
 import { type PeerProcess, runCommand, spawnPeer } from "./process.js";
 import { makeTempDir } from "./tmp.js";
+
+/**
+ * Prosody's SQL storage (`storage = "sql"` and the `sql` table of mod_storage_sql). PostgreSQL is
+ * reached over TCP with a password; an SQLite3 `database` is a file path (a relative one is taken
+ * from Prosody's data_path, which the harness removes at stop()).
+ */
+export type ProsodySqlStorage =
+  | { driver: "PostgreSQL"; host: string; port: number; database: string; username: string; password: string }
+  | { driver: "SQLite3"; database: string };
+
+const SHIPPED = (name: string): string =>
+  fileURLToPath(new URL(`../../deploy/servers/prosody/${name}`, import.meta.url));
+/** The shipped fleet tuning (deploy/servers/prosody/fleet.cfg.lua), for `include`. */
+export const PROSODY_FLEET_CONFIG = SHIPPED("fleet.cfg.lua");
+/** The shipped storage files; their placeholders must be filled in before use (docs/servers.md). */
+export const PROSODY_STORAGE_CONFIGS = {
+  PostgreSQL: SHIPPED("storage-postgresql.cfg.lua"),
+  SQLite3: SHIPPED("storage-sqlite.cfg.lua"),
+} as const;
+
+/**
+ * True when the Lua that runs Prosody can load LuaDBI and the driver's module (Debian:
+ * lua-dbi-postgresql, lua-dbi-sqlite3). The interpreter is read from /usr/bin/prosody's `#!` line.
+ */
+export function prosodySqlDriverInstalled(driver: ProsodySqlStorage["driver"]): boolean {
+  let lua = "lua5.4";
+  try {
+    const first = readFileSync("/usr/bin/prosody", "utf8").split("\n", 1)[0] ?? "";
+    lua = /^#!\s*(?:\/usr\/bin\/env\s+)?(\S+)/.exec(first)?.[1] ?? lua;
+  } catch {
+    return false; // no Prosody at all
+  }
+  const mod = driver === "PostgreSQL" ? "dbd.postgresql" : "dbd.sqlite3";
+  const r = spawnSync(lua, ["-e", `require "DBI"; require "${mod}"`], { stdio: "ignore", timeout: 10_000 });
+  return r.status === 0;
+}
 
 export interface ProsodyOptions {
   /** XMPP domain. Default "iot.test". */
@@ -39,7 +81,14 @@ export interface ProsodyOptions {
   pubsubMaxItems?: number;
   /** Extra modules to enable. */
   extraModules?: string[];
-  /** Raw Lua appended to the global section (before VirtualHost). */
+  /** SQL storage instead of the default file storage (`internal`) in the temp dir. */
+  storage?: ProsodySqlStorage;
+  /**
+   * Config files pulled in with `Include "path"`, after the harness's own global settings (so their
+   * values win) and before `extraGlobalLua`. Prosody reads every included file in the global scope.
+   */
+  include?: string[];
+  /** Raw Lua appended to the global section (before VirtualHost), after `include`. */
   extraGlobalLua?: string;
   /** Raw Lua appended inside the VirtualHost section. */
   extraHostLua?: string;
@@ -94,6 +143,23 @@ const BASE_MODULES = [
 const lua = (s: string): string => JSON.stringify(s); // JSON string escapes are valid Lua escapes here
 const luaList = (xs: string[]): string => `{ ${xs.map(lua).join(", ")} }`;
 
+/** `storage = ...` and, for SQL, mod_storage_sql's `sql = { ... }`. */
+export function renderProsodyStorage(storage: ProsodySqlStorage | undefined): string[] {
+  if (!storage) return ['storage = "internal"'];
+  const fields =
+    storage.driver === "PostgreSQL"
+      ? [
+          `driver = ${lua(storage.driver)}`,
+          `database = ${lua(storage.database)}`,
+          `username = ${lua(storage.username)}`,
+          `password = ${lua(storage.password)}`,
+          `host = ${lua(storage.host)}`,
+          `port = ${Number(storage.port)}`,
+        ]
+      : [`driver = ${lua(storage.driver)}`, `database = ${lua(storage.database)}`];
+  return ['storage = "sql"', `sql = { ${fields.join(", ")} }`];
+}
+
 export function renderProsodyConfig(p: {
   domain: string;
   port: number;
@@ -113,6 +179,8 @@ export function renderProsodyConfig(p: {
   pubsubMaxItems?: number;
   modules: string[];
   runAsRoot: boolean;
+  storage?: ProsodySqlStorage;
+  include?: string[];
   extraGlobalLua?: string;
   extraHostLua?: string;
   extraPubsubLua?: string;
@@ -134,7 +202,7 @@ export function renderProsodyConfig(p: {
     `pidfile = ${lua(p.pidFile)}`,
     `log = { debug = ${lua(p.logFile)} }`,
     'authentication = "internal_hashed"',
-    'storage = "internal"',
+    ...renderProsodyStorage(p.storage),
     `admins = ${luaList(p.admins)}`,
     `modules_enabled = ${luaList(p.tls ? [...p.modules, "tls"] : p.modules)}`,
     'modules_disabled = { "s2s", "posix" }',
@@ -147,6 +215,7 @@ export function renderProsodyConfig(p: {
   if (p.smacksMaxQueueSize !== undefined) lines.push(`smacks_max_queue_size = ${p.smacksMaxQueueSize}`);
   if (p.pubsubMaxItems !== undefined) lines.push(`pubsub_max_items = ${p.pubsubMaxItems}`);
   if (p.tls && p.cert) lines.push(`ssl = { certificate = ${lua(p.cert.certFile)}, key = ${lua(p.cert.keyFile)} }`);
+  for (const file of p.include ?? []) lines.push(`Include ${lua(file)}`);
   if (p.extraGlobalLua) lines.push(p.extraGlobalLua);
   lines.push("", `VirtualHost ${lua(p.domain)}`);
   if (p.tls && p.cert) lines.push(`  ssl = { certificate = ${lua(p.cert.certFile)}, key = ${lua(p.cert.keyFile)} }`);
@@ -191,6 +260,8 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodyHa
       pubsubMaxItems: opts.pubsubMaxItems,
       modules: [...BASE_MODULES, ...(opts.extraModules ?? [])],
       runAsRoot: process.getuid?.() === 0,
+      storage: opts.storage,
+      include: opts.include,
       extraGlobalLua: opts.extraGlobalLua,
       extraHostLua: opts.extraHostLua,
       extraPubsubLua: opts.extraPubsubLua,
