@@ -16,6 +16,8 @@ import { type Logger, silentLogger } from "../kernel/log.js";
 import type { XmppSession } from "../xmpp/session.js";
 
 const NS_EVENT = "http://jabber.org/protocol/pubsub#event";
+/** Refusals of a subscription that a device's first publishes make go away. */
+const SETTLING = new Set(["item-not-found", "not-allowed", "forbidden"]);
 
 /** Per-device accounting of sequence numbers. */
 class DeviceSeqs {
@@ -133,10 +135,10 @@ export class TelemetryCollector {
           await this.options.session.request(iq);
           return;
         } catch (err) {
-          // Not created yet, or created but its owner has not yet made us a member (whitelist): both
-          // settle within a publish or two.
-          const condition = (err as AgentError).context?.condition;
-          if ((condition !== "item-not-found" && condition !== "not-allowed") || Date.now() > deadline)
+          // Not created yet, or created but its owner has not yet made us a member (whitelist:
+          // ejabberd says not-allowed, Prosody forbidden): both settle within a publish or two.
+          const condition = String((err as AgentError).context?.condition);
+          if (!SETTLING.has(condition) || Date.now() > deadline)
             throw new CollectorError(
               "collector_subscribe_failed",
               `cannot subscribe to ${this.nodeOf(id)}: ${(err as Error).message}`,

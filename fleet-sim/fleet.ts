@@ -102,22 +102,53 @@ export class Fleet {
     }
   }
 
-  /** Resolves when `count` devices (default all) are online; rejects after `timeoutMs`. */
-  async waitOnline(timeoutMs: number, count = this.options.devices): Promise<void> {
+  /**
+   * Resolves when `count` devices (default all) are online; rejects after `timeoutMs` with why the
+   * others are not. `onProgress` hears the same summary every `progressMs`.
+   */
+  async waitOnline(
+    timeoutMs: number,
+    count = this.options.devices,
+    opts: { onProgress?: (summary: string) => void; progressMs?: number } = {},
+  ): Promise<void> {
     const end = Date.now() + timeoutMs;
+    let nextProgress = Date.now() + (opts.progressMs ?? 10_000);
     while (this.stats().online < count) {
-      if (Date.now() > end) {
-        const offline = this.devices.filter((d) => d.agent.session.state !== "online").slice(0, 5);
-        throw new FleetError(
-          "fleet_not_online",
-          `${this.stats().online} of ${count} devices online after ${timeoutMs} ms; e.g. ${offline
-            .map((d) => `${d.id}: ${d.agent.session.stats().lastError ?? d.agent.session.state}`)
-            .join("; ")}`,
-          { online: this.stats().online, wanted: count },
-        );
+      if (Date.now() > end)
+        throw new FleetError("fleet_not_online", `after ${timeoutMs} ms: ${this.offlineSummary()}`, {
+          online: this.stats().online,
+          wanted: count,
+        });
+      if (opts.onProgress && Date.now() >= nextProgress) {
+        opts.onProgress(this.offlineSummary());
+        nextProgress = Date.now() + (opts.progressMs ?? 10_000);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /** "712 of 1000 online; offline: 250 connecting, 38 waiting (last errors: 30 x connect_timeout: ...)". */
+  offlineSummary(): string {
+    const states = new Map<string, number>();
+    const errors = new Map<string, number>();
+    let online = 0;
+    for (const { agent } of this.devices) {
+      const st = agent.session.stats();
+      if (st.state === "online") {
+        online++;
+        continue;
+      }
+      states.set(st.state, (states.get(st.state) ?? 0) + 1);
+      const e = (st.lastError ?? "none").slice(0, 120);
+      errors.set(e, (errors.get(e) ?? 0) + 1);
+    }
+    const list = (m: Map<string, number>, sep: string) =>
+      [...m]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 4)
+        .map(([k, n]) => `${n}${sep}${k}`)
+        .join(", ");
+    return `${online} of ${this.devices.length} online${online < this.devices.length ? `; offline: ${list(states, " ")} (last errors: ${list(errors, " x ")})` : ""}`;
   }
 
   stats(): FleetStats {

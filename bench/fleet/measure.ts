@@ -140,7 +140,7 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
     const fleetRss0 = process.memoryUsage().rss;
     const tLogin = performance.now();
     await fleet.start();
-    await fleet.waitOnline(600_000);
+    await fleet.waitOnline(600_000, o.devices, { onProgress: (l) => say(`logging in: ${l}`) });
     const loginSeconds = (performance.now() - tLogin) / 1000;
     say(`${o.devices} devices online in ${loginSeconds.toFixed(1)} s (accounts at ${accountsPerSecond.toFixed(0)}/s)`);
     collectorSession = await openClientSession({

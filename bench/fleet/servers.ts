@@ -12,7 +12,7 @@ import {
 } from "../../test/harness/ejabberd.js";
 import { createCertificate } from "../../test/harness/certs.js";
 import { type PostgresHandle, startPostgres } from "../../test/harness/postgres.js";
-import { type ProsodyHandle, startProsody } from "../../test/harness/prosody.js";
+import { PROSODY_FLEET_CONFIG, type ProsodyHandle, startProsody } from "../../test/harness/prosody.js";
 import { makeTempDir } from "../../test/harness/tmp.js";
 import { treeCpuMs, treeRss } from "../lib/proc.js";
 
@@ -42,34 +42,69 @@ export interface FleetServer {
 export async function startFleetServer(kind: ServerKind, deviceJids: string[]): Promise<FleetServer> {
   switch (kind) {
     case "prosody-file":
+    case "prosody-postgresql":
       return prosodyServer(kind, deviceJids);
     case "ejabberd-postgresql":
       return ejabberdServer(kind);
-    default:
-      throw new Error(`${kind}: not wired yet`);
   }
 }
 
+/**
+ * prosody-file: Prosody as installed (file storage, default settings), the baseline.
+ * prosody-postgresql: the shipped fleet.cfg.lua and PostgreSQL storage. Both log at info: at debug
+ * (the tests' level) formatting every stanza costs Prosody more than handling it.
+ */
 async function prosodyServer(kind: ServerKind, deviceJids: string[]): Promise<FleetServer> {
-  const prosody: ProsodyHandle = await startProsody({
-    admins: [`${ADMIN.user}@iot.test`],
-    // Prosody 0.12 lets only admins create nodes on a pubsub component (docs/servers.md).
-    pubsubAdmins: deviceJids,
-    smacksHibernationTime: 300,
-  });
-  await prosody.register(ADMIN.user, ADMIN.password);
-  await prosody.register(OPERATOR.user, OPERATOR.password);
-  return {
-    kind,
-    port: prosody.port,
-    domain: prosody.domain,
-    caFile: prosody.caFile!,
-    pubsubJid: prosody.pubsubJid,
-    cpuMs: () => treeCpuMs(prosody.process.pid),
-    rssBytes: () => treeRss(prosody.process.pid),
-    restartUnsupported: "the harness Prosody has no restart on the same data yet",
-    stop: () => prosody.stop(),
-  };
+  const pg: PostgresHandle | undefined = kind === "prosody-postgresql" ? await startPostgres() : undefined;
+  let prosody: ProsodyHandle | undefined;
+  try {
+    if (pg) await pg.createDatabase("prosody");
+    prosody = await startProsody({
+      admins: [`${ADMIN.user}@iot.test`],
+      // Prosody 0.12 lets only admins create nodes on a pubsub component (docs/servers.md).
+      pubsubAdmins: deviceJids,
+      logLevel: "info",
+      ...(pg
+        ? {
+            storage: {
+              driver: "PostgreSQL" as const,
+              host: pg.host,
+              port: pg.port,
+              database: "prosody",
+              username: pg.user,
+              password: pg.password,
+            },
+            include: [PROSODY_FLEET_CONFIG],
+            extraModules: ["limits"],
+            // After the include, so it wins: the collector and the admin read at full speed.
+            extraGlobalLua: `unlimited_jids = { "${OPERATOR.user}@iot.test", "${ADMIN.user}@iot.test" }`,
+          }
+        : { smacksHibernationTime: 300 }),
+    });
+    await prosody.register(ADMIN.user, ADMIN.password);
+    await prosody.register(OPERATOR.user, OPERATOR.password);
+    const p = prosody;
+    const cpuMs = () => treeCpuMs(p.process.pid) + (pg ? treeCpuMs(pg.process.pid) : 0);
+    const rssBytes = () => treeRss(p.process.pid) + (pg ? treeRss(pg.process.pid) : 0);
+    return {
+      kind,
+      port: p.port,
+      domain: p.domain,
+      caFile: p.caFile!,
+      pubsubJid: p.pubsubJid,
+      cpuMs,
+      rssBytes,
+      restart: () => p.restart(),
+      stop: async () => {
+        await p.stop();
+        await pg?.stop();
+      },
+    };
+  } catch (err) {
+    await prosody?.stop();
+    await pg?.stop();
+    throw err;
+  }
 }
 
 /**

@@ -84,6 +84,11 @@ export interface ProsodyOptions {
   /** SQL storage instead of the default file storage (`internal`) in the temp dir. */
   storage?: ProsodySqlStorage;
   /**
+   * Lowest level written to the log file. Default debug: tests read every stanza there. A
+   * benchmark sets info, since formatting each stanza costs Prosody more than handling it.
+   */
+  logLevel?: "debug" | "info" | "warn";
+  /**
    * Config files pulled in with `Include "path"`, after the harness's own global settings (so their
    * values win) and before `extraGlobalLua`. Prosody reads every included file in the global scope.
    */
@@ -114,12 +119,17 @@ export interface ProsodyHandle {
   dataDir: string;
   logFile: string;
   configFile: string;
-  process: PeerProcess;
+  readonly process: PeerProcess;
   /** Creates an account with prosodyctl (works while the server runs). */
   register(user: string, password: string): Promise<void>;
   unregister(user: string): Promise<void>;
   /** Last lines of Prosody's own log file. */
   logTail(lines?: number): string;
+  /**
+   * Stops Prosody and starts it again on the same config, data and port: what was stored survives,
+   * sessions (stream-management state included) do not. `process` is the new one afterwards.
+   */
+  restart(): Promise<void>;
   /** SIGTERM, SIGKILL after a grace period; removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -179,6 +189,7 @@ export function renderProsodyConfig(p: {
   pubsubMaxItems?: number;
   modules: string[];
   runAsRoot: boolean;
+  logLevel?: "debug" | "info" | "warn";
   storage?: ProsodySqlStorage;
   include?: string[];
   extraGlobalLua?: string;
@@ -200,7 +211,7 @@ export function renderProsodyConfig(p: {
     // Points certmanager at our own dir; without it Prosody logs an error about ./certs.
     `certificates = ${lua(p.certDir)}`,
     `pidfile = ${lua(p.pidFile)}`,
-    `log = { debug = ${lua(p.logFile)} }`,
+    `log = { ${p.logLevel ?? "debug"} = ${lua(p.logFile)} }`,
     'authentication = "internal_hashed"',
     ...renderProsodyStorage(p.storage),
     `admins = ${luaList(p.admins)}`,
@@ -265,9 +276,11 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodyHa
       extraGlobalLua: opts.extraGlobalLua,
       extraHostLua: opts.extraHostLua,
       extraPubsubLua: opts.extraPubsubLua,
+      logLevel: opts.logLevel,
     }),
   );
-  const proc = spawnPeer("prosody", ["--config", configFile, "-F"], { name: "prosody", cwd: dir });
+  const spawnProsody = () => spawnPeer("prosody", ["--config", configFile, "-F"], { name: "prosody", cwd: dir });
+  let proc = spawnProsody();
 
   const logTail = (lines = 40): string => {
     if (!existsSync(logFile)) return "(no log file yet)";
@@ -319,7 +332,22 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodyHa
     dataDir,
     logFile,
     configFile,
-    process: proc,
+    get process() {
+      return proc;
+    },
+    async restart() {
+      await proc.stop(3000);
+      proc = spawnProsody();
+      await Promise.race([
+        waitForPort(port, timeoutMs),
+        proc.exited.then((exit) => {
+          throw new HarnessError(
+            "harness.prosody_exited",
+            `prosody exited during restart (${exit.code ?? exit.signal})`,
+          );
+        }),
+      ]);
+    },
     async register(user, password) {
       await ctl(["register", user, domain, password]);
     },
