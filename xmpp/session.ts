@@ -94,6 +94,8 @@ export interface SessionStats {
   smEnabled: boolean;
   /** SASL mechanism of the last login. */
   mechanism: string | undefined;
+  /** host:port of the server endpoint the current (or last) connection reached: which node of a cluster. */
+  endpoint: string | undefined;
   lastError: string | undefined;
   onlineSince: number | undefined;
 }
@@ -245,6 +247,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       unacked: this.sm.queue.unackedCount,
       smEnabled: this.sm.active,
       mechanism: this.mechanism,
+      endpoint: this.lastRemote ? `${this.lastRemote.host}:${this.lastRemote.port}` : undefined,
       lastError: this.lastError,
       onlineSince: this.onlineSince,
     };

@@ -23,6 +23,7 @@ function sessionStats(over: Partial<SessionStats> = {}): SessionStats {
     unacked: 6,
     smEnabled: true,
     mechanism: "SCRAM-SHA-256",
+    endpoint: undefined,
     lastError: undefined,
     onlineSince: 12_000,
     ...over,

@@ -48,7 +48,8 @@ export function statusSource(deps: StatusDeps): StatusSource {
         link: {
           state: st.state,
           ...(st.onlineSince !== undefined ? { since: st.onlineSince } : {}),
-          ...(deps.server ? { server: deps.server } : {}),
+          // The node actually reached (one of xmpp.servers, or what SRV gave), else the configured one.
+          ...((st.endpoint ?? deps.server) ? { server: st.endpoint ?? deps.server } : {}),
         },
         streamManagement: { enabled: st.smEnabled, resumes: st.resumes, unacked: st.unacked },
         reconnects: st.disconnects,

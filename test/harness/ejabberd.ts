@@ -4,7 +4,8 @@
  * Debian's ejabberdctl hard-codes the `ejabberd` system user and the /etc, /var paths, so each
  * instance gets its own copy of the script with INSTALLUSER emptied (no `su`) and `exec` for the
  * final erl call (so the pid we hold is beam.smp itself and pdeathsig survives), plus private
- * config/spool/log dirs and HOME (the Erlang cookie lives there). ERL_DIST_PORT makes Erlang
+ * config/spool/log dirs and HOME (the Erlang cookie lives there). As root, the copy's warning about
+ * root is silenced, so a failed ejabberdctl command reports its own answer. ERL_DIST_PORT makes Erlang
  * distribution use one fixed loopback port instead of epmd, so nothing listens outside 127.0.0.1
  * and parallel instances never meet in a shared epmd.
  *
@@ -17,6 +18,9 @@
  * defines replaces the harness's own, and `c2sOptions` adds options to the c2s listener (values may
  * be macros the included files define). ejabberdFleetConfig() wires deploy/servers/ejabberd/fleet.yml
  * the way docs/servers.md tells an admin to.
+ *
+ * `nodeName`, `distAddress`, `distPort`, `cookie` and `dataDir` (a Mnesia dir the caller owns, kept
+ * at stop()) let test/harness/ejabberd-cluster.ts run two nodes of one cluster and restart one.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
@@ -90,6 +94,24 @@ export interface EjabberdOptions {
   c2sOptions?: Record<string, string | number | boolean>;
   /** c2s port; default a free one. A restart on the same data (a new instance) keeps its clients' port. */
   port?: number;
+  /**
+   * Erlang node name. Default `ejabberd<port>@localhost` (a short name). A host part with a dot, e.g.
+   * `ejabberd@127.0.0.2`, makes ejabberdctl use a long name (-name): what a cluster on one machine
+   * needs, each node on its own loopback address (test/harness/ejabberd-cluster.ts).
+   */
+  nodeName?: string;
+  /** Loopback address Erlang distribution listens on (inet_dist_use_interface). Default 127.0.0.1. */
+  distAddress?: string;
+  /** Erlang distribution port (ERL_DIST_PORT, no epmd). Default a free one. */
+  distPort?: number;
+  /** Erlang cookie, written to the instance's HOME before start; nodes of one cluster share it. */
+  cookie?: string;
+  /**
+   * An existing directory for the Mnesia spool, owned by the caller: stop() leaves it in place, so a
+   * later instance with the same node name starts on the same Mnesia (e.g. a cluster node rejoining).
+   * Default a fresh dir inside the instance's temp dir, removed at stop().
+   */
+  dataDir?: string;
   startTimeoutMs?: number;
 }
 
@@ -107,6 +129,9 @@ export interface EjabberdHandle {
   configFile: string;
   /** Erlang node name (unique per instance), e.g. for ejabberdctl or a later cluster join. */
   node: string;
+  /** Where Erlang distribution listens (ERL_DIST_PORT on distAddress). */
+  distAddress: string;
+  distPort: number;
   process: PeerProcess;
   register(user: string, password: string): Promise<void>;
   unregister(user: string): Promise<void>;
@@ -302,16 +327,25 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
         { file, clash },
       );
   }
+  if (opts.dataDir !== undefined && !existsSync(opts.dataDir))
+    throw new HarnessError("harness.ejabberd_data_dir", `dataDir does not exist: ${opts.dataDir}`, {
+      dataDir: opts.dataDir,
+    });
+  const distAddress = opts.distAddress ?? "127.0.0.1";
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(distAddress))
+    throw new HarnessError("harness.ejabberd_dist_address", `distAddress must be a loopback address: ${distAddress}`);
   const domain = opts.domain ?? "iot.test";
   const tmp = makeTempDir("iot-ejabberd-");
   const dir = tmp.path;
   const configDir = join(dir, "etc");
-  const dataDir = join(dir, "spool");
+  const dataDir = opts.dataDir ?? join(dir, "spool");
   const logsDir = join(dir, "logs");
-  for (const d of [configDir, dataDir, logsDir]) mkdirSync(d, { mode: 0o700 });
+  for (const d of [configDir, logsDir, ...(opts.dataDir ? [] : [dataDir])]) mkdirSync(d, { mode: 0o700 });
+  if (opts.cookie !== undefined) writeFileSync(join(dir, ".erlang.cookie"), opts.cookie, { mode: 0o400 });
   const cert = opts.certificate ?? (await createCertificate({ dir, host: domain }));
-  const [freeC2s, distPort] = (await freePorts(2)) as [number, number];
+  const [freeC2s, freeDist] = (await freePorts(2)) as [number, number];
   const port = opts.port ?? freeC2s;
+  const distPort = opts.distPort ?? freeDist;
   const configFile = join(configDir, "ejabberd.yml");
   const logFile = join(logsDir, "ejabberd.log");
   if (opts.sql) {
@@ -338,7 +372,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
   );
   copyFileSync("/etc/ejabberd/inetrc", join(configDir, "inetrc"));
   // A unique node name per instance: the ctl client addresses the node by name and dist port.
-  const node = `ejabberd${port}@localhost`;
+  const node = opts.nodeName ?? `ejabberd${port}@localhost`;
   writeFileSync(
     join(configDir, "ejabberdctl.cfg"),
     [
@@ -346,7 +380,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
       `ERL_DIST_PORT=${distPort}`,
       // Same effect as INET_DIST_INTERFACE=127.0.0.1 without the extra erl boot ejabberdctl
       // spends parsing that variable (~0.5 s).
-      `ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -kernel inet_dist_use_interface {127,0,0,1}"`,
+      `ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -kernel inet_dist_use_interface {${distAddress.replaceAll(".", ",")}}"`,
       `EJABBERD_PID_PATH=${join(dir, "ejabberd.pid")}`,
       `CONTRIB_MODULES_PATH=${join(dir, "contrib")}`,
       `CONTRIB_MODULES_CONF_DIR=${join(configDir, "modules.d")}`,
@@ -357,7 +391,13 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
   const original = readFileSync(EJABBERDCTL, "utf8");
   const patched = original
     .replace(/^INSTALLUSER=.*$/m, "INSTALLUSER=")
-    .replace(/as_current_user\) "\$@" ;;/, 'as_current_user) exec "$@" ;;');
+    .replace(/as_current_user\) "\$@" ;;/, 'as_current_user) exec "$@" ;;')
+    // As root (CI), this warning was all of stderr, and a failed ctl() reported it instead of the
+    // command's own answer on stdout (runCommand shows stderr when there is any).
+    .replace(
+      /^(\s*)echo "WARNING: It is not recommended to run ejabberd as root" >&2$/m,
+      "$1: # (harness) root is fine here",
+    );
   if (patched === original || !patched.includes('exec "$@"')) {
     throw new HarnessError("harness.ejabberdctl_patch", "unexpected ejabberdctl layout; cannot make a private copy", {
       path: EJABBERDCTL,
@@ -412,6 +452,8 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
     logFile,
     configFile,
     node,
+    distAddress,
+    distPort,
     process: proc,
     async register(user, password) {
       await ctl(["register", user, domain, password]);
