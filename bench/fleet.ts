@@ -22,7 +22,7 @@ import { parseArgs } from "node:util";
 import { fleetDeviceId } from "../fleet-sim/device-config.js";
 import { runAllTeardowns } from "../test/harness/cleanup.js";
 import { devicesPerCore, type RunFigures, runFleet } from "./fleet/measure.js";
-import { SERVER_KINDS, type ServerKind, startFleetServer } from "./fleet/servers.js";
+import { SERVER_KINDS, type ServerKind, startFleetServer } from "../test/harness/fleet-servers.js";
 import { MiB } from "./lib/stats.js";
 
 const { values } = parseArgs({
@@ -58,31 +58,39 @@ function table(header: string[], rows: string[][]): string {
 async function main(): Promise<void> {
   const keepAlive = setInterval(() => undefined, 60_000);
   const runs: RunFigures[] = [];
+  const failures: { kind: ServerKind; devices: number; reason: string }[] = [];
   const t0 = performance.now();
   try {
     for (const kind of CONFIGS) {
       for (const n of SIZES) {
         console.log(`\n--- ${kind}, ${n} devices, one batch every ${INTERVAL} ms ---`);
         const jids = Array.from({ length: n }, (_, i) => `${fleetDeviceId("dev-", i, n)}@iot.test`);
-        const server = await startFleetServer(kind, jids);
         try {
-          const r = await runFleet({
-            server,
-            devices: n,
-            intervalMs: INTERVAL,
-            windowSeconds: SECONDS,
-            warmupSeconds: WARMUP,
-            startPerSecond: START_RATE,
-            storms: !values["no-storms"],
-            log: (l) => console.log(`  ${l}`),
-          });
-          runs.push(r);
-          console.log(
-            `  lost ${r.collector.missing}, duplicated ${r.collector.duplicates}, readings accounted ${r.collector.readings}` +
-              (r.collector.missing ? ` (e.g. ${r.collector.missingExamples.join(", ")})` : ""),
-          );
-        } finally {
-          await server.stop();
+          const server = await startFleetServer(kind, jids);
+          try {
+            const r = await runFleet({
+              server,
+              devices: n,
+              intervalMs: INTERVAL,
+              windowSeconds: SECONDS,
+              warmupSeconds: WARMUP,
+              startPerSecond: START_RATE,
+              storms: !values["no-storms"],
+              log: (l) => console.log(`  ${l}`),
+            });
+            runs.push(r);
+            console.log(
+              `  lost ${r.collector.missing}, duplicated ${r.collector.duplicates}, readings accounted ${r.collector.readings}` +
+                (r.collector.missing ? ` (e.g. ${r.collector.missingExamples.join(", ")})` : ""),
+            );
+          } finally {
+            await server.stop();
+          }
+        } catch (err) {
+          // A configuration that cannot hold this many devices is a result, not the end of the run.
+          const reason = (err as Error).message.split("\n")[0]!.slice(0, 300);
+          failures.push({ kind, devices: n, reason });
+          console.log(`  FAILED: ${reason}`);
         }
       }
     }
@@ -154,6 +162,7 @@ async function main(): Promise<void> {
     );
   }
   for (const r of runs) if (r.restartSkipped) console.log(`  ${r.kind}: no restart storm: ${r.restartSkipped}`);
+  for (const x of failures) console.log(`\nNot measured: ${x.kind} with ${x.devices} devices failed: ${x.reason}`);
   console.log(
     `\nCapacity at one batch per ${INTERVAL / 1000} s (devices one server core holds, from the largest fleet measured):\n`,
   );
@@ -184,8 +193,8 @@ async function main(): Promise<void> {
     `${JSON.stringify({ at: new Date().toISOString(), intervalMs: INTERVAL, seconds: SECONDS, runs }, null, 2)}\n`,
   );
   const lost = runs.reduce((a, r) => a + r.collector.missing + r.collector.duplicates, 0);
-  if (lost > 0) {
-    console.error(`\n${lost} readings lost or duplicated: see above`);
+  if (lost > 0 || failures.length > 0) {
+    console.error(`\n${lost} readings lost or duplicated, ${failures.length} runs failed: see above`);
     process.exitCode = 1;
   }
 }

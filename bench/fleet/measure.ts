@@ -25,7 +25,12 @@ import { connectAdmin } from "../../provisioning/admin-session.js";
 import { startProxy } from "../../test/harness/proxy.js";
 import { makeTempDir } from "../../test/harness/tmp.js";
 import { BenchError } from "../lib/errors.js";
-import { ADMIN, type FleetServer, OPERATOR, type ServerKind } from "./servers.js";
+import { ADMIN, type FleetServer, OPERATOR, type ServerKind } from "../../test/harness/fleet-servers.js";
+import { treeCpuMs, treeRss } from "../lib/proc.js";
+
+/** CPU ms and RSS of the whole server side: every process under each of its roots. */
+const sideCpuMs = (s: FleetServer) => s.pids().reduce((sum, pid) => sum + treeCpuMs(pid), 0);
+const sideRss = (s: FleetServer) => s.pids().reduce((sum, pid) => sum + treeRss(pid), 0);
 
 export const DEVICE_PASSWORD = "fleet-bench-device";
 
@@ -136,7 +141,7 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
     }
     const accountsPerSecond = o.devices / ((performance.now() - tAcc) / 1000);
     await sleep(2000);
-    const serverRssIdle = server.rssBytes();
+    const serverRssIdle = sideRss(server);
     const fleetRss0 = process.memoryUsage().rss;
     const tLogin = performance.now();
     await fleet.start();
@@ -155,16 +160,16 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
     // 2. steady window
     await sleep(o.warmupSeconds * 1000);
     collector.resetLatencies();
-    const cpu0 = server.cpuMs();
+    const cpu0 = sideCpuMs(server);
     const own0 = process.cpuUsage();
     const s0 = fleet.stats();
     const t0 = performance.now();
     await sleep(o.windowSeconds * 1000);
     const windowMs = performance.now() - t0;
     const s1 = fleet.stats();
-    const serverCpuMs = server.cpuMs() - cpu0;
+    const serverCpuMs = sideCpuMs(server) - cpu0;
     const own = process.cpuUsage(own0);
-    const serverRssLoaded = server.rssBytes();
+    const serverRssLoaded = sideRss(server);
     const fleetRss = process.memoryUsage().rss;
     const latency = collector.report().latencyMs;
     const readings = s1.publishedReadings - s0.publishedReadings;
@@ -264,7 +269,7 @@ async function storm(
     return () => agent.session.off("online", on);
   });
   const slices: number[] = [];
-  let lastCpu = server.cpuMs();
+  let lastCpu = sideCpuMs(server);
   let lastAt = performance.now();
   const t0 = performance.now();
   let half: number | undefined;
@@ -273,7 +278,7 @@ async function storm(
     await breakLinks();
     // A restart replaced the server process: measure the new one from its start.
     if (cause === "restart") {
-      lastCpu = server.cpuMs();
+      lastCpu = sideCpuMs(server);
       cpuAtStart = lastCpu;
       lastAt = performance.now();
     }
@@ -292,7 +297,7 @@ async function storm(
       }
       await sleep(250);
       const now = performance.now();
-      const cpu = server.cpuMs();
+      const cpu = sideCpuMs(server);
       slices.push((cpu - lastCpu) / (now - lastAt));
       lastCpu = cpu;
       lastAt = now;
@@ -307,7 +312,7 @@ async function storm(
       resumed,
       bound,
       peakServerCores: slices.length > 0 ? Math.max(...slices) : 0,
-      serverCpuMs: server.cpuMs() - cpuAtStart,
+      serverCpuMs: sideCpuMs(server) - cpuAtStart,
     };
   } finally {
     for (const u of unlisten) u();

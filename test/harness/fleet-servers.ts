@@ -1,20 +1,14 @@
 /**
- * The server configurations the fleet benchmark measures, each started fresh through the test
- * harness on loopback: Prosody with its default file storage, Prosody on PostgreSQL and ejabberd on
- * PostgreSQL, the last two with the shipped fleet settings (deploy/servers/). CPU and RSS are the
- * whole server side: the XMPP server's process tree plus PostgreSQL's (postmaster and backends).
+ * The server configurations a fleet is tested and measured against (test/fleet, bench/fleet.ts),
+ * each started fresh on loopback: Prosody with its default file storage, Prosody on PostgreSQL and ejabberd on
+ * PostgreSQL, the last two with the shipped fleet settings (deploy/servers/). `pids` are the roots
+ * of the server side (the XMPP server, PostgreSQL's postmaster with its backends below it).
  */
-import {
-  createEjabberdDatabase,
-  type EjabberdHandle,
-  ejabberdFleetConfig,
-  startEjabberd,
-} from "../../test/harness/ejabberd.js";
-import { createCertificate } from "../../test/harness/certs.js";
-import { type PostgresHandle, startPostgres } from "../../test/harness/postgres.js";
-import { PROSODY_FLEET_CONFIG, type ProsodyHandle, startProsody } from "../../test/harness/prosody.js";
-import { makeTempDir } from "../../test/harness/tmp.js";
-import { treeCpuMs, treeRss } from "../lib/proc.js";
+import { createEjabberdDatabase, type EjabberdHandle, ejabberdFleetConfig, startEjabberd } from "./ejabberd.js";
+import { createCertificate } from "./certs.js";
+import { type PostgresHandle, startPostgres } from "./postgres.js";
+import { PROSODY_FLEET_CONFIG, type ProsodyHandle, startProsody } from "./prosody.js";
+import { makeTempDir } from "./tmp.js";
 
 export const ADMIN = { user: "admin", password: "fleet-bench-admin" };
 export const OPERATOR = { user: "operator", password: "fleet-bench-operator" };
@@ -28,9 +22,8 @@ export interface FleetServer {
   domain: string;
   caFile: string;
   pubsubJid: string;
-  /** CPU ms used so far by every process of the server side. */
-  cpuMs(): number;
-  rssBytes(): number;
+  /** The root processes of the server side (the XMPP server, PostgreSQL): measure their trees. */
+  pids(): number[];
   /** Stops and starts the XMPP server on the same data and port (sessions are lost). */
   restart?: () => Promise<void>;
   /** Why there is no restart, when there is none. */
@@ -84,16 +77,13 @@ async function prosodyServer(kind: ServerKind, deviceJids: string[]): Promise<Fl
     await prosody.register(ADMIN.user, ADMIN.password);
     await prosody.register(OPERATOR.user, OPERATOR.password);
     const p = prosody;
-    const cpuMs = () => treeCpuMs(p.process.pid) + (pg ? treeCpuMs(pg.process.pid) : 0);
-    const rssBytes = () => treeRss(p.process.pid) + (pg ? treeRss(pg.process.pid) : 0);
     return {
       kind,
       port: p.port,
       domain: p.domain,
       caFile: p.caFile!,
       pubsubJid: p.pubsubJid,
-      cpuMs,
-      rssBytes,
+      pids: () => [p.process.pid, ...(pg ? [pg.process.pid] : [])],
       restart: () => p.restart(),
       stop: async () => {
         await p.stop();
@@ -140,8 +130,7 @@ async function ejabberdServer(kind: ServerKind): Promise<FleetServer> {
       domain: first.domain,
       caFile: first.caFile,
       pubsubJid: first.pubsubJid,
-      cpuMs: () => treeCpuMs(ejabberd!.process.pid) + treeCpuMs(pg.process.pid),
-      rssBytes: () => treeRss(ejabberd!.process.pid) + treeRss(pg.process.pid),
+      pids: () => [ejabberd!.process.pid, pg.process.pid],
       restart: async () => {
         const old = ejabberd!;
         await old.stop();
