@@ -58,6 +58,7 @@ export class Fleet {
   readonly devices: FleetDevice[] = [];
   private readonly log: Logger;
   private stopping = false;
+  private stopped: Promise<void> | undefined;
 
   constructor(private readonly options: FleetOptions) {
     this.log = options.log ?? silentLogger;
@@ -90,6 +91,8 @@ export class Fleet {
         log: this.log.child({ device: id }),
         ...(this.options.random ? { random: this.options.random } : {}),
       });
+      // Stopped while this one was being composed: stopAll() has already gone over the list.
+      if (this.stopping) return;
       this.devices.push({ id, agent });
       try {
         await agent.start();
@@ -185,12 +188,20 @@ export class Fleet {
     return s;
   }
 
-  /** Stops every device (newest first, like a shutdown in reverse); reports every failure at once. */
-  async stop(): Promise<void> {
+  /**
+   * Stops every device (all at once: a fleet is not one process tree to wind down in order);
+   * reports every failure at once. A second call waits for the first.
+   */
+  stop(): Promise<void> {
     this.stopping = true;
+    this.stopped ??= this.stopAll();
+    return this.stopped;
+  }
+
+  private async stopAll(): Promise<void> {
     const failures: string[] = [];
     await Promise.all(
-      [...this.devices].reverse().map(async ({ id, agent }) => {
+      this.devices.map(async ({ id, agent }) => {
         try {
           await agent.stop();
         } catch (err) {

@@ -260,7 +260,13 @@ describe("two-node ejabberd 23.01 cluster on loopback, sharing PostgreSQL", { sk
       other.conn.setHandler((el) => {
         if (el.is("message")) got.push(el);
       });
-      const after = await sessionNodes("roamer", 1);
+      // The session table follows the <resumed/> a moment later (it is updated asynchronously):
+      // read it until it names node B, for a few seconds at most.
+      let after = await sessionNodes("roamer", 1);
+      for (let i = 0; i < 20 && after[resource] !== cluster.nodes[1].node; i++) {
+        await sleep(250);
+        after = await sessionNodes("roamer", 1);
+      }
       console.log(
         `# resume on the other node (bound on A, link cut, <resume/> sent to B): ${other.answer} (connect + TLS + SASL + resume ${resumeMs} ms); sessions before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`,
       );
