@@ -249,7 +249,15 @@ export async function startEjabberdCluster(opts: EjabberdClusterOptions = {}): P
     const joinCluster = async (i: 0 | 1): Promise<number> => {
       const other = nodeOf(i === 0 ? 1 : 0);
       const t0 = Date.now();
-      await nodeOf(i).ctl(["join_cluster", other.node]);
+      try {
+        await nodeOf(i).ctl(["join_cluster", other.node]);
+      } catch (err) {
+        // join_cluster restarts ejabberd on the joining node; once it met an application still
+        // starting ({already_started,ejabberd}). Once more, after a pause, before giving up.
+        if (!/already_started/.test((err as Error).message)) throw err;
+        await sleep(2000);
+        await nodeOf(i).ctl(["join_cluster", other.node]);
+      }
       const commandMs = Date.now() - t0;
       if (!(await waitTogether(joinTimeoutMs))) {
         const lists = await Promise.all([listCluster(0), listCluster(1)]).catch((e: unknown) => String(e));

@@ -439,6 +439,23 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
   const ctl = async (args: string[]): Promise<string> =>
     (await runCommand(ctlScript, [...ctlArgs, ...args], { cwd: dir, env, timeoutMs: 20000 })).stdout;
 
+  // The c2s port opens before every application and SQL pool has started: on a slow machine a
+  // command at once failed (ejabberd_sql's worker atoms did not exist yet), and join_cluster met
+  // {already_started,ejabberd}. Ready is: the node says ejabberd runs, and a query through the
+  // storage (SQL when configured) answers.
+  try {
+    await waitReady(ctl, domain, opts.startTimeoutMs ?? 20000);
+  } catch (err) {
+    const detail = `ejabberd log tail:\n${logTail(30)}`;
+    await stop().catch(() => undefined);
+    throw new HarnessError(
+      "harness.ejabberd_start_failed",
+      `ejabberd listened on 127.0.0.1:${port} but did not become ready: ${(err as Error).message}\n${detail}`,
+      { port, configFile },
+      { cause: err },
+    );
+  }
+
   return {
     host: "127.0.0.1",
     port,
@@ -465,4 +482,23 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
     logTail,
     stop,
   };
+}
+
+/** Polls until `ejabberdctl status` says ejabberd runs and `registered_users` (a storage query) answers. */
+async function waitReady(ctl: (args: string[]) => Promise<string>, domain: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      if (/is running in that node/.test(await ctl(["status"]))) {
+        await ctl(["registered_users", domain]);
+        return;
+      }
+      last = new Error("status does not say ejabberd is running yet");
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw last;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

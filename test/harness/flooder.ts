@@ -41,6 +41,8 @@ export interface FloodOptions {
   kinds: FloodKind[];
   /** Node name for "execute" (a counter is appended so each one differs). */
   node?: string;
+  /** Stanza ids are `<idPrefix><n>` (default "f"): a second flood in one server log stays apart. */
+  idPrefix?: string;
   /** Template for "raw". */
   raw?: string;
   /** How long to keep listening for answers after the last stanza at most... */
@@ -75,7 +77,7 @@ export interface FloodReport {
 }
 
 function stanza(o: FloodOptions, kind: FloodKind, n: number): string {
-  const id = `f${n}`;
+  const id = `${o.idPrefix ?? "f"}${n}`;
   switch (kind) {
     case "disco":
       return `<iq type='get' to='${o.to}' id='${id}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`;
@@ -149,7 +151,7 @@ async function flood(o: FloodOptions): Promise<FloodReport> {
       let batch = "";
       for (let i = 0; i < due; i++) {
         const kind = o.kinds[n % o.kinds.length]!;
-        if (kind !== "message" && kind !== "raw") waiting.add(`f${n}`);
+        if (kind !== "message" && kind !== "raw") waiting.add(`${o.idPrefix ?? "f"}${n}`);
         batch += stanza(o, kind, n++);
       }
       conn.writeRaw(batch);
