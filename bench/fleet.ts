@@ -2,15 +2,17 @@
  * Fleet benchmark: how many devices a server holds, per server configuration, measured with the
  * fleet simulator (fleet-sim/: N whole agents in this process) on this machine.
  *
- * For each configuration (bench/fleet/servers.ts) and each fleet size, a fresh server, N accounts,
+ * For each configuration (test/harness/fleet-servers.ts) and each fleet size, a fresh server, N accounts,
  * N devices publishing one batch (two readings) every --interval-ms, and a collector subscribed to
  * all of them (bench/fleet/measure.ts): server CPU per reading and per device-hour, server RSS per
  * connected device, latency sample -> subscriber, reconnect storms (links reset with jitter on and
- * off, a server restart), and every reading accounted for by seq. Ends with a capacity table:
+ * off, a server restart), a burst (every link down for --outage-seconds, then every spool replayed
+ * at once), and every reading accounted for by seq. Ends with a capacity table:
  * devices per server core at one batch per interval, from the largest size measured.
  *
  * Run: node --import tsx bench/fleet.ts [--configs prosody-file,...] [--sizes 100,300,1000]
  *      [--seconds 60] [--warmup 15] [--interval-ms 5000] [--start-rate 100] [--no-storms]
+ *      [--outage-seconds 60] (the burst phase; 0 skips it)
  * Output: tables on stdout, every figure in .tmp/bench/fleet.json.
  *
  * The fleet and the collector share this process and the machine's two cores with the server:
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     "interval-ms": { type: "string", default: "5000" },
     "start-rate": { type: "string", default: "100" },
     "no-storms": { type: "boolean", default: false },
+    "outage-seconds": { type: "string", default: "60" },
   },
 });
 const CONFIGS = values.configs!.split(",") as ServerKind[];
@@ -76,6 +79,7 @@ async function main(): Promise<void> {
               warmupSeconds: WARMUP,
               startPerSecond: START_RATE,
               storms: !values["no-storms"],
+              outageSeconds: Number(values["outage-seconds"]),
               log: (l) => console.log(`  ${l}`),
             });
             runs.push(r);
@@ -162,6 +166,25 @@ async function main(): Promise<void> {
     );
   }
   for (const r of runs) if (r.restartSkipped) console.log(`  ${r.kind}: no restart storm: ${r.restartSkipped}`);
+  const bursts = runs.filter((r) => r.burst);
+  if (bursts.length > 0) {
+    console.log("\nBurst: every link down, the devices spool, then all replay at once:\n");
+    console.log(
+      table(
+        ["config", "devices", "outage", "spooled", "all replayed after", "replay rate", "peak server", "server CPU"],
+        bursts.map((r) => [
+          r.kind,
+          String(r.devices),
+          `${r.burst!.outageSeconds} s`,
+          String(r.burst!.spooledAtRestore),
+          `${f(r.burst!.drainMs / 1000)} s`,
+          `${f(r.burst!.spooledAtRestore / (r.burst!.drainMs / 1000), 0)}/s`,
+          `${f(r.burst!.peakServerCores * 100, 0)}%`,
+          `${f(r.burst!.serverCpuMs / 1000)} s`,
+        ]),
+      ),
+    );
+  }
   for (const x of failures) console.log(`\nNot measured: ${x.kind} with ${x.devices} devices failed: ${x.reason}`);
   console.log(
     `\nCapacity at one batch per ${INTERVAL / 1000} s (devices one server core holds, from the largest fleet measured):\n`,

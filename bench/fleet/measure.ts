@@ -50,6 +50,18 @@ export interface StormFigures {
   serverCpuMs: number;
 }
 
+/** A burst: every device offline for a while (spooling), then all replaying at once. */
+export interface BurstFigures {
+  outageSeconds: number;
+  /** Readings waiting in the devices' spools when the links came back. */
+  spooledAtRestore: number;
+  /** From the links coming back until every spool was empty. */
+  drainMs: number;
+  /** The server's busiest 250 ms slice during the drain, in cores. */
+  peakServerCores: number;
+  serverCpuMs: number;
+}
+
 export interface RunFigures {
   kind: ServerKind;
   devices: number;
@@ -72,6 +84,7 @@ export interface RunFigures {
   fleetCores: number;
   latency: CollectorReport["latencyMs"];
   storms: StormFigures[];
+  burst?: BurstFigures;
   restartSkipped?: string;
   collector: CollectorReport;
   /** Readings still in the devices' spools at the end (not published when the fleet stopped). */
@@ -86,6 +99,8 @@ export interface RunOptions {
   warmupSeconds: number;
   startPerSecond: number;
   storms: boolean;
+  /** Burst phase: the links are down this long (0: no burst). */
+  outageSeconds: number;
   log?: (line: string) => void;
 }
 
@@ -197,6 +212,15 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
         await sleep(2 * o.intervalMs);
       } else restartSkipped = server.restartUnsupported ?? "this configuration cannot restart on the same data";
     }
+    let burst: BurstFigures | undefined;
+    if (o.outageSeconds > 0) {
+      burst = await outageBurst(fleet, server, proxy, o.outageSeconds);
+      say(
+        `burst: ${burst.spooledAtRestore} readings spooled during a ${o.outageSeconds} s outage, all replayed ` +
+          `${(burst.drainMs / 1000).toFixed(1)} s after the links came back, server peak ${(burst.peakServerCores * 100).toFixed(0)}% of a core`,
+      );
+      await sleep(2 * o.intervalMs);
+    }
 
     // 5. the whole run's accounting
     const spooledAtEnd = fleet.stats().spooledReadings;
@@ -225,6 +249,7 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
       fleetCores: (own.user + own.system) / 1000 / windowMs,
       latency,
       storms,
+      ...(burst ? { burst } : {}),
       ...(restartSkipped ? { restartSkipped } : {}),
       collector: report,
       spooledAtEnd,
@@ -317,6 +342,54 @@ async function storm(
   } finally {
     for (const u of unlisten) u();
   }
+}
+
+/**
+ * Every link down for `outageSeconds` (the proxy refuses new connections and resets the open
+ * ones: the devices keep sampling into their spools, their sessions hibernate on the server), then
+ * back: how long until every spool is empty, and what the replay costs the server.
+ */
+async function outageBurst(
+  fleet: Fleet,
+  server: FleetServer,
+  proxy: { refuse(on: boolean): Promise<void>; reset(): void },
+  outageSeconds: number,
+): Promise<BurstFigures> {
+  await fleet.waitOnline(300_000);
+  await proxy.refuse(true);
+  proxy.reset();
+  await sleep(outageSeconds * 1000);
+  const spooledAtRestore = fleet.stats().spooledReadings;
+  await proxy.refuse(false);
+  const t0 = performance.now();
+  const cpu0 = sideCpuMs(server);
+  let lastCpu = cpu0;
+  let lastAt = t0;
+  const slices: number[] = [];
+  const deadline = t0 + 600_000;
+  while (fleet.stats().spooledReadings > 0 || fleet.stats().online < fleet.devices.length) {
+    if (performance.now() > deadline)
+      throw new BenchError(
+        "bench_burst_timeout",
+        `spools not empty 600 s after the outage: ${fleet.offlineSummary()}`,
+        {
+          spooled: fleet.stats().spooledReadings,
+        },
+      );
+    await sleep(250);
+    const now = performance.now();
+    const cpu = sideCpuMs(server);
+    slices.push((cpu - lastCpu) / (now - lastAt));
+    lastCpu = cpu;
+    lastAt = now;
+  }
+  return {
+    outageSeconds,
+    spooledAtRestore,
+    drainMs: performance.now() - t0,
+    peakServerCores: slices.length > 0 ? Math.max(...slices) : 0,
+    serverCpuMs: sideCpuMs(server) - cpu0,
+  };
 }
 
 /** Devices one server core holds at one batch per interval, from a run's measured CPU. */
