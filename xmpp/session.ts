@@ -247,7 +247,10 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       unacked: this.sm.queue.unackedCount,
       smEnabled: this.sm.active,
       mechanism: this.mechanism,
-      endpoint: this.lastRemote ? `${this.lastRemote.host}:${this.lastRemote.port}` : undefined,
+      // host:port as written in xmpp.servers: an IPv6 host in brackets.
+      endpoint: this.lastRemote
+        ? `${this.lastRemote.host.includes(":") ? `[${this.lastRemote.host}]` : this.lastRemote.host}:${this.lastRemote.port}`
+        : undefined,
       lastError: this.lastError,
       onlineSince: this.onlineSince,
     };
