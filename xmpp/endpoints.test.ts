@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { seededRandom as seeded } from "../firmware-sim/random.js";
 import { Ctx } from "../kernel/schema-dsl.js";
 import { xmppConfigSchema } from "./config.js";
 import { orderEndpoints, preferEndpoint, type WeightedEndpoint } from "./endpoints.js";
@@ -10,18 +11,6 @@ const ep = (host: string, priority: number, weight: number): WeightedEndpoint =>
   priority,
   weight,
 });
-
-/** A seeded generator (mulberry32), so the shares below are the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("endpoint order (RFC 2782)", () => {
   it("tries every priority before the next, each endpoint once", () => {

@@ -270,6 +270,31 @@ function stormLine(s: StormFigures): string {
   );
 }
 
+/** The server side's CPU from now on: in total, and its busiest slice between two sample() calls, in cores. */
+class CpuSlices {
+  private readonly startMs: number;
+  private lastMs: number;
+  private lastAt = performance.now();
+  peakCores = 0;
+
+  constructor(private readonly server: FleetServer) {
+    this.startMs = sideCpuMs(server);
+    this.lastMs = this.startMs;
+  }
+
+  sample(): void {
+    const now = performance.now();
+    const ms = sideCpuMs(this.server);
+    this.peakCores = Math.max(this.peakCores, (ms - this.lastMs) / (now - this.lastAt));
+    this.lastMs = ms;
+    this.lastAt = now;
+  }
+
+  totalMs(): number {
+    return sideCpuMs(this.server) - this.startMs;
+  }
+}
+
 /** Breaks every link with `cause` and measures the way back. */
 async function storm(
   fleet: Fleet,
@@ -293,20 +318,13 @@ async function storm(
     agent.session.on("online", on);
     return () => agent.session.off("online", on);
   });
-  const slices: number[] = [];
-  let lastCpu = sideCpuMs(server);
-  let lastAt = performance.now();
+  let cpu = new CpuSlices(server);
   const t0 = performance.now();
   let half: number | undefined;
-  let cpuAtStart = lastCpu;
   try {
     await breakLinks();
     // A restart replaced the server process: measure the new one from its start.
-    if (cause === "restart") {
-      lastCpu = sideCpuMs(server);
-      cpuAtStart = lastCpu;
-      lastAt = performance.now();
-    }
+    if (cause === "restart") cpu = new CpuSlices(server);
     const deadline = t0 + 300_000;
     while (back.size < n) {
       if (performance.now() > deadline) {
@@ -321,12 +339,8 @@ async function storm(
         );
       }
       await sleep(250);
-      const now = performance.now();
-      const cpu = sideCpuMs(server);
-      slices.push((cpu - lastCpu) / (now - lastAt));
-      lastCpu = cpu;
-      lastAt = now;
-      if (half === undefined && back.size >= n / 2) half = now - t0;
+      cpu.sample();
+      if (half === undefined && back.size >= n / 2) half = performance.now() - t0;
     }
     const allOnlineMs = performance.now() - t0;
     return {
@@ -336,8 +350,8 @@ async function storm(
       halfOnlineMs: half ?? allOnlineMs,
       resumed,
       bound,
-      peakServerCores: slices.length > 0 ? Math.max(...slices) : 0,
-      serverCpuMs: sideCpuMs(server) - cpuAtStart,
+      peakServerCores: cpu.peakCores,
+      serverCpuMs: cpu.totalMs(),
     };
   } finally {
     for (const u of unlisten) u();
@@ -362,10 +376,7 @@ async function outageBurst(
   const spooledAtRestore = fleet.stats().spooledReadings;
   await proxy.refuse(false);
   const t0 = performance.now();
-  const cpu0 = sideCpuMs(server);
-  let lastCpu = cpu0;
-  let lastAt = t0;
-  const slices: number[] = [];
+  const cpu = new CpuSlices(server);
   const deadline = t0 + 600_000;
   // Drained: every device online and holding no more than the batch it is publishing now (live
   // sampling goes on, so the fleet's total is almost never 0).
@@ -383,18 +394,14 @@ async function outageBurst(
         },
       );
     await sleep(250);
-    const now = performance.now();
-    const cpu = sideCpuMs(server);
-    slices.push((cpu - lastCpu) / (now - lastAt));
-    lastCpu = cpu;
-    lastAt = now;
+    cpu.sample();
   }
   return {
     outageSeconds,
     spooledAtRestore,
     drainMs: performance.now() - t0,
-    peakServerCores: slices.length > 0 ? Math.max(...slices) : 0,
-    serverCpuMs: sideCpuMs(server) - cpu0,
+    peakServerCores: cpu.peakCores,
+    serverCpuMs: cpu.totalMs(),
   };
 }
 
