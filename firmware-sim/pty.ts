@@ -100,11 +100,18 @@ export class SocatPty {
     }
   }
 
-  /** Kills socat and waits until it is gone and its links are removed. */
+  /**
+   * Removes the links, then kills socat and waits until it is gone. Links first: a pulled USB
+   * adapter's node is gone before anyone can open it again, and a reopen that raced socat's
+   * shutdown (on a loaded machine, between its masters closing and its own unlink) would open a
+   * dying PTY and report a second, spurious unplug.
+   */
   async stop(): Promise<void> {
     const child = this.child;
     if (!child) return;
     this.child = undefined;
+    rmSync(this.agentPath, { force: true });
+    rmSync(this.devicePath, { force: true });
     if (child.exitCode === null && child.signalCode === null) {
       const gone = new Promise<void>((r) => child.once("exit", () => r()));
       child.kill("SIGTERM");
@@ -113,9 +120,6 @@ export class SocatPty {
       clearTimeout(timer);
     }
     live.delete(child);
-    // socat removes its links on SIGTERM; after a SIGKILL they dangle, so remove them ourselves.
-    rmSync(this.agentPath, { force: true });
-    rmSync(this.devicePath, { force: true });
   }
 }
 

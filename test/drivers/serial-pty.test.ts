@@ -226,7 +226,8 @@ describe("unplug and replug over a PTY, through the Board", () => {
         serial: {
           mcu0: {
             path: sim.agentPath,
-            requestTimeoutMs: 500,
+            // Generous: this test is about unplug/replug, and a loaded CI machine can be slow to answer.
+            requestTimeoutMs: 3000,
             reopen: { initialDelayMs: 20, maxDelayMs: 200, factor: 2 },
           },
         },
@@ -252,29 +253,34 @@ describe("unplug and replug over a PTY, through the Board", () => {
     board.on("quality", (q) => qualities.push(q));
     await board.start();
     cleanups.push(() => board.stop());
-    assert.equal((await board.channel("temp").read()).quality, "good");
+    const first = await board.channel("temp").read();
+    assert.equal(first.quality, "good", `first read: ${first.error?.message ?? ""}`);
 
+    const seen = () => `events ${JSON.stringify(events)}, qualities ${JSON.stringify(qualities.map((q) => q.quality))}`;
     await sim.unplug();
-    await until(() => events.length === 1, 3000, "unplug event");
-    assert.equal(board.qualities().temp, "error");
+    await until(() => events.length >= 1, 5000, "unplug event");
+    assert.equal(board.qualities().temp, "error", seen());
     const during = await board.channel("temp").read();
-    assert.equal(during.quality, "error");
-    assert.equal(during.error?.code, "serial_disconnected");
+    assert.equal(during.quality, "error", seen());
+    assert.equal(during.error?.code, "serial_disconnected", seen());
 
     const t0 = Date.now();
     await sim.replug();
-    await until(() => events.length === 2, 5000, "replug event");
+    await until(() => events.length >= 2, 10_000, `replug event (${seen()})`);
     const recoveredMs = Date.now() - t0;
-    assert.equal((await board.channel("temp").read()).quality, "good");
-    assert.equal(events[0], "unplug serial_disconnected");
-    assert.match(events[1]!, /^replug after \d+ attempt/);
+    const after = await board.channel("temp").read();
+    assert.equal(after.quality, "good", `${seen()}, read after replug: ${after.error?.message ?? ""}`);
+    assert.equal(events.length, 2, seen());
+    assert.equal(events[0], "unplug serial_disconnected", seen());
+    assert.match(events[1]!, /^replug after \d+ attempt/, seen());
     assert.deepEqual(
       qualities.map((q) => q.quality),
       ["good", "error", "good"],
+      seen(),
     );
     const stats = board.stats().mcu0!;
-    assert.equal(stats.link.unplugs, 1);
-    assert.equal(stats.link.reopens, 1);
+    assert.equal(stats.link.unplugs, 1, seen());
+    assert.equal(stats.link.reopens, 1, seen());
     t.diagnostic(`replug: link reopened ${recoveredMs} ms after the device came back (${events[1]})`);
     await board.stop();
   });
