@@ -28,6 +28,9 @@ export interface FleetTemplate {
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
+/** Readings per round (the two channels below): one round is one pubsub item. */
+export const FLEET_READINGS_PER_ROUND = 2;
+
 export const FLEET_TEMPLATE_DEFAULTS: Omit<FleetTemplate, "servers" | "domain" | "caFile" | "operators"> = {
   intervalMs: 5000,
   spool: "file",

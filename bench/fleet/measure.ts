@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { createAccounts } from "../../fleet-sim/accounts.js";
 import { openClientSession } from "../../fleet-sim/client-session.js";
 import { type CollectorReport, TelemetryCollector } from "../../fleet-sim/collector.js";
-import { FLEET_TEMPLATE_DEFAULTS, fleetDeviceId } from "../../fleet-sim/device-config.js";
+import { FLEET_READINGS_PER_ROUND, FLEET_TEMPLATE_DEFAULTS, fleetDeviceId } from "../../fleet-sim/device-config.js";
 import { Fleet } from "../../fleet-sim/fleet.js";
 import { silentLogger } from "../../kernel/log.js";
 import { connectAdmin } from "../../provisioning/admin-session.js";
@@ -55,6 +55,8 @@ export interface BurstFigures {
   outageSeconds: number;
   /** Readings waiting in the devices' spools when the links came back. */
   spooledAtRestore: number;
+  /** From the links coming back until every device was online again (its reconnect backoff). */
+  onlineMs: number;
   /** From the links coming back until every spool was empty. */
   drainMs: number;
   /** The server's busiest 250 ms slice during the drain, in cores. */
@@ -83,7 +85,16 @@ export interface RunFigures {
   fleetRssPerDevice: number;
   fleetCores: number;
   latency: CollectorReport["latencyMs"];
+  /** Readings waiting in the devices' spools at the end of the steady window. */
+  spooledAfterWindow: number;
+  /**
+   * The server kept up in the steady window: no device more than one batch behind and p99 latency
+   * under two intervals. A server that does not is saturated, and its CPU figure is a floor.
+   */
+  keptUp: boolean;
   storms: StormFigures[];
+  /** Storm or burst phases that did not finish (a result too: the run's other figures stand). */
+  phaseFailures: string[];
   burst?: BurstFigures;
   restartSkipped?: string;
   collector: CollectorReport;
@@ -190,10 +201,25 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
     const readings = s1.publishedReadings - s0.publishedReadings;
     const items = s1.publishedItems - s0.publishedItems;
     const serverCores = serverCpuMs / windowMs;
+    const spooledAfterWindow = s1.spooledReadings;
+    const keptUp = spooledAfterWindow <= FLEET_READINGS_PER_ROUND * o.devices && latency.p99 < 2 * o.intervalMs;
     say(
       `steady ${o.windowSeconds} s: ${readings} readings, server ${(serverCores * 100).toFixed(0)}% of a core, ` +
-        `latency p50 ${latency.p50.toFixed(0)} ms p99 ${latency.p99.toFixed(0)} ms`,
+        `latency p50 ${latency.p50.toFixed(0)} ms p99 ${latency.p99.toFixed(0)} ms, ${spooledAfterWindow} spooled` +
+        (keptUp ? "" : " (SATURATED: the server does not keep up)"),
     );
+    const phaseFailures: string[] = [];
+    // A phase that cannot finish is a figure of this configuration; the run goes on to account for every reading.
+    const phase = async <T>(name: string, run: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await run();
+      } catch (err) {
+        const why = `${name}: ${(err as Error).message.split("\n")[0]!.slice(0, 300)}`;
+        phaseFailures.push(why);
+        say(`FAILED ${why}`);
+        return undefined;
+      }
+    };
 
     // 3. storms through the proxy, 4. a restart
     const storms: StormFigures[] = [];
@@ -201,24 +227,34 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
     if (o.storms) {
       for (const j of [true, false]) {
         jitter = j;
-        storms.push(await storm(fleet, server, "reset", j, () => proxy.reset()));
-        say(stormLine(storms.at(-1)!));
+        const s = await phase(`storm (reset, jitter ${j ? "on" : "off"})`, () =>
+          storm(fleet, server, "reset", j, () => proxy.reset()),
+        );
+        if (s) {
+          storms.push(s);
+          say(stormLine(s));
+        }
         await sleep(2 * o.intervalMs);
       }
       jitter = true;
       if (server.restart) {
-        storms.push(await storm(fleet, server, "restart", true, () => server.restart!()));
-        say(stormLine(storms.at(-1)!));
+        const s = await phase("storm (restart)", () => storm(fleet, server, "restart", true, () => server.restart!()));
+        if (s) {
+          storms.push(s);
+          say(stormLine(s));
+        }
         await sleep(2 * o.intervalMs);
       } else restartSkipped = server.restartUnsupported ?? "this configuration cannot restart on the same data";
     }
     let burst: BurstFigures | undefined;
     if (o.outageSeconds > 0) {
-      burst = await outageBurst(fleet, server, proxy, o.outageSeconds);
-      say(
-        `burst: ${burst.spooledAtRestore} readings spooled during a ${o.outageSeconds} s outage, all replayed ` +
-          `${(burst.drainMs / 1000).toFixed(1)} s after the links came back, server peak ${(burst.peakServerCores * 100).toFixed(0)}% of a core`,
-      );
+      burst = await phase("burst", () => outageBurst(fleet, server, proxy, o.outageSeconds, say));
+      if (burst)
+        say(
+          `burst: ${burst.spooledAtRestore} readings spooled during a ${o.outageSeconds} s outage; all online ` +
+            `${(burst.onlineMs / 1000).toFixed(1)} s and all replayed ${(burst.drainMs / 1000).toFixed(1)} s after the ` +
+            `links came back, server peak ${(burst.peakServerCores * 100).toFixed(0)}% of a core`,
+        );
       await sleep(2 * o.intervalMs);
     }
 
@@ -248,7 +284,10 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
       fleetRssPerDevice: (fleetRss - fleetRss0) / o.devices,
       fleetCores: (own.user + own.system) / 1000 / windowMs,
       latency,
+      spooledAfterWindow,
+      keptUp,
       storms,
+      phaseFailures,
       ...(burst ? { burst } : {}),
       ...(restartSkipped ? { restartSkipped } : {}),
       collector: report,
@@ -368,6 +407,7 @@ async function outageBurst(
   server: FleetServer,
   proxy: { refuse(on: boolean): Promise<void>; reset(): void },
   outageSeconds: number,
+  say: (line: string) => void,
 ): Promise<BurstFigures> {
   await fleet.waitOnline(300_000);
   await proxy.refuse(true);
@@ -378,6 +418,8 @@ async function outageBurst(
   const t0 = performance.now();
   const cpu = new CpuSlices(server);
   const deadline = t0 + 600_000;
+  let onlineMs: number | undefined;
+  let nextProgress = t0 + 30_000;
   // Drained: every device online and holding no more than the batch it is publishing now (live
   // sampling goes on, so the fleet's total is almost never 0).
   const drained = () =>
@@ -395,17 +437,33 @@ async function outageBurst(
       );
     await sleep(250);
     cpu.sample();
+    const now = performance.now();
+    if (onlineMs === undefined && fleet.devices.every(({ agent }) => agent.session.state === "online"))
+      onlineMs = now - t0;
+    if (now > nextProgress) {
+      nextProgress = now + 30_000;
+      const behind = fleet.devices.filter(({ agent }) => (agent.telemetry?.status()?.spool.readings ?? 0) > 2).length;
+      say(
+        `burst, ${((now - t0) / 1000).toFixed(0)} s after the links came back: ${fleet.offlineSummary()}; ` +
+          `${fleet.stats().spooledReadings} readings spooled, ${behind} devices more than a batch behind`,
+      );
+    }
   }
+  const drainMs = performance.now() - t0;
   return {
     outageSeconds,
     spooledAtRestore,
-    drainMs: performance.now() - t0,
+    onlineMs: onlineMs ?? drainMs,
+    drainMs,
     peakServerCores: cpu.peakCores,
     serverCpuMs: cpu.totalMs(),
   };
 }
 
-/** Devices one server core holds at one batch per interval, from a run's measured CPU. */
+/**
+ * Devices one server core holds at one batch per interval, from a run's measured CPU. Only a run
+ * whose server kept up says so: a saturated server's CPU is its ceiling, not the fleet's need.
+ */
 export function devicesPerCore(r: RunFigures): number {
   return r.serverCores > 0 ? r.devices / r.serverCores : Number.POSITIVE_INFINITY;
 }
