@@ -7,6 +7,7 @@ import { Ctx, formatPath, INVALID } from "../kernel/schema-dsl.js";
 import { type Logger, silentLogger } from "../kernel/log.js";
 import { xmppConfigSchema } from "../xmpp/config.js";
 import { XmppSession } from "../xmpp/session.js";
+import { startOnline } from "../xmpp/start-online.js";
 import { FleetError } from "./fleet.js";
 
 export interface ClientSessionOptions {
@@ -44,39 +45,20 @@ export async function openClientSession(o: ClientSessionOptions): Promise<XmppSe
     );
   const session = new XmppSession({ config, password: o.password, log: o.log ?? silentLogger, presence: false });
   const timeoutMs = o.timeoutMs ?? 20_000;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new FleetError(
-            "fleet_session_offline",
-            `${o.jid} not online within ${timeoutMs} ms: ${session.stats().lastError ?? "no answer"}`,
-            {
-              jid: o.jid,
-            },
-          ),
-        );
-      }, timeoutMs);
-      session.once("online", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      session.once("fault", (err) => {
-        clearTimeout(timer);
-        reject(
-          new FleetError(
-            "fleet_session_refused",
-            `${o.jid} cannot log in: ${err.message}`,
-            { jid: o.jid },
-            { cause: err },
-          ),
-        );
-      });
-      session.start();
-    });
-  } catch (err) {
-    await session.stop();
-    throw err;
+  const started = await startOnline(session, timeoutMs);
+  if (!started.online) {
+    if (started.timedOut)
+      throw new FleetError(
+        "fleet_session_offline",
+        `${o.jid} not online within ${timeoutMs} ms: ${started.lastError ?? "no answer"}`,
+        { jid: o.jid },
+      );
+    throw new FleetError(
+      "fleet_session_refused",
+      `${o.jid} cannot log in: ${started.fault.message}`,
+      { jid: o.jid },
+      { cause: started.fault },
+    );
   }
   return session;
 }

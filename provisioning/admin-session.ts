@@ -5,6 +5,7 @@
  */
 import { xmppConfigSchema } from "../xmpp/config.js";
 import { XmppSession } from "../xmpp/session.js";
+import { startOnline } from "../xmpp/start-online.js";
 import { Ctx, formatPath, INVALID } from "../kernel/schema-dsl.js";
 import type { Logger } from "../kernel/log.js";
 import { silentLogger } from "../kernel/log.js";
@@ -45,42 +46,21 @@ export const connectAdmin: AdminConnector = async (o) => {
     );
   const timeoutMs = o.timeoutMs ?? 20_000;
   const session = new XmppSession({ config, password: o.password, log: o.log ?? silentLogger, presence: false });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const err = session.stats().lastError;
-        reject(
-          new ProvisioningError(
-            "xmpp_connect",
-            `admin session for ${o.jid} not online within ${timeoutMs} ms${err ? `: ${err}` : ""}`,
-            { jid: o.jid },
-          ),
-        );
-      }, timeoutMs);
-      session.once("online", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      session.once("fault", (err) => {
-        clearTimeout(timer);
-        const tls = err.code.startsWith("tls_");
-        reject(
-          new ProvisioningError(
-            tls ? "xmpp_tls" : "xmpp_auth",
-            `admin login as ${o.jid} failed: ${err.message}`,
-            {
-              jid: o.jid,
-              cause: err.code,
-            },
-            { cause: err },
-          ),
-        );
-      });
-      session.start();
-    });
-  } catch (err) {
-    await session.stop();
-    throw err;
+  const started = await startOnline(session, timeoutMs);
+  if (!started.online) {
+    if (started.timedOut)
+      throw new ProvisioningError(
+        "xmpp_connect",
+        `admin session for ${o.jid} not online within ${timeoutMs} ms${started.lastError ? `: ${started.lastError}` : ""}`,
+        { jid: o.jid },
+      );
+    const err = started.fault;
+    throw new ProvisioningError(
+      err.code.startsWith("tls_") ? "xmpp_tls" : "xmpp_auth",
+      `admin login as ${o.jid} failed: ${err.message}`,
+      { jid: o.jid, cause: err.code },
+      { cause: err },
+    );
   }
   return { session, close: () => session.stop() };
 };
