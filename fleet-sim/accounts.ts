@@ -5,6 +5,8 @@
  * storage behind them.
  */
 import { describeError } from "../kernel/errors.js";
+import type { Logger } from "../kernel/log.js";
+import { connectAdmin } from "../provisioning/admin-session.js";
 import type { SessionPort } from "../provisioning/session-port.js";
 import { addUser } from "../provisioning/xmpp-admin.js";
 import { FleetError } from "./fleet.js";
@@ -51,4 +53,27 @@ export async function createAccounts(o: BulkAccountsOptions): Promise<{ created:
       { failures: failures.slice(0, 50) },
     );
   return { created, existing };
+}
+
+/** How the fleet admin logs in (one session for the whole bulk run). */
+export interface AdminLogin {
+  jid: string;
+  password: string;
+  /** host:port */
+  server: string;
+  caFile: string;
+  log?: Logger;
+}
+
+/** createAccounts() on a session of its own: logs in as the admin, creates, logs out. */
+export async function createAccountsAsAdmin(
+  login: AdminLogin,
+  o: Omit<BulkAccountsOptions, "admin">,
+): Promise<{ created: number; existing: number }> {
+  const admin = await connectAdmin(login);
+  try {
+    return await createAccounts({ ...o, admin: admin.session });
+  } finally {
+    await admin.close();
+  }
 }

@@ -10,9 +10,8 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { describeError } from "../kernel/errors.js";
 import { createLogger, type LogLevel } from "../kernel/log.js";
-import { connectAdmin } from "../provisioning/admin-session.js";
 import type { XmppSession } from "../xmpp/session.js";
-import { createAccounts } from "./accounts.js";
+import { createAccountsAsAdmin } from "./accounts.js";
 import { openClientSession } from "./client-session.js";
 import { type CollectorReport, TelemetryCollector } from "./collector.js";
 import { FLEET_TEMPLATE_DEFAULTS } from "./device-config.js";
@@ -200,19 +199,13 @@ export async function main(argv: string[], io: FleetCliIo): Promise<number> {
       const adminPassword = env.ADMIN_PASSWORD;
       if (!admin || !adminPassword) return usage("--create-accounts needs --admin JID and ADMIN_PASSWORD");
       const t = Date.now();
-      const session = await connectAdmin({ jid: admin, password: adminPassword, server, caFile, log });
-      try {
-        const r = await createAccounts({
-          admin: session.session,
-          jids: ids.map((id) => `${id}@${domain}`),
-          password: () => password,
-        });
-        io.out(
-          `accounts: ${r.created} created, ${r.existing} already there, in ${((Date.now() - t) / 1000).toFixed(1)} s`,
-        );
-      } finally {
-        await session.close();
-      }
+      const r = await createAccountsAsAdmin(
+        { jid: admin, password: adminPassword, server, caFile, log },
+        { jids: ids.map((id) => `${id}@${domain}`), password: () => password },
+      );
+      io.out(
+        `accounts: ${r.created} created, ${r.existing} already there, in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+      );
     }
     if (values.collect) {
       const operatorPassword = env.OPERATOR_PASSWORD;

@@ -15,13 +15,12 @@
  *  5. readings lost (by seq, 0 expected) and duplicated, over the whole run.
  */
 import { join } from "node:path";
-import { createAccounts } from "../../fleet-sim/accounts.js";
+import { createAccountsAsAdmin } from "../../fleet-sim/accounts.js";
 import { openClientSession } from "../../fleet-sim/client-session.js";
 import { type CollectorReport, TelemetryCollector } from "../../fleet-sim/collector.js";
 import { FLEET_READINGS_PER_ROUND, FLEET_TEMPLATE_DEFAULTS, fleetDeviceId } from "../../fleet-sim/device-config.js";
 import { Fleet } from "../../fleet-sim/fleet.js";
 import { silentLogger } from "../../kernel/log.js";
-import { connectAdmin } from "../../provisioning/admin-session.js";
 import { startProxy } from "../../test/harness/proxy.js";
 import { makeTempDir } from "../../test/harness/tmp.js";
 import { BenchError } from "../lib/errors.js";
@@ -148,23 +147,11 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
   let collectorSession: Awaited<ReturnType<typeof openClientSession>> | undefined;
   try {
     // 1. accounts and logins
-    const admin = await connectAdmin({
-      jid: `${ADMIN.user}@${server.domain}`,
-      password: ADMIN.password,
-      server: addr,
-      caFile: server.caFile,
-    });
     const tAcc = performance.now();
-    try {
-      await createAccounts({
-        admin: admin.session,
-        jids: ids.map((id) => `${id}@${server.domain}`),
-        password: () => DEVICE_PASSWORD,
-        concurrency: 16,
-      });
-    } finally {
-      await admin.close();
-    }
+    await createAccountsAsAdmin(
+      { jid: `${ADMIN.user}@${server.domain}`, password: ADMIN.password, server: addr, caFile: server.caFile },
+      { jids: ids.map((id) => `${id}@${server.domain}`), password: () => DEVICE_PASSWORD, concurrency: 16 },
+    );
     const accountsPerSecond = o.devices / ((performance.now() - tAcc) / 1000);
     await sleep(2000);
     const serverRssIdle = sideRss(server);

@@ -8,12 +8,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { createAccounts } from "../../fleet-sim/accounts.js";
+import { createAccountsAsAdmin } from "../../fleet-sim/accounts.js";
 import { openClientSession } from "../../fleet-sim/client-session.js";
 import { TelemetryCollector } from "../../fleet-sim/collector.js";
 import { FLEET_TEMPLATE_DEFAULTS, fleetDeviceId } from "../../fleet-sim/device-config.js";
 import { Fleet } from "../../fleet-sim/fleet.js";
-import { connectAdmin } from "../../provisioning/admin-session.js";
 import type { XmppSession } from "../../xmpp/session.js";
 import { ejabberdInstalled } from "../harness/ejabberd.js";
 import { ADMIN, OPERATOR, SERVER_KINDS, startFleetServer } from "../harness/fleet-servers.js";
@@ -65,22 +64,10 @@ describe(`a fleet of ${N} on each server configuration`, () => {
         log: testLogger(),
       });
       try {
-        const admin = await connectAdmin({
-          jid: `${ADMIN.user}@${server.domain}`,
-          password: ADMIN.password,
-          server: direct,
-          caFile: server.caFile,
-        });
-        try {
-          await createAccounts({
-            admin: admin.session,
-            jids: ids.map((id) => `${id}@${server.domain}`),
-            password: () => DEVICE_PASS,
-            concurrency: 16,
-          });
-        } finally {
-          await admin.close();
-        }
+        await createAccountsAsAdmin(
+          { jid: `${ADMIN.user}@${server.domain}`, password: ADMIN.password, server: direct, caFile: server.caFile },
+          { jids: ids.map((id) => `${id}@${server.domain}`), password: () => DEVICE_PASS, concurrency: 16 },
+        );
         await fleet.start();
         await fleet.waitOnline(60_000);
         session = await openClientSession({

@@ -14,12 +14,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createAccounts } from "../../fleet-sim/accounts.js";
+import { createAccountsAsAdmin } from "../../fleet-sim/accounts.js";
 import { openClientSession } from "../../fleet-sim/client-session.js";
 import { TelemetryCollector } from "../../fleet-sim/collector.js";
 import { FLEET_TEMPLATE_DEFAULTS, fleetDeviceId } from "../../fleet-sim/device-config.js";
 import { Fleet } from "../../fleet-sim/fleet.js";
-import { connectAdmin } from "../../provisioning/admin-session.js";
 import { executeAdhoc } from "../../provisioning/xmpp-admin.js";
 import type { XmppSession } from "../../xmpp/session.js";
 import { ejabberdFleetConfig, ejabberdInstalled } from "../harness/ejabberd.js";
@@ -62,21 +61,10 @@ describe("a fleet on a two-node ejabberd cluster when one node dies", { skip }, 
     const [a, b] = cluster.nodes;
     const endpointA = `127.0.0.1:${a.port}`;
     const endpointB = `127.0.0.1:${b.port}`;
-    const admin = await connectAdmin({
-      jid: "admin@iot.test",
-      password: ADMIN_PASS,
-      server: endpointA,
-      caFile: cluster.caFile,
-    });
-    try {
-      await createAccounts({
-        admin: admin.session,
-        jids: [...ids, "late-0001"].map((id) => `${id}@iot.test`),
-        password: () => DEVICE_PASS,
-      });
-    } finally {
-      await admin.close();
-    }
+    await createAccountsAsAdmin(
+      { jid: "admin@iot.test", password: ADMIN_PASS, server: endpointA, caFile: cluster.caFile },
+      { jids: [...ids, "late-0001"].map((id) => `${id}@iot.test`), password: () => DEVICE_PASS },
+    );
     const fleet = new Fleet({
       template: {
         ...FLEET_TEMPLATE_DEFAULTS,
