@@ -156,7 +156,7 @@ describe("ad-hoc commands against Prosody with slixmpp operators", () => {
     const pulse = await alice.execute(device.jid, "set-output", { output: "relay", value: false, pulseMs: 100 });
     assert.match(pulse.notes.map((n) => n.text).join("|"), /Pulse started: back to on after 100 ms/);
     assert.equal(device.gpio.level(RELAY_LINE), 1);
-    await waitFor(() => device.gpio.level(RELAY_LINE) === 0, 2000, "pulse end");
+    await waitFor(() => device.gpio.level(RELAY_LINE) === 0, 10_000, "pulse end");
     // The serial actuator too.
     await alice.execute(device.jid, "set-output", { output: "fan", value: true });
     assert.equal(device.mcu.actuator("fan"), 1);

@@ -151,7 +151,7 @@ describe("device failures reach the operator as documented, on every backend", (
     const ok = await setOutput({ output: "relay", value: true, pulseMs: 200 });
     assert.match(ok.notes.map((n) => n.text).join("\n"), /Pulse started: back to off after 200 ms/);
     assert.equal(agent.sim!.gpio.level(17), 1);
-    await waitFor(() => agent.sim!.gpio.level(17) === 0, 3000, "the pulse to end");
+    await waitFor(() => agent.sim!.gpio.level(17) === 0, 10_000, "the pulse to end");
   });
 
   it("an output that is not on the board is a bad value: bad-request naming the field, nothing audited as run", async () => {

@@ -312,12 +312,12 @@ describe("line protocol over a PTY, through the Board", () => {
       assert.equal(st.protocol, "line");
       return st.link as LineStats;
     };
-    await until(() => lineStats().lines >= 2, 3000, "two lines");
+    await until(() => lineStats().lines >= 2, 10_000, "two lines");
     const t = await board.channel("t").read();
     assert.equal(t.quality, "good");
     assert.ok(typeof t.value === "number" && t.value > -20 && t.value < 60);
     mcu.setSensorFault("humidity", "disconnected", true);
-    await until(() => lineStats().malformedTokens >= 1, 3000, "a nan token");
+    await until(() => lineStats().malformedTokens >= 1, 10_000, "a nan token");
     assert.throws(
       () => board.client("uno"),
       (e: unknown) => e instanceof DriverError && e.code === "driver_bad_argument",

@@ -227,7 +227,7 @@ describe("MQTT connection security", () => {
       good.start();
       bad.start();
       await waitFor(() => good.connected, 10_000, "TLS connection");
-      await waitFor(() => good.stats().connects === 1, 1000, "connect counted");
+      await waitFor(() => good.stats().connects === 1, 5000, "connect counted");
       await new Promise((r) => setTimeout(r, 100));
       await good.publish("t/echo", "hello", { qos: 1, retain: false });
       await waitFor(() => got.includes("hello"), 5000, "echo");
