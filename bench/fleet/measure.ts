@@ -215,7 +215,7 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
       for (const j of [true, false]) {
         jitter = j;
         const s = await phase(`storm (reset, jitter ${j ? "on" : "off"})`, () =>
-          storm(fleet, server, "reset", j, () => proxy.reset()),
+          storm(fleet, server, "reset", j, () => proxy.reset(), say),
         );
         if (s) {
           storms.push(s);
@@ -225,7 +225,9 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
       }
       jitter = true;
       if (server.restart) {
-        const s = await phase("storm (restart)", () => storm(fleet, server, "restart", true, () => server.restart!()));
+        const s = await phase("storm (restart)", () =>
+          storm(fleet, server, "restart", true, () => server.restart!(), say),
+        );
         if (s) {
           storms.push(s);
           say(stormLine(s));
@@ -328,6 +330,7 @@ async function storm(
   cause: "reset" | "restart",
   jitter: boolean,
   breakLinks: () => unknown,
+  say: (line: string) => void,
 ): Promise<StormFigures> {
   const n = fleet.devices.length;
   await fleet.waitOnline(300_000);
@@ -347,6 +350,7 @@ async function storm(
   let cpu = new CpuSlices(server);
   const t0 = performance.now();
   let half: number | undefined;
+  let nextProgress = t0 + 30_000;
   try {
     await breakLinks();
     // A restart replaced the server process: measure the new one from its start.
@@ -366,7 +370,15 @@ async function storm(
       }
       await sleep(250);
       cpu.sample();
-      if (half === undefined && back.size >= n / 2) half = performance.now() - t0;
+      const now = performance.now();
+      if (half === undefined && back.size >= n / 2) half = now - t0;
+      if (now > nextProgress) {
+        nextProgress = now + 30_000;
+        say(
+          `storm (${cause}, jitter ${jitter ? "on" : "off"}), ${((now - t0) / 1000).toFixed(0)} s: ${back.size} of ${n} back; ` +
+            `${fleet.offlineSummary()}; server ${((cpu.totalMs() / (now - t0)) * 100).toFixed(0)}% of a core on average`,
+        );
+      }
     }
     const allOnlineMs = performance.now() - t0;
     return {
