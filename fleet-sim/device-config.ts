@@ -25,6 +25,12 @@ export interface FleetTemplate {
   keepalive: { idleMs: number; timeoutMs: number };
   /** Stream-management resumption lifetime asked for (the server's max wins). */
   resumeMaxSeconds: number;
+  /**
+   * Items each telemetry node keeps (telemetry.publish.maxItems, the agent's default 32). A
+   * server's cost per publish can grow with what the node holds (Prosody's file storage rewrites
+   * the node's whole item list on every publish): a steady state is reached once nodes are full.
+   */
+  maxItems: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -38,6 +44,7 @@ export const FLEET_TEMPLATE_DEFAULTS: Omit<FleetTemplate, "servers" | "domain" |
   reconnect: { initialDelayMs: 1000, maxDelayMs: 60_000 },
   keepalive: { idleMs: 60_000, timeoutMs: 20_000 },
   resumeMaxSeconds: 300,
+  maxItems: 32,
   logLevel: "warn",
 };
 
@@ -81,6 +88,7 @@ export function renderDeviceConfig(t: FleetTemplate, id: string, dataRoot: strin
     // Both channels are read in the same round: one item per round, whatever the interval.
     `  batch: { maxReadings: 50, maxAgeMs: ${Math.max(100, Math.min(1000, Math.floor(interval / 2)))} }`,
     `  spool: { store: ${t.spool}, fsync: ${t.fsync} }`,
+    `  publish: { maxItems: ${t.maxItems} }`,
     // The fleet's process is one, not N: the per-device memory watch would read the same RSS N times.
     "memory: { checkIntervalMs: 3600000 }",
     `log: { level: ${t.logLevel} }`,

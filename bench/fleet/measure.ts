@@ -196,14 +196,22 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
         (keptUp ? "" : " (SATURATED: the server does not keep up)"),
     );
     const phaseFailures: string[] = [];
-    // A phase that cannot finish is a figure of this configuration; the run goes on to account for every reading.
+    // A phase that cannot finish is a figure of this configuration; the run goes on to account for
+    // every reading. A server that does not keep up with the steady load, or a fleet that did not
+    // come back from the last phase, would only fail the next phases too: they are skipped.
+    let skipWhy = keptUp ? undefined : "the server did not keep up with the steady load";
     const phase = async <T>(name: string, run: () => Promise<T>): Promise<T | undefined> => {
+      if (skipWhy) {
+        phaseFailures.push(`${name}: skipped (${skipWhy})`);
+        return undefined;
+      }
       try {
         return await run();
       } catch (err) {
         const why = `${name}: ${(err as Error).message.split("\n")[0]!.slice(0, 300)}`;
         phaseFailures.push(why);
         say(`FAILED ${why}`);
+        skipWhy = `the fleet did not come back from: ${name}`;
         return undefined;
       }
     };
