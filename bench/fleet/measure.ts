@@ -4,15 +4,20 @@
  * them on a direct link. Phases:
  *
  *  1. accounts in bulk (XEP-0133), then the devices log in at a bounded rate;
- *  2. steady: after a warm-up, a window of --seconds at one batch per interval per device: server
- *     CPU (the server's whole process tree, PostgreSQL included) per reading and per device-hour,
- *     server RSS per connected device, latency sample -> collector;
+ *  2. steady: after a warm-up (until the nodes are full, by default), a window of --seconds at one
+ *     batch per interval per device: server CPU (the server's whole process tree, PostgreSQL
+ *     included) per reading and per device-hour, server RSS per connected device, latency
+ *     sample -> collector, and whether the server kept up;
  *  3. storms: every device's link reset at once (the proxy), with reconnect jitter on, then off:
  *     time until all are online again, how many resumed and how many bound afresh, the server's
  *     peak CPU over 250 ms slices;
  *  4. a server restart (stream-management state lost: every device binds afresh), when the
  *     configuration can restart on the same data;
- *  5. readings lost (by seq, 0 expected) and duplicated, over the whole run.
+ *  5. a burst: every link down for --outage-seconds, then every spool replayed;
+ *  6. readings lost (by seq, 0 expected) and duplicated, over the whole run.
+ *
+ * Phases 3-5 are skipped when the server did not keep up in phase 2, and after one of them did not
+ * finish: a failed phase is a result of the run, recorded in phaseFailures.
  */
 import { join } from "node:path";
 import { createAccountsAsAdmin } from "../../fleet-sim/accounts.js";
