@@ -90,6 +90,7 @@ async function main(): Promise<void> {
             runs.push(r);
             console.log(
               `  lost ${r.collector.missing}, duplicated ${r.collector.duplicates}, readings accounted ${r.collector.readings}` +
+                ` (the collector caught up ${r.collector.catchUps} time(s) after logging in again, ${r.collector.catchUpFailures} failed)` +
                 (r.collector.missing ? ` (e.g. ${r.collector.missingExamples.join(", ")})` : ""),
             );
           } finally {

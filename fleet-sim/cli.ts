@@ -248,6 +248,7 @@ export async function main(argv: string[], io: FleetCliIo): Promise<number> {
     let report: CollectorReport | undefined;
     if (collector) {
       // What arrived while we were stopping, then what the nodes still hold.
+      await collector.settled();
       await collector.fetchItems(ids);
       report = collector.report();
     }

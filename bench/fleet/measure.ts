@@ -264,6 +264,7 @@ export async function runFleet(o: RunOptions): Promise<RunFigures> {
     const spooledAtEnd = fleet.stats().spooledReadings;
     await fleet.stop();
     await sleep(1000);
+    await collector.settled();
     await collector.fetchItems(ids, { concurrency: 32 });
     const report = collector.report();
     collector.close();
