@@ -6,9 +6,11 @@ import { sessionKit } from "./testing/index.js";
 describe("startOnline", () => {
   it("resolves online once the session is", async () => {
     const kit = sessionKit();
+    const faultListeners = kit.session.listenerCount("fault");
     const started = startOnline(kit.session, 10_000);
     await (await kit.nextServer()).login();
     assert.deepEqual(await started, { online: true });
+    assert.equal(kit.session.listenerCount("fault"), faultListeners, "no listener left behind");
     assert.equal(kit.session.state, "online");
     await kit.stop();
   });

@@ -15,18 +15,20 @@ export type StartOutcome =
 
 export async function startOnline(session: XmppSession, timeoutMs: number): Promise<StartOutcome> {
   const outcome = await new Promise<StartOutcome>((resolve) => {
+    const done = (o: StartOutcome) => {
+      clearTimeout(timer);
+      session.off("online", onOnline);
+      session.off("fault", onFault);
+      resolve(o);
+    };
+    const onOnline = () => done({ online: true });
+    const onFault = (fault: AgentError) => done({ online: false, timedOut: false, fault });
     const timer = setTimeout(() => {
       const lastError = session.stats().lastError;
-      resolve({ online: false, timedOut: true, ...(lastError ? { lastError } : {}) });
+      done({ online: false, timedOut: true, ...(lastError ? { lastError } : {}) });
     }, timeoutMs);
-    session.once("online", () => {
-      clearTimeout(timer);
-      resolve({ online: true });
-    });
-    session.once("fault", (fault) => {
-      clearTimeout(timer);
-      resolve({ online: false, timedOut: false, fault });
-    });
+    session.on("online", onOnline);
+    session.on("fault", onFault);
     session.start();
   });
   if (!outcome.online) await session.stop();
