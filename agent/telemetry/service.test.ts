@@ -160,6 +160,50 @@ describe("TelemetryService: readers and squatted nodes", () => {
   });
 });
 
+describe("TelemetryService: a status item that fails while online", () => {
+  it("is published again after the backoff, not only on the next reconnect; offline it waits for online", async () => {
+    const session = new PubsubFakeSession();
+    const isStatusPublish = (iq: Element) =>
+      iq.getChild("pubsub")?.getChild("publish")?.attrs.node === "devices/dev1/status";
+    let failures = 1;
+    session.policy = (iq) => (isStatusPublish(iq) && failures-- > 0 ? { code: "iq_timeout" } : "result");
+    const timers = new FakeTimers(1_700_000_000_000);
+    const c = telemetryConfigSchema.parse(
+      { spool: { store: "memory" }, publish: { retry: { initialDelayMs: 1000, maxDelayMs: 1000, factor: 1 } } },
+      new Ctx(),
+    );
+    const svc = new TelemetryService({
+      config: c as TelemetryConfig,
+      pubsub: { service: "pubsub.iot.test", nodePrefix: "devices/" },
+      deviceId: "dev1",
+      dataDir: join(root, "status-retry"),
+      session,
+      source: { channels: () => [], read: async () => ({ value: 0, quality: "good" }) },
+      agentVersion: "0.1.0",
+      timers,
+    });
+    await svc.start();
+    await settle();
+    const statusPublishes = () => session.requests.filter(isStatusPublish).length;
+    assert.equal(statusPublishes(), 1, "the first one timed out");
+    timers.advance(1000);
+    await settle();
+    assert.equal(statusPublishes(), 2, "sent again after the backoff");
+    // Offline: a failure schedules nothing; the next online sends it.
+    failures = 1;
+    session.setOnline(false);
+    await svc.publishStatus();
+    timers.advance(5000);
+    await settle();
+    const offlineCount = statusPublishes();
+    session.setOnline(true);
+    await settle();
+    assert.equal(statusPublishes(), offlineCount + 1, "sent on online");
+    await svc.stop();
+    assert.equal(timers.pendingCount, 0);
+  });
+});
+
 describe("TelemetryService: memory in the status item", () => {
   it("publishes the injected figures in MiB with the status item, and reads none for presence", async () => {
     const session = new PubsubFakeSession();

@@ -13,7 +13,7 @@
  */
 import { join } from "node:path";
 import { Backoff } from "../../kernel/backoff.js";
-import { describeError, isAgentError } from "../../kernel/errors.js";
+import { describeError } from "../../kernel/errors.js";
 import { type Logger, silentLogger } from "../../kernel/log.js";
 import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { Batcher, type BatcherStats } from "./batcher.js";
@@ -341,11 +341,12 @@ export class TelemetryService {
       await this.publisherInstance?.publishStatus(this.deviceStatus());
       this.statusBackoff.reset();
     } catch (err) {
-      // Already reported by the publisher ("failure" event + log); re-sent on the next online.
+      // Already reported by the publisher ("failure" event + log).
       this.logger.debug("status item not published", { error: describeError(err) });
-      // A node someone else owns will not change on a reconnect: check again on our own, so the
-      // status item returns once the squatter's node is gone.
-      if (isAgentError(err, "pubsub_node_not_owned") && this.spool && !this.statusRetry)
+      // Offline, the next online re-sends it. Online, nothing else would until the next reconnect
+      // (a timed-out request, a node the server just re-created, a squatter's node that goes
+      // away): try again on our own, with backoff, so operators do not read a stale item for days.
+      if (this.spool && this.options.session.online && !this.statusRetry)
         this.statusRetry = this.timers.setTimeout(() => {
           this.statusRetry = undefined;
           if (this.options.session.online) void this.publishStatus();
