@@ -81,6 +81,7 @@ describe("iot-fleet CLI", () => {
       ["revoke"],
       ["revocations"],
       ["list"],
+      ["tag"],
     ]) {
       const r = await run(...c, "--help");
       assert.equal(r.code, 0, c.join(" "));
@@ -191,6 +192,68 @@ describe("iot-fleet CLI", () => {
     );
     assert.equal(r.code, 0, r.err);
     assert.equal(connects, before);
+  });
+
+  it("tags: set at provision time, changed with tag, used by list's selector", async () => {
+    const out = (id: string) => join(root, `${id}.json`);
+    for (const [id, site] of [
+      ["g1", "greenhouse-2"],
+      ["g2", "greenhouse-2"],
+      ["b1", "barn"],
+    ] as const) {
+      const r = await run(
+        "provision",
+        id,
+        "--out",
+        out(id),
+        "--invite-token",
+        "T",
+        "--domain",
+        "iot.test",
+        "--tag",
+        `site=${site}`,
+        "--tag",
+        "hw=pi4",
+      );
+      assert.equal(r.code, 0, r.err);
+    }
+    let r = await run("--json", "list", "--tag", "site=greenhouse-2");
+    assert.deepEqual(
+      JSON.parse(r.out).map((d: { id: string }) => d.id),
+      ["g1", "g2"],
+    );
+    assert.deepEqual(JSON.parse(r.out)[0].tags, { hw: "pi4", site: "greenhouse-2" });
+    r = await run("tag", "hw=pi5");
+    assert.equal(r.code, 2, "a selector is required");
+    assert.match(r.err, /--all, --device ID, --tag KEY=VALUE or --state STATE/);
+    r = await run("tag", "--all", "--device", "g1", "hw=pi5");
+    assert.equal(r.code, 2, "--all with another criterion");
+    r = await run("tag", "--device", "g1", "bad key=x");
+    assert.equal(r.code, 2);
+    r = await run("tag", "--device", "nope", "hw=pi5");
+    assert.equal(r.code, 3, "an unknown device");
+    r = await run("tag", "--tag", "site=greenhouse-2", "hw=pi5", "row=3");
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /g1\s+hw=pi5 row=3 site=greenhouse-2\s+changed/);
+    assert.match(r.out, /2 device\(s\) selected, 2 changed/);
+    r = await run("tag", "--device", "g2", "--untag", "row", "--untag", "hw");
+    assert.equal(r.code, 0, r.err);
+    r = await run("list", "--tag", "hw=pi5");
+    assert.match(r.out, /TAGS/);
+    assert.match(r.out, /g1 .* hw=pi5 row=3 site=greenhouse-2/);
+    assert.doesNotMatch(r.out, /\bg2\b|\bb1\b/);
+    r = await run("list", "--tag", "site=greenhouse-2", "--state", "enrolled");
+    assert.match(r.out, /no device matches --tag site=greenhouse-2 --state enrolled/);
+    r = await run("list", "--state", "bogus");
+    assert.equal(r.code, 2);
+    r = await run("--json", "list", "--device", "b1", "--device", "g2");
+    assert.deepEqual(
+      JSON.parse(r.out).map((d: { id: string; tags?: object }) => [d.id, d.tags]),
+      [
+        ["b1", { hw: "pi4", site: "barn" }],
+        ["g2", { site: "greenhouse-2" }],
+      ],
+    );
   });
 
   it("a locked store exits 6", async () => {

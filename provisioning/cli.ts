@@ -18,6 +18,7 @@ import { listCommand } from "./cli/list-command.js";
 import { provisionCommand } from "./cli/provision-command.js";
 import { revocationsCommand, revokeCommand } from "./cli/revoke-commands.js";
 import { rotateCommand } from "./cli/rotate-command.js";
+import { tagCommand } from "./cli/tag-command.js";
 
 export { parseDuration } from "./cli/args.js";
 export type { FleetDeps, FleetIo } from "./cli/context.js";
@@ -32,6 +33,7 @@ const COMMANDS: Record<CommandName, (ctx: Context, positionals: string[]) => num
   revoke: revokeCommand,
   revocations: revocationsCommand,
   list: listCommand,
+  tag: tagCommand,
 };
 
 export async function main(argv: string[], io: FleetIo, deps: FleetDeps = {}): Promise<number> {

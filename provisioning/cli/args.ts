@@ -20,6 +20,14 @@ const GLOBAL_OPTIONS = {
   json: { type: "boolean" },
 } as const;
 
+/** Picks devices (selector.ts): every command that acts on a group takes these. */
+const SELECTOR_OPTIONS = {
+  all: { type: "boolean" },
+  device: { type: "string", multiple: true },
+  tag: { type: "string", multiple: true },
+  state: { type: "string", multiple: true },
+} as const;
+
 const COMMAND_OPTIONS = {
   "ca init": {
     cn: { type: "string" },
@@ -43,6 +51,7 @@ const COMMAND_OPTIONS = {
     "valid-for": { type: "string" },
     "tls-servername": { type: "string" },
     force: { type: "boolean" },
+    tag: { type: "string", multiple: true },
   },
   rotate: {
     "admin-reset": { type: "boolean" },
@@ -52,7 +61,8 @@ const COMMAND_OPTIONS = {
   },
   revoke: { disable: { type: "boolean" }, "local-only": { type: "boolean" }, export: { type: "string" } },
   revocations: { out: { type: "string", short: "o" } },
-  list: { online: { type: "boolean" } },
+  list: { online: { type: "boolean" }, ...SELECTOR_OPTIONS },
+  tag: { untag: { type: "string", multiple: true }, ...SELECTOR_OPTIONS },
 } as const;
 
 export type CommandName = keyof typeof COMMAND_OPTIONS;

@@ -28,7 +28,7 @@ export interface FleetDeps {
   now?: () => Date;
   /** RSA size for `ca init`; tests pass 2048 to stay fast. */
   caKeyBits?: number;
-  /** How long to wait for another run's store lock (default 5 s). */
+  /** How long to wait for another run's store lock (default 30 s). */
   lockWaitMs?: number;
 }
 

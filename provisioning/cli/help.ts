@@ -25,7 +25,11 @@ Commands:
   rotate DEVICE-ID        Have the device change its own password (or --admin-reset it).
   revoke DEVICE-ID        Delete/disable the account and add the device to the revocation list.
   revocations             Write the signed revocation list for devices.
-  list                    Devices and their state (provisioned, enrolled, revoked, last seen).
+  list [SELECTOR]         Devices and their state (provisioned, enrolled, revoked, tags, last seen).
+  tag SELECTOR KEY=VALUE  Set (or --untag) tags on the selected devices.
+
+SELECTOR picks devices: --all, --device ID (repeatable), --tag KEY=VALUE (repeatable, all must
+match), --state provisioned|enrolled|revoked (repeatable); the criteria given must all hold.
 
 Run 'iot-fleet <command> --help' for its options.
 
@@ -61,6 +65,7 @@ Device:
                                  certificate (SASL EXTERNAL) and seals the admin password to its key.
       --cert-days N              Client certificate validity (default 365).
       --resource RES             Resource the agent binds (default agent), for 'rotate'.
+      --tag KEY=VALUE            Record a tag for the device (repeatable), e.g. site=greenhouse-2.
 Bundle:
       --out FILE                 Where to write the bundle (mode 0600). Required.
       --pubsub SERVICE           Pubsub service JID (default: PEP).
@@ -87,8 +92,18 @@ Safe to re-run: a revoked device's account is deleted again if the first attempt
   revocations: `Usage: iot-fleet revocations --out FILE
 
 Writes the current revocation list, signed by the fleet CA, for 'iot-agent enroll --revocations'.`,
-  list: `Usage: iot-fleet list [--online] [--json]
+  list: `Usage: iot-fleet list [--all | --device ID ... | --tag KEY=VALUE ... | --state STATE ...] [--online] [--json]
 
-Lists known devices. --online asks the server which accounts are online (XEP-0133
-get-online-users-list) and records their last-seen time first.`,
+Lists known devices, all of them unless a selector narrows it: --device ID (repeatable), --tag
+KEY=VALUE (repeatable, every tag must match), --state provisioned|enrolled|revoked (repeatable).
+--online asks the server which accounts are online (XEP-0133 get-online-users-list) and records
+their last-seen time first.`,
+  tag: `Usage: iot-fleet tag (--all | --device ID ... | --tag KEY=VALUE ... | --state STATE ...) [KEY=VALUE ...] [--untag KEY ...]
+
+Sets tags (KEY=VALUE: key 1-32 of a-z 0-9 . _ -, value 1-64 characters without spaces, ',' or
+'=') and removes tags (--untag KEY) on every selected device, in one store transaction. A key has
+one value: setting it again replaces it. At most 32 tags per device. A selector is required.
+Examples:
+  iot-fleet tag --device pi-01 --device pi-02 site=greenhouse-2 hw=pi4
+  iot-fleet tag --tag site=greenhouse-2 --untag hw`,
 };

@@ -2,6 +2,7 @@
 import { resolve } from "node:path";
 import { EXIT } from "../exit-codes.js";
 import { type CredentialRequest, provisionDevice } from "../usecases/provision.js";
+import { parseTags } from "../selector.js";
 import { oneDevice, parseDays, parseDuration, usageError } from "./args.js";
 import { type Context, readSecretFile } from "./context.js";
 import { describeCredentialPath } from "./format.js";
@@ -38,6 +39,7 @@ export async function provisionCommand(ctx: Context, p: string[]): Promise<numbe
       csrPem,
       certDays,
       resource: opts.string("resource"),
+      tags: opts.given("tag") ? parseTags(opts.list("tag")) : undefined,
       pubsubService: opts.string("pubsub"),
       operators: opts.list("operator"),
       adminJid: ctx.adminJid(),

@@ -7,6 +7,7 @@ import { type FleetCa, signDeviceCsr } from "../ca.js";
 import { generatePassword } from "../device/credentials.js";
 import { readCsr } from "../device-key.js";
 import { ProvisioningError } from "../errors.js";
+import type { Tags } from "../selector.js";
 import { addProvisioned, type CredentialPath } from "../store.js";
 import { withAccounts } from "./accounts.js";
 import { issueBundle, passwordCredential } from "./issue-bundle.js";
@@ -31,6 +32,8 @@ export interface ProvisionRequest {
   certDays?: number;
   /** Resource the agent binds, where `rotate` addresses the device. */
   resource?: string;
+  /** Tags recorded for the device (selector.ts). */
+  tags?: Tags;
   pubsubService?: string;
   operators: string[];
   /** The admin's JID: granted `rotate-credentials` on the device (and nothing more unless an operator). */
@@ -101,6 +104,7 @@ export async function provisionDevice(
         bundleId: bundle.payload.bundleId,
         ...(req.resource ? { resource: req.resource } : {}),
         ...(clientCert ? { certSerial: clientCert.serial } : {}),
+        ...(req.tags ? { tags: req.tags } : {}),
       },
       now,
       { allowReprovision: req.force },
