@@ -244,6 +244,22 @@ describe("IQ routing through the session (in-process)", () => {
     await kit.stop();
   });
 
+  it("answers to our own requests spend no budget; unsolicited ones from the same stranger do", async () => {
+    const kit = sessionKit({ config: { inbound: { stranger: { perSecond: 1, burst: 2 } } } });
+    const server = await kit.online();
+    const mine = Array.from({ length: 6 }, (_, i) =>
+      kit.session.request(new Element("iq", { type: "get", to: "dev@iot.test/agent", id: `m${i}` }).c("ping").root()),
+    );
+    for (let i = 0; i < 6; i++) await answer(server, `m${i}`);
+    for (let i = 0; i < 6; i++) server.sendStanza(`<iq type='result' id='m${i}' from='dev@iot.test/agent'/>`);
+    assert.equal((await Promise.all(mine)).length, 6, "all six answers taken");
+    // A second answer to the same id, or an answer from another account, is not solicited.
+    for (let i = 0; i < 4; i++) server.sendStanza(`<iq type='result' id='m${i}' from='dev@iot.test/agent'/>`);
+    await server.drain();
+    assert.equal(kit.session.stats().inbound.droppedFromStrangers, 2, "the budget (burst 2) still bounds the rest");
+    await kit.stop();
+  });
+
   it("tells the software's name and version to operators only", async () => {
     const kit = sessionKit({
       session: { isOperator: (jid) => jid.startsWith("op@"), software: { name: "iot-agent", version: "1.2.3" } },

@@ -66,6 +66,13 @@ export class IqCaller {
     });
   }
 
+  /** Whether `iq` (type result/error) answers one of our pending requests (id and sender match). */
+  awaits(iq: Element): boolean {
+    const id = iq.attrs.id as string | undefined;
+    const p = id === undefined ? undefined : this.pending.get(id);
+    return p !== undefined && this.fromMatches(iq.attrs.from as string | undefined, p.to);
+  }
+
   /** The pending request `iq` answers (matched by id and sender), taken off the list. */
   private take(iq: Element): (Pending & { id: string }) | undefined {
     const id = iq.attrs.id as string | undefined;
