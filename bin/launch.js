@@ -29,6 +29,22 @@ async function launch(name, source, { stoppable = false } = {}) {
     out: (s) => process.stdout.write(`${s}\n`),
     err: (s) => process.stderr.write(`${s}\n`),
     env: process.env,
+    // A progress line rewritten in place, only where stderr is a terminal.
+    ...(process.stderr.isTTY ? { ttyErr: (s) => process.stderr.write(s) } : {}),
+    // Ctrl-C / SIGTERM handled by the command while `fn` is installed (a second one exits as usual).
+    onInterrupt: (fn) => {
+      const once = () => {
+        off();
+        fn();
+      };
+      const off = () => {
+        process.off("SIGINT", once);
+        process.off("SIGTERM", once);
+      };
+      process.on("SIGINT", once);
+      process.on("SIGTERM", once);
+      return off;
+    },
   };
   if (stoppable) {
     // Listening for the signals replaces Node's default exit, so only CLIs that stop themselves do.

@@ -19,6 +19,7 @@ import { provisionCommand } from "./cli/provision-command.js";
 import { revocationsCommand, revokeCommand } from "./cli/revoke-commands.js";
 import { rotateCommand } from "./cli/rotate-command.js";
 import { tagCommand } from "./cli/tag-command.js";
+import { execCommand, jobCommand, jobsCommand } from "./cli/exec-command.js";
 
 export { parseDuration } from "./cli/args.js";
 export type { FleetDeps, FleetIo } from "./cli/context.js";
@@ -34,6 +35,9 @@ const COMMANDS: Record<CommandName, (ctx: Context, positionals: string[]) => num
   revocations: revocationsCommand,
   list: listCommand,
   tag: tagCommand,
+  exec: execCommand,
+  jobs: jobsCommand,
+  job: jobCommand,
 };
 
 export async function main(argv: string[], io: FleetIo, deps: FleetDeps = {}): Promise<number> {

@@ -30,6 +30,8 @@ export type ProvisioningErrorCode =
   | "device_exists"
   | "device_unknown"
   | "device_revoked"
+  | "job_unknown"
+  | "job_running"
   // usage
   | "usage"
   // XMPP operations

@@ -17,8 +17,10 @@ export const EXIT = {
   refused: 4,
   /** The XMPP server failed or refused: connect, TLS, login, ad-hoc, registration, invite. */
   server: 5,
-  /** Fleet store locked by another run, or corrupt. */
+  /** Fleet store locked by another run, or corrupt; a job run by another process. */
   store: 6,
+  /** A fleet job ended with devices that did not complete (error, timed out, offline, aborted, unknown). */
+  incomplete: 7,
 } as const;
 
 const BY_CODE: Partial<Record<ProvisioningErrorCode, number>> = {
@@ -26,6 +28,8 @@ const BY_CODE: Partial<Record<ProvisioningErrorCode, number>> = {
   device_unknown: EXIT.state,
   device_exists: EXIT.state,
   device_revoked: EXIT.state,
+  job_unknown: EXIT.state,
+  job_running: EXIT.store,
   ca_exists: EXIT.state,
   ca_missing: EXIT.state,
   bundle_malformed: EXIT.refused,

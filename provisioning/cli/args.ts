@@ -63,6 +63,17 @@ const COMMAND_OPTIONS = {
   revocations: { out: { type: "string", short: "o" } },
   list: { online: { type: "boolean" }, ...SELECTOR_OPTIONS },
   tag: { untag: { type: "string", multiple: true }, ...SELECTOR_OPTIONS },
+  exec: {
+    ...SELECTOR_OPTIONS,
+    concurrency: { type: "string" },
+    "device-timeout": { type: "string" },
+    wait: { type: "string" },
+    "max-failures": { type: "string" },
+    batch: { type: "string" },
+    poll: { type: "string" },
+  },
+  jobs: {},
+  job: { resume: { type: "boolean" }, poll: { type: "string" } },
 } as const;
 
 export type CommandName = keyof typeof COMMAND_OPTIONS;

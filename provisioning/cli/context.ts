@@ -14,12 +14,17 @@ import type { AccountConnector } from "../usecases/accounts.js";
 import type { RevocationOutput } from "../usecases/revocations.js";
 import type { FleetServices } from "../usecases/services.js";
 import { xmppAccounts } from "../xmpp-accounts.js";
+import { xmppDevices } from "../xmpp-devices.js";
 import { type Options, parsePin, parseServerAddress, parseTimeout, usageError } from "./args.js";
 
 export interface FleetIo {
   out: (s: string) => void;
   err: (s: string) => void;
   env: NodeJS.ProcessEnv;
+  /** Raw writes to a terminal's stderr (a progress bar); absent when stderr is not a terminal. */
+  ttyErr?: (s: string) => void;
+  /** Runs `fn` on Ctrl-C / SIGTERM until the returned function is called. */
+  onInterrupt?: (fn: () => void) => () => void;
 }
 
 export interface FleetDeps {
@@ -148,7 +153,11 @@ export class Context {
       if (pin) o.pinSha256 = pin;
       const admin = await connect(o);
       this.progress("connected");
-      return { accounts: xmppAccounts(admin.session, { timeoutMs }), close: () => admin.close() };
+      return {
+        accounts: xmppAccounts(admin.session, { timeoutMs }),
+        devices: xmppDevices(admin.session, { timeoutMs }),
+        close: () => admin.close(),
+      };
     };
   }
 }

@@ -27,6 +27,9 @@ Commands:
   revocations             Write the signed revocation list for devices.
   list [SELECTOR]         Devices and their state (provisioned, enrolled, revoked, tags, last seen).
   tag SELECTOR KEY=VALUE  Set (or --untag) tags on the selected devices.
+  exec SELECTOR COMMAND   Run a device command on every selected device, as a resumable job.
+  jobs                    The jobs run so far and their results.
+  job JOB-ID [--resume]   One job's per-device results; --resume runs what is left of it.
 
 SELECTOR picks devices: --all, --device ID (repeatable), --tag KEY=VALUE (repeatable, all must
 match), --state provisioned|enrolled|revoked (repeatable); the criteria given must all hold.
@@ -36,8 +39,9 @@ Run 'iot-fleet <command> --help' for its options.
 ${GLOBAL_HELP}
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 fleet state forbids it (unknown/enrolled/revoked device,
-CA missing or present), 4 refused on security grounds (passphrase, CSR), 5 XMPP server failed or
-refused, 6 fleet store locked or corrupt.`;
+unknown job, CA missing or present), 4 refused on security grounds (passphrase, CSR), 5 XMPP server
+failed or refused, 6 fleet store locked or corrupt, or the job is run by another process, 7 a job
+ended with devices that did not complete.`;
 
 export const HELP: Record<CommandName, string> = {
   "ca init": `Usage: iot-fleet ca init [--cn NAME] [--org ORG] [--valid-days N] [--passphrase-file FILE] [--force]
@@ -106,4 +110,37 @@ one value: setting it again replaces it. At most 32 tags per device. A selector 
 Examples:
   iot-fleet tag --device pi-01 --device pi-02 site=greenhouse-2 hw=pi4
   iot-fleet tag --tag site=greenhouse-2 --untag hw`,
+  exec: `Usage: iot-fleet exec (--all | --device ID ... | --tag KEY=VALUE ... | --state STATE ...) COMMAND [FIELD=VALUE ...] [options]
+
+Runs the ad-hoc command COMMAND (XEP-0050 node, e.g. set-sampling) at DEVICE-JID/RESOURCE on every
+selected device (revoked ones are left out), filling its form with the FIELD=VALUE pairs (a field
+given twice has two values). The admin account must be one of the device's operators allowed to
+run COMMAND; a device that refuses says why in the table. The run is a job saved under HOME/jobs:
+Ctrl-C ends it after the commands in flight, and 'iot-fleet job ID --resume' runs the rest; a
+device that may have got the command before an interruption is reported "unknown", never sent it
+twice.
+      --concurrency N            Commands in flight at once (default 16, at most 256).
+      --device-timeout SECONDS   Per device, for the whole command (default 30).
+      --wait DURATION            Wait this long (30m, 12h, 7d) for devices that are offline and run
+                                 the command when they come online; default 0: reported offline.
+      --poll SECONDS             How often the server's online list is read while waiting (default 15).
+      --max-failures N|P%        Abort the devices not yet started once more than N (or P% of the
+                                 job's devices) failed (error or timed out).
+      --batch N|P%               Staged rollout: waves of N devices (or P%); a wave starts when
+                                 every device of the one before has finished or is waiting.
+      --json                     Print the job (every device's status and note) as JSON.
+Per device: completed, error (with the device's note), timed-out, offline, aborted, unknown.
+Exit status 0 when every device completed, 7 otherwise.
+Examples:
+  iot-fleet exec --tag site=greenhouse-2 set-sampling channel=temp0 intervalMs=10000
+  iot-fleet exec --all status --concurrency 32 --wait 2h --batch 10% --max-failures 2`,
+  jobs: `Usage: iot-fleet jobs [--json]
+
+Lists the jobs under HOME/jobs, newest first: id, when, command, devices, state (running,
+finished, aborted, interrupted) and the count of each result.`,
+  job: `Usage: iot-fleet job JOB-ID [--resume] [--poll SECONDS] [--json]
+
+Prints the job's per-device results (as JSON with --json). --resume runs what is left: devices
+pending or waiting (until the job's wait ends); finished devices and the ones that may have run
+the command when the job was interrupted ("unknown") are not sent it again. Exit status as exec.`,
 };

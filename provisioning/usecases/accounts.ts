@@ -3,6 +3,7 @@
  * implementation (../xmpp-accounts.ts) runs XEP-0133 and invite ad-hoc commands over the admin's
  * session; memory-accounts.ts keeps accounts in a Map, so the use cases are tested without a server.
  */
+import type { DevicePort } from "../jobs/runner.js";
 import type { AccountInvite } from "../xmpp-admin.js";
 
 export type { AccountInvite };
@@ -26,6 +27,8 @@ export interface AccountBackend {
 
 export interface AccountConnection {
   accounts: AccountBackend;
+  /** The devices' own commands and who is online: what fleet jobs need (absent in account-only tests). */
+  devices?: DevicePort;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,31 @@
+/**
+ * The job runner's DevicePort over the admin's session: who is online (XEP-0133
+ * get-online-users-list, one request per domain: the server knows without any presence
+ * subscription on the admin's roster), and a device's ad-hoc command (XEP-0050) with its form.
+ */
+import type { DevicePort } from "./jobs/runner.js";
+import { ProvisioningError } from "./errors.js";
+import type { SessionPort } from "./session-port.js";
+import { type AdhocOptions, executeAdhoc, onlineUsers } from "./xmpp-admin.js";
+
+export function xmppDevices(session: SessionPort, opts: AdhocOptions = {}): DevicePort {
+  return {
+    async online(domains) {
+      const online = new Set<string>();
+      for (const domain of domains)
+        for (const jid of await onlineUsers(session, domain, opts)) online.add(jid.split("/")[0]!.toLowerCase());
+      return online;
+    },
+    async execute(fullJid, node, fields, timeoutMs) {
+      const r = await executeAdhoc(session, fullJid, node, fields, { timeoutMs });
+      // One form is what `exec` can fill in; a command that asks for a second stage is not for it.
+      if (r.status !== "completed")
+        throw new ProvisioningError(
+          "adhoc_failed",
+          `${node} on ${fullJid} answered status "${r.status || "(none)"}" after the form: exec fills in one form only`,
+          { to: fullJid, node, note: `status ${r.status || "(none)"} after one form: not run to completion` },
+        );
+      return r.notes.map((n) => n.text);
+    },
+  };
+}
