@@ -256,6 +256,33 @@ describe("iot-fleet CLI", () => {
     );
   });
 
+  it("bulk revoke --local-only records and signs first; the job shuts the accounts out when resumed", async () => {
+    let r = await run("revoke", "--tag", "site=barn", "--local-only", "--json");
+    assert.equal(r.code, 0, r.err);
+    const { revoked, job } = JSON.parse(r.out) as { revoked: string[]; job: string };
+    assert.deepEqual(revoked, ["b1"]);
+    const list = verifyRevocationList(JSON.parse(readFileSync(join(home, "revocations.json"), "utf8")), {
+      caCertPem: readFileSync(join(home, "ca", "ca.cert.pem"), "utf8"),
+    });
+    assert.ok(list.jids.includes("b1@iot.test"));
+    r = await run("--json", "job", job, "--resume");
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(
+      (JSON.parse(r.out) as { devices: Array<{ id: string; status: string; note: string }> }).devices.map((d) => [
+        d.id,
+        d.status,
+        d.note,
+      ]),
+      [["b1", "completed", "account deleted"]],
+    );
+    assert.ok(calls.some((c) => c === "complete http://jabber.org/protocol/admin#delete-user -> iot.test"));
+    r = await run("jobs");
+    assert.match(r.out, new RegExp(`${job}\\s+\\S+\\s+revoke\\s+1\\s+finished\\s+1 completed`));
+    assert.equal((await run("job", "j-20990101-000000-0000")).code, 3, "an unknown job");
+    assert.equal((await run("job", "nope")).code, 2);
+    assert.equal((await run("rotate", "--tag", "site=barn", "--admin-reset")).code, 2);
+  });
+
   it("a locked store exits 6", async () => {
     writeFileSync(join(home, "fleet.json.lock"), `${process.pid}\n`);
     try {

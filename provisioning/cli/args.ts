@@ -28,6 +28,16 @@ const SELECTOR_OPTIONS = {
   state: { type: "string", multiple: true },
 } as const;
 
+/** The bounds of a fleet job (jobs/): exec and bulk rotate/revoke. */
+const JOB_OPTIONS = {
+  concurrency: { type: "string" },
+  "device-timeout": { type: "string" },
+  wait: { type: "string" },
+  "max-failures": { type: "string" },
+  batch: { type: "string" },
+  poll: { type: "string" },
+} as const;
+
 const COMMAND_OPTIONS = {
   "ca init": {
     cn: { type: "string" },
@@ -54,24 +64,24 @@ const COMMAND_OPTIONS = {
     tag: { type: "string", multiple: true },
   },
   rotate: {
+    ...SELECTOR_OPTIONS,
+    ...JOB_OPTIONS,
     "admin-reset": { type: "boolean" },
     out: { type: "string", short: "o" },
     csr: { type: "string" },
     "valid-for": { type: "string" },
   },
-  revoke: { disable: { type: "boolean" }, "local-only": { type: "boolean" }, export: { type: "string" } },
+  revoke: {
+    ...SELECTOR_OPTIONS,
+    ...JOB_OPTIONS,
+    disable: { type: "boolean" },
+    "local-only": { type: "boolean" },
+    export: { type: "string" },
+  },
   revocations: { out: { type: "string", short: "o" } },
   list: { online: { type: "boolean" }, ...SELECTOR_OPTIONS },
   tag: { untag: { type: "string", multiple: true }, ...SELECTOR_OPTIONS },
-  exec: {
-    ...SELECTOR_OPTIONS,
-    concurrency: { type: "string" },
-    "device-timeout": { type: "string" },
-    wait: { type: "string" },
-    "max-failures": { type: "string" },
-    batch: { type: "string" },
-    poll: { type: "string" },
-  },
+  exec: { ...SELECTOR_OPTIONS, ...JOB_OPTIONS },
   jobs: {},
   job: { resume: { type: "boolean" }, poll: { type: "string" } },
 } as const;

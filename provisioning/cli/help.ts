@@ -23,7 +23,9 @@ Commands:
   ca show                 Print the CA certificate's subject, validity and SHA-256 fingerprint.
   provision DEVICE-ID     Make a signed enrolment bundle for one device.
   rotate DEVICE-ID        Have the device change its own password (or --admin-reset it).
+  rotate SELECTOR         The same on every selected device, as a resumable job.
   revoke DEVICE-ID        Delete/disable the account and add the device to the revocation list.
+  revoke SELECTOR         The same for every selected device, as a resumable job.
   revocations             Write the signed revocation list for devices.
   list [SELECTOR]         Devices and their state (provisioned, enrolled, revoked, tags, last seen).
   tag SELECTOR KEY=VALUE  Set (or --untag) tags on the selected devices.
@@ -85,14 +87,26 @@ Default: runs the device's ad-hoc command 'rotate-credentials' at DEVICE-JID/RES
 generates a new password, changes it with XEP-0077 and keeps its session (no telemetry lost).
 --admin-reset: break-glass when the device is unreachable: sets a new random password with XEP-0133
 change-user-password (the server closes the device's sessions) and writes a new admin-path bundle
-to --out for re-enrolment ('iot-agent enroll --force'). Accepts --csr to seal it to the device key.`,
+to --out for re-enrolment ('iot-agent enroll --force'). Accepts --csr to seal it to the device key.
+
+Usage: iot-fleet rotate (--all | --device ID ... | --tag KEY=VALUE ... | --state STATE ...) [job options]
+Every selected device (not revoked) runs 'rotate-credentials', as a job like 'exec' (same options:
+--concurrency, --device-timeout, --wait, --poll, --max-failures, --batch, --json; see 'exec --help');
+the store records the rotation of each device that completed. Exit status 0 when all completed, 7
+otherwise.`,
   revoke: `Usage: iot-fleet revoke DEVICE-ID [--disable] [--local-only] [--export FILE]
 
 Ends the device's sessions and deletes its account (XEP-0133 delete-user; --disable tries
 disable-user first, which neither Prosody 0.12 nor ejabberd 23.01 offer), marks it revoked and adds
 its bundles, certificate serials and JID to the signed revocation list (HOME/revocations.json,
 also copied to --export FILE). --local-only records the revocation without contacting the server.
-Safe to re-run: a revoked device's account is deleted again if the first attempt failed.`,
+Safe to re-run: a revoked device's account is deleted again if the first attempt failed.
+
+Usage: iot-fleet revoke (--all | --device ID ... | --tag KEY=VALUE ... | --state STATE ...) [--disable] [--local-only] [--export FILE] [job options]
+Records every selected device as revoked and writes the signed list first, then shuts each
+account out on the server as a job (per-device results; --concurrency, --max-failures, --json as
+for 'exec'; devices need not be online). With --local-only no job runs; 'iot-fleet job ID --resume'
+runs it later.`,
   revocations: `Usage: iot-fleet revocations --out FILE
 
 Writes the current revocation list, signed by the fleet CA, for 'iot-agent enroll --revocations'.`,

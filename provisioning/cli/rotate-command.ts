@@ -1,11 +1,21 @@
-/** `iot-fleet rotate DEVICE-ID [--admin-reset]`: options -> usecases/rotate.ts -> result line. */
+/**
+ * `iot-fleet rotate DEVICE-ID [--admin-reset]`: options -> usecases/rotate.ts -> result line.
+ * `iot-fleet rotate SELECTOR`: every selected device rotates, as a job (usecases/jobs.ts).
+ */
 import { resolve } from "node:path";
 import { EXIT } from "../exit-codes.js";
 import { resetDevicePassword, rotatableDevice, rotateDevice } from "../usecases/rotate.js";
+import { JobStore } from "../jobs/job-store.js";
+import { isEmptySelector } from "../selector.js";
+import { createRotateJob } from "../usecases/jobs.js";
 import { oneDevice, parseDuration, usageError } from "./args.js";
 import { type Context, readSecretFile } from "./context.js";
+import { describeJob } from "./job-report.js";
+import { jobBoundsFrom, runWithProgress } from "./job-run.js";
+import { selectorFrom } from "./selector-options.js";
 
 export async function rotateCommand(ctx: Context, p: string[]): Promise<number> {
+  if (p.length === 0 && !isEmptySelector(selectorFrom(ctx.opts, "rotate", false))) return rotateMany(ctx);
   const id = oneDevice(p, "rotate");
   // An unknown or revoked device is the answer, whatever else is wrong with the options.
   rotatableDevice(ctx.store.read(), id);
@@ -38,4 +48,18 @@ export async function rotateCommand(ctx: Context, p: string[]): Promise<number> 
     `password of ${r.jid} reset; re-enrol the device with ${out} (iot-agent enroll --force)`,
   );
   return EXIT.ok;
+}
+
+/** Each selected device changes its own password (rotate-credentials); the store records who did. */
+async function rotateMany(ctx: Context): Promise<number> {
+  if (ctx.opts.flag("admin-reset")) throw usageError("--admin-reset is for one DEVICE-ID at a time", "rotate");
+  const jobs = new JobStore(ctx.home);
+  const job = createRotateJob(
+    selectorFrom(ctx.opts, "rotate", true),
+    jobBoundsFrom(ctx, "rotate"),
+    ctx.services(),
+    jobs,
+  );
+  ctx.progress(describeJob(job));
+  return runWithProgress(ctx, jobs, job, "rotate");
 }

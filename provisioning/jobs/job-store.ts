@@ -25,6 +25,7 @@ function validate(file: string, raw: unknown): Job {
   const s = j.spec;
   if (
     !s ||
+    !["command", "rotate", "revoke"].includes(s.kind) ||
     typeof s.node !== "string" ||
     typeof s.fields !== "object" ||
     typeof s.concurrency !== "number" ||

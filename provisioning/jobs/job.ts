@@ -40,8 +40,16 @@ export const FAILURE_STATUSES: ReadonlySet<DeviceRunStatus> = new Set(["error", 
 /** "N" devices or "P%" of the job's devices. */
 export type Amount = { count: number } | { percent: number };
 
+/**
+ * What a job does to each device: run an ad-hoc command on it (`exec`), have it rotate its password
+ * (its `rotate-credentials` command; needs it online), or shut its account out on the server
+ * (`revoke`; the device need not be online).
+ */
+export type JobKind = "command" | "rotate" | "revoke";
+
 export interface JobSpec {
-  /** The ad-hoc command node run on each device, e.g. "set-sampling". */
+  kind: JobKind;
+  /** The ad-hoc command node run on each device, e.g. "set-sampling" (for rotate: rotate-credentials). */
   node: string;
   /** The form submitted when the command asks for one (field -> value or values). */
   fields: Record<string, string | string[]>;
@@ -57,6 +65,10 @@ export interface JobSpec {
   maxFailures?: Amount;
   /** Staged rollout: waves of this size; the next starts when every device of the wave has finished. */
   batch?: Amount;
+  /** revoke: try XEP-0133 disable-user before deleting. */
+  disable?: boolean;
+  /** revoke: devices already revoked before the job; an account not found for them is no failure. */
+  revokedBefore?: string[];
 }
 
 export interface DeviceRun {

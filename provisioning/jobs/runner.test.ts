@@ -12,7 +12,15 @@ function makeJob(n: number, spec: Partial<JobSpec> = {}): Job {
     id: "j-20261130-120000-abcd",
     createdAt: "2026-11-30T12:00:00.000Z",
     updatedAt: "2026-11-30T12:00:00.000Z",
-    spec: { node: "set-sampling", fields: {}, selector: { all: true }, concurrency: 4, deviceTimeoutMs: 1000, ...spec },
+    spec: {
+      kind: "command",
+      node: "set-sampling",
+      fields: {},
+      selector: { all: true },
+      concurrency: 4,
+      deviceTimeoutMs: 1000,
+      ...spec,
+    },
     state: "running",
     devices: Array.from({ length: n }, (_, i) => {
       const id = `d${String(i).padStart(3, "0")}`;
@@ -63,9 +71,10 @@ class FakeFleet implements DevicePort {
   }
 }
 
-function runner(job: Job, fleet: FakeFleet, extra: { pollMs?: number } = {}) {
+function runner(job: Job, fleet: FakeFleet, extra: { pollMs?: number; needsOnline?: boolean } = {}) {
   return new JobRunner(job, {
-    port: fleet,
+    online: () => fleet.online(),
+    action: { needsOnline: extra.needsOnline ?? true, run: (d) => fleet.execute(d.jid) },
     save: (j) => {
       fleet.saved = JSON.parse(JSON.stringify(j));
     },
@@ -127,6 +136,17 @@ describe("JobRunner", () => {
     assert.equal(parseAmount("x"), undefined);
   });
 
+  it("an action that needs no device online (revoke) runs on offline devices too, without asking who is online", async () => {
+    const fleet = new FakeFleet();
+    fleet.offline.add("d001");
+    const job = await runner(makeJob(3, { kind: "revoke" }), fleet, { needsOnline: false }).run();
+    assert.deepEqual(
+      job.devices.map((d) => d.status),
+      ["completed", "completed", "completed"],
+    );
+    assert.equal(fleet.onlineCalls, 0);
+  });
+
   it("a device that does not answer within deviceTimeoutMs is timed out; the others go on", async () => {
     const fleet = new FakeFleet();
     fleet.behaviour = (id) => (id === "d002" ? "hang" : "ok");
@@ -172,10 +192,10 @@ describe("JobRunner", () => {
       waitUntil: new Date(Date.now() + 300).toISOString(),
     });
     const r = new JobRunner(job, {
-      port: {
-        online: () => fleet.online(),
-        execute: async (jid) => {
-          const id = jid.split("@")[0]!;
+      online: () => fleet.online(),
+      action: {
+        needsOnline: true,
+        run: async ({ id, jid }) => {
           order.push({ id, wave: Math.floor(Number(id.slice(1)) / 10), at: Date.now() });
           return fleet.execute(jid);
         },

@@ -21,6 +21,18 @@ import {
   type JobCounts,
 } from "./job.js";
 
+/** What the runner does to one device; built from the job's kind by usecases/jobs.ts. */
+export interface JobAction {
+  /** Whether the device must be online (a command) or not (an account change on the server). */
+  needsOnline: boolean;
+  /**
+   * Resolves with the notes to keep. Rejects with ProvisioningError: `adhoc_failed` /
+   * `adhoc_unsupported` (refused: its note), `xmpp_timeout`; anything else means the outcome is
+   * not known.
+   */
+  run(device: DeviceRun, timeoutMs: number): Promise<string[]>;
+}
+
 /** What the runner needs from the server; the XMPP one is ../xmpp-devices.ts. */
 export interface DevicePort {
   /** Bare JIDs (lower case) online on these domains. */
@@ -39,7 +51,9 @@ export interface DevicePort {
 }
 
 export interface RunnerOptions {
-  port: DevicePort;
+  /** Who is online (DevicePort.online). */
+  online: DevicePort["online"];
+  action: JobAction;
   /** Persists the job (JobStore.save). */
   save: (job: Job) => void;
   now?: () => Date;
@@ -93,7 +107,10 @@ export class JobRunner {
     const pollMs = this.o.pollMs ?? 15_000;
     const domains = [...new Set(job.devices.map((d) => domainOf(d.jid)))];
     const inflight = new Set<Promise<void>>();
-    let online = await this.o.port.online(domains);
+    const needsOnline = this.o.action.needsOnline;
+    const lookUp = (): Promise<Set<string>> =>
+      needsOnline ? this.o.online(domains) : Promise.resolve(new Set(job.devices.map((d) => bareOf(d.jid))));
+    let online = await lookUp();
     let polledAt = this.now().getTime();
     let waveEnd = 0;
 
@@ -195,8 +212,9 @@ export class JobRunner {
 
   /** The online list again; when the server does not answer this time, the last one stands. */
   private async lookAgain(domains: readonly string[], last: Set<string>): Promise<Set<string>> {
+    if (!this.o.action.needsOnline) return last;
     try {
-      return await this.o.port.online(domains);
+      return await this.o.online(domains);
     } catch (err) {
       this.o.onWarning?.(`the online list was not read (${(err as Error).message}); using the previous one`);
       return last;
@@ -208,7 +226,7 @@ export class JobRunner {
   }
 
   private async execute(d: DeviceRun): Promise<void> {
-    const { node, fields, deviceTimeoutMs } = this.job.spec;
+    const { node, deviceTimeoutMs } = this.job.spec;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -218,7 +236,7 @@ export class JobRunner {
       );
     });
     try {
-      const notes = await Promise.race([this.o.port.execute(d.jid, node, fields, deviceTimeoutMs), deadline]);
+      const notes = await Promise.race([this.o.action.run(d, deviceTimeoutMs), deadline]);
       this.finish(d, "completed", notes.join("; ") || undefined);
     } catch (err) {
       const code = (err as { code?: string }).code;

@@ -49,7 +49,8 @@ export async function revokeDevice(
   return { ...result, account };
 }
 
-async function shutOut(
+/** Shuts the account out on the server: disable where it can (with `disable`), else delete; ends its sessions. */
+export async function shutOut(
   accounts: AccountBackend,
   jid: string,
   disable: boolean,

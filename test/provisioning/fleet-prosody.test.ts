@@ -150,7 +150,7 @@ describe("fleet provisioning against Prosody", () => {
       await publish(session, 1);
       r = await runFleet("list", "--online", ...server());
       assert.equal(r.code, 0, r.err);
-      assert.match(r.out, /dev1\s+dev1@iot\.test\s+enrolled\s+invite\s+20\d\d-/);
+      assert.match(r.out, /dev1\s+dev1@iot\.test\s+enrolled\s+invite\s+-\s+20\d\d-/);
 
       const t0 = Date.now();
       r = await runFleet("rotate", "dev1", ...server());
@@ -209,6 +209,88 @@ describe("fleet provisioning against Prosody", () => {
     );
     assert.equal(r.code, 4, r.err);
     assert.match(r.err, /bundle_revoked/);
+  });
+
+  it("bulk: rotate --tag on three enrolled devices (all stay online, old passwords refused), then revoke --tag", async () => {
+    const names = ["bulk1", "bulk2", "bulk3"];
+    const running: Array<{
+      name: string;
+      session: XmppSession;
+      creds: CredentialStore;
+      config: string;
+      stop: () => void;
+    }> = [];
+    try {
+      for (const name of names) {
+        const d = devicePaths(name);
+        let r = await runFleet("provision", name, ...server(), "--tag", "group=bulk", "--out", d.bundle);
+        assert.equal(r.code, 0, r.err);
+        r = await runEnroll(
+          d.bundle,
+          "--fleet-ca",
+          join(home, "ca", "ca.cert.pem"),
+          "-c",
+          d.config,
+          "--data-dir",
+          d.data,
+        );
+        assert.equal(r.code, 0, r.err);
+        const loaded = loadConfig(d.config, {});
+        const creds = new CredentialStore(join(d.data, "credentials"));
+        const session = new XmppSession({ config: loaded.config.xmpp, password: loaded.password });
+        const online = new Promise((res) => session.once("online", res));
+        session.start();
+        await online;
+        const adhoc = new AdhocCommands({
+          registry: new CommandRegistry().register(rotationCommand({ session, credentials: creds })),
+          authorizer: new Authorizer(loaded.config.operators),
+          audit: new MemoryAuditSink(),
+          ownJid: () => session.jid,
+        });
+        adhoc.start(session);
+        running.push({ name, session, creds, config: d.config, stop: () => adhoc.stop() });
+      }
+      const before = running.map((d) => d.creds.readPassword());
+      let r = await runFleet("rotate", "--tag", "group=bulk", ...server(), "--json");
+      assert.equal(r.code, 0, r.err);
+      const job = JSON.parse(r.out) as { devices: Array<{ id: string; status: string; note?: string }> };
+      assert.deepEqual(
+        job.devices.map((d) => [d.id, d.status]),
+        names.map((n) => [n, "completed"]),
+      );
+      for (const [i, d] of running.entries()) {
+        const now = d.creds.readPassword();
+        assert.notEqual(now, before[i], `${d.name} has a new password`);
+        assert.ok(d.session.online, `${d.name} is still online`);
+        await connectOnce(d.config, { timeoutMs: 8000, log: undefined as never });
+        writeFileSync(d.creds.passwordFile, before[i]!);
+        await assert.rejects(connectOnce(d.config, { timeoutMs: 8000, log: undefined as never }), (e: unknown) =>
+          isProvisioningError(e, "enroll_login_failed"),
+        );
+        writeFileSync(d.creds.passwordFile, now);
+      }
+      r = await runFleet("list", "--tag", "group=bulk", "--json");
+      for (const d of JSON.parse(r.out) as Array<{ rotatedAt?: string }>) assert.ok(d.rotatedAt, "rotation recorded");
+
+      r = await runFleet("revoke", "--tag", "group=bulk", ...server(), "--json");
+      assert.equal(r.code, 0, r.err);
+      const revoked = JSON.parse(r.out) as { devices: Array<{ status: string; note?: string }> };
+      assert.deepEqual(
+        revoked.devices.map((d) => [d.status, d.note]),
+        names.map(() => ["completed", "account deleted"]),
+      );
+      for (const d of running)
+        await assert.rejects(connectOnce(d.config, { timeoutMs: 8000, log: undefined as never }), (e: unknown) =>
+          isProvisioningError(e, "enroll_login_failed"),
+        );
+      const list = JSON.parse(readFileSync(join(home, "revocations.json"), "utf8"));
+      for (const n of names) assert.ok(list.payload.jids.includes(`${n}@iot.test`));
+    } finally {
+      for (const d of running) {
+        d.stop();
+        await d.session.stop();
+      }
+    }
   });
 
   it("refuses a reused invite token", async () => {
