@@ -20,6 +20,7 @@ import { revocationsCommand, revokeCommand } from "./cli/revoke-commands.js";
 import { rotateCommand } from "./cli/rotate-command.js";
 import { tagCommand } from "./cli/tag-command.js";
 import { execCommand, jobCommand, jobsCommand } from "./cli/exec-command.js";
+import { inventoryCommand } from "./cli/inventory-command.js";
 
 export { parseDuration } from "./cli/args.js";
 export type { FleetDeps, FleetIo } from "./cli/context.js";
@@ -38,6 +39,7 @@ const COMMANDS: Record<CommandName, (ctx: Context, positionals: string[]) => num
   exec: execCommand,
   jobs: jobsCommand,
   job: jobCommand,
+  inventory: inventoryCommand,
 };
 
 export async function main(argv: string[], io: FleetIo, deps: FleetDeps = {}): Promise<number> {

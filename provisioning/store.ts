@@ -36,6 +36,8 @@ export interface DeviceRecord {
   certSerials: string[];
   /** What the admin groups it by (`site=greenhouse-2`); absent when it has none (selector.ts). */
   tags?: Tags;
+  /** The pubsub service its bundle named (`provision --pubsub`); absent: its own PEP service. */
+  pubsubService?: string;
 }
 
 export interface Revocations {
@@ -88,7 +90,8 @@ function validate(file: string, raw: unknown): StoreData {
       !PATHS.has(rec.credentialPath as CredentialPath) ||
       !isStringArray(rec.bundleIds) ||
       !isStringArray(rec.certSerials) ||
-      (rec.tags !== undefined && !validTags(rec.tags))
+      (rec.tags !== undefined && !validTags(rec.tags)) ||
+      (rec.pubsubService !== undefined && typeof rec.pubsubService !== "string")
     )
       corrupt(file, `device record ${JSON.stringify(id)} is malformed`);
   }
@@ -170,6 +173,7 @@ export function addProvisioned(
     certSerial?: string;
     /** Set on the record (added to the tags it has when provisioned again). */
     tags?: Tags;
+    pubsubService?: string;
   },
   now: Date,
   opts: { allowReprovision?: boolean } = {},
@@ -203,6 +207,7 @@ export function addProvisioned(
   record.bundleIds.push(rec.bundleId);
   if (rec.certSerial) record.certSerials.push(rec.certSerial);
   if (rec.tags) applyTags(record, rec.tags, []);
+  if (rec.pubsubService) record.pubsubService = rec.pubsubService;
   data.devices[rec.id] = record;
   return record;
 }

@@ -3,6 +3,8 @@
  * get-online-users-list, one request per domain: the server knows without any presence
  * subscription on the admin's roster), and a device's ad-hoc command (XEP-0050) with its form.
  */
+import { Element } from "ltx";
+import { isAgentError } from "../kernel/errors.js";
 import type { DevicePort } from "./jobs/runner.js";
 import { ProvisioningError } from "./errors.js";
 import type { SessionPort } from "./session-port.js";
@@ -27,5 +29,38 @@ export function xmppDevices(session: SessionPort, opts: AdhocOptions = {}): Devi
         );
       return r.notes.map((n) => n.text);
     },
+    async statusItem(service, node, timeoutMs) {
+      const iq = new Element("iq", { type: "get", to: service })
+        .c("pubsub", { xmlns: NS_PUBSUB })
+        .c("items", { node, max_items: "1" })
+        .root();
+      let answer: Element;
+      try {
+        answer = await session.request(iq, { timeoutMs });
+      } catch (err) {
+        if (isAgentError(err, "iq_error")) {
+          const condition = String(err.context.condition ?? "undefined-condition");
+          if (condition === "item-not-found") return undefined;
+          throw new ProvisioningError(
+            "adhoc_failed",
+            `${service} refused the items of ${node}: ${condition}`,
+            { service, node, condition },
+            { cause: err },
+          );
+        }
+        if (isAgentError(err, "iq_timeout"))
+          throw new ProvisioningError(
+            "xmpp_timeout",
+            `${service} did not answer for ${node}`,
+            { service, node },
+            { cause: err },
+          );
+        throw err;
+      }
+      const item = answer.getChild("pubsub", NS_PUBSUB)?.getChild("items")?.getChild("item");
+      return item?.children.find((c): c is Element => typeof c !== "string");
+    },
   };
 }
+
+const NS_PUBSUB = "http://jabber.org/protocol/pubsub";

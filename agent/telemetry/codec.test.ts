@@ -125,6 +125,35 @@ describe("telemetry codec", () => {
     assert.throws(() => decodeStatus(parse(`<status xmlns="${NS_TELEMETRY}" device="x" state="sleepy"/>`)), /state/);
   });
 
+  it("carries telemetry's state and the spooled readings in the status item; older items have neither", () => {
+    const s: DeviceStatus = {
+      device: "sim-01",
+      state: "online",
+      timestamp: T,
+      agentVersion: "0.1.0",
+      channels: [],
+      telemetry: "blocked: forbidden",
+      spooledReadings: 1234,
+    };
+    const el = encodeStatus(s);
+    assert.deepEqual(el.getChild("telemetry")?.attrs, { state: "blocked: forbidden", spooled: "1234" });
+    assert.deepEqual(decodeStatus(parse(el.toString())), s);
+    const old = parse(
+      `<status xmlns="${NS_TELEMETRY}" device="x" state="online" timestamp="2026-01-05T10:00:00.000Z"><agent version="1"/></status>`,
+    );
+    const d = decodeStatus(old);
+    assert.equal("telemetry" in d || "spooledReadings" in d, false);
+    assert.throws(
+      () =>
+        decodeStatus(
+          parse(
+            `<status xmlns="${NS_TELEMETRY}" device="x" state="online" timestamp="2026-01-05T10:00:00.000Z"><agent version="1"/><telemetry spooled="-3"/></status>`,
+          ),
+        ),
+      /spooled/,
+    );
+  });
+
   it("carries the agent's memory in MiB in the status item, and never in presence", () => {
     const s: DeviceStatus = {
       device: "sim-01",

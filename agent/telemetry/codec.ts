@@ -177,8 +177,10 @@ export interface DeviceStatus {
   agentVersion: string;
   firmwareVersion?: string;
   channels: ChannelDescriptor[];
-  /** Telemetry as a person reads it ("publishing", "blocked: ...; 2 batches dead-lettered"); presence only. */
+  /** Telemetry as a person reads it ("publishing", "blocked: ...; 2 batches dead-lettered"). */
   telemetry?: string;
+  /** Readings in the spool, not yet acknowledged by the server, when published; status item only. */
+  spooledReadings?: number;
   /** The agent's resident set and heap used, in MiB to one decimal, when published; status item only. */
   memory?: { rssMiB: number; heapUsedMiB: number };
 }
@@ -188,6 +190,7 @@ export interface DeviceStatus {
  *   <status xmlns="urn:xmpp-iot-agent:telemetry:0" device="sim-01" state="online" timestamp="...">
  *     <agent version="0.1.0"/><firmware version="1.4.2"/>
  *     <memory rss="62.1" heap="9.3" unit="MiB"/>
+ *     <telemetry state="publishing" spooled="12"/>
  *     <channel name="temp0" kind="analog" unit="°C" interval="1000"/>
  *   </status>
  */
@@ -202,6 +205,11 @@ export function encodeStatus(s: DeviceStatus): Element {
   if (s.firmwareVersion !== undefined) root.c("firmware", { version: s.firmwareVersion });
   if (s.memory !== undefined)
     root.c("memory", { rss: s.memory.rssMiB.toFixed(1), heap: s.memory.heapUsedMiB.toFixed(1), unit: "MiB" });
+  if (s.telemetry !== undefined || s.spooledReadings !== undefined)
+    root.c("telemetry", {
+      ...(s.telemetry !== undefined ? { state: s.telemetry } : {}),
+      ...(s.spooledReadings !== undefined ? { spooled: String(s.spooledReadings) } : {}),
+    });
   for (const ch of s.channels) {
     root.c("channel", {
       name: ch.id,
@@ -240,6 +248,13 @@ export function decodeStatus(el: Element): DeviceStatus {
   };
   if (fw !== undefined) out.firmwareVersion = fw;
   if (memory !== undefined) out.memory = memory;
+  // <telemetry/> is optional: items from older agents have none.
+  const t = el.getChild("telemetry")?.attrs as Record<string, string | undefined> | undefined;
+  if (t?.state !== undefined) out.telemetry = t.state;
+  if (t?.spooled !== undefined) {
+    if (!UINT_RE.test(t.spooled)) bad("spooled must be a count", "<telemetry>");
+    out.spooledReadings = Number(t.spooled);
+  }
   return out;
 }
 

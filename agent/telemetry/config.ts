@@ -106,6 +106,12 @@ export const telemetryConfigSchema = obj(
        * Any other owner, or a node the device does not own, is a security fault: nothing is published there.
        */
       trustedOwners: def(arr(accountJid(), { maxItems: 100 }), []),
+      /**
+       * The status item is published again this often while online (and whenever telemetry's state
+       * changes), so a fleet inventory reads figures minutes old, not from the last login; 0: only
+       * at login and on changes.
+       */
+      statusIntervalMs: def(ms({ max: 86_400_000 }), 900_000),
       retry: obj({
         initialDelayMs: def(ms({ min: 10 }), 1000),
         maxDelayMs: def(ms({ min: 100 }), 60_000),

@@ -160,6 +160,45 @@ describe("TelemetryService: readers and squatted nodes", () => {
   });
 });
 
+describe("TelemetryService: the status item kept fresh", () => {
+  it("is published again every statusIntervalMs while online, with the spooled readings; not while offline", async () => {
+    const session = new PubsubFakeSession();
+    const timers = new FakeTimers(1_700_000_000_000);
+    const c = telemetryConfigSchema.parse(
+      { spool: { store: "memory" }, publish: { statusIntervalMs: 60_000 } },
+      new Ctx(),
+    ) as TelemetryConfig;
+    const svc = new TelemetryService({
+      config: c,
+      pubsub: { service: "pubsub.iot.test", nodePrefix: "devices/" },
+      deviceId: "dev1",
+      dataDir: join(root, "status-refresh"),
+      session,
+      source: { channels: () => [], read: async () => ({ value: 0, quality: "good" }) },
+      agentVersion: "0.1.0",
+      timers,
+    });
+    await svc.start();
+    await settle();
+    const items = () =>
+      session.requests
+        .map((r) => r.getChild("pubsub")?.getChild("publish"))
+        .filter((p) => p?.attrs.node === "devices/dev1/status")
+        .map((p) => decodeStatus(p!.getChild("item")!.children[0] as Element));
+    assert.equal(items().length, 1);
+    assert.equal(items()[0]!.spooledReadings, 0);
+    timers.advance(60_000);
+    await settle();
+    assert.equal(items().length, 2, "refreshed");
+    session.setOnline(false);
+    timers.advance(60_000);
+    await settle();
+    assert.equal(items().length, 2, "nothing while offline");
+    await svc.stop();
+    assert.equal(timers.pendingCount, 0);
+  });
+});
+
 describe("TelemetryService: a status item that fails while online", () => {
   it("is published again after the backoff, not only on the next reconnect; offline it waits for online", async () => {
     const session = new PubsubFakeSession();

@@ -119,6 +119,9 @@ export class TelemetryService {
   private statusRetry: TimerHandle | undefined;
   private readonly statusBackoff: Backoff;
   private readonly onOnline = () => void this.publishStatus();
+  /** Publishes the status item again every publish.statusIntervalMs while online. */
+  private statusRefresh: TimerHandle | undefined;
+  private statusInFlight = false;
 
   constructor(private readonly options: TelemetryServiceOptions) {
     this.logger = (options.logger ?? silentLogger).child({ component: "telemetry" });
@@ -188,6 +191,9 @@ export class TelemetryService {
       if (key === this.lastStateKey) return;
       this.lastStateKey = key;
       this.options.onStateChange?.(this.stateText());
+      // The status item says it too, for whoever reads the fleet's items rather than presence;
+      // not when the change comes from the status publish itself (its node squatted).
+      if (session.online && !this.statusInFlight) void this.publishStatus();
     };
     publisher.on("failure", changed);
     publisher.on("published", changed);
@@ -231,6 +237,7 @@ export class TelemetryService {
     });
     publisher.start();
     session.on("online", this.onOnline);
+    this.startStatusRefresh();
     this.sampler.start();
     if (session.online) void this.publishStatus();
     // Until the status command lands (commands issue), the figures an operator asks for are logged.
@@ -241,6 +248,8 @@ export class TelemetryService {
     if (!this.spool) return;
     this.sampler?.stop();
     this.options.session.off("online", this.onOnline);
+    this.statusRefresh?.cancel();
+    this.statusRefresh = undefined;
     this.statusRetry?.cancel();
     this.statusRetry = undefined;
     await this.batcher?.stop();
@@ -306,9 +315,11 @@ export class TelemetryService {
   /** The device status as published in the status item; state "online" while running. */
   deviceStatus(state: "online" | "offline" = "online"): DeviceStatus {
     const m = this.options.memory?.();
+    const spooled = this.spool?.stats().readings;
     return {
       ...this.presenceStatus(state),
       ...(m ? { memory: { rssMiB: roundMiB(m.rssBytes), heapUsedMiB: roundMiB(m.heapUsedBytes) } } : {}),
+      ...(spooled !== undefined ? { spooledReadings: spooled } : {}),
     };
   }
 
@@ -334,9 +345,19 @@ export class TelemetryService {
     };
   }
 
+  private startStatusRefresh(): void {
+    const every = this.options.config.publish.statusIntervalMs;
+    if (every <= 0) return;
+    this.statusRefresh = this.timers.setTimeout(() => {
+      if (this.options.session.online) void this.publishStatus();
+      this.startStatusRefresh();
+    }, every);
+  }
+
   async publishStatus(): Promise<void> {
     this.statusRetry?.cancel();
     this.statusRetry = undefined;
+    this.statusInFlight = true;
     try {
       await this.publisherInstance?.publishStatus(this.deviceStatus());
       this.statusBackoff.reset();
@@ -351,6 +372,8 @@ export class TelemetryService {
           this.statusRetry = undefined;
           if (this.options.session.online) void this.publishStatus();
         }, this.statusBackoff.next());
+    } finally {
+      this.statusInFlight = false;
     }
   }
 

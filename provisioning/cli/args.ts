@@ -83,6 +83,18 @@ const COMMAND_OPTIONS = {
   tag: { untag: { type: "string", multiple: true }, ...SELECTOR_OPTIONS },
   exec: { ...SELECTOR_OPTIONS, ...JOB_OPTIONS },
   jobs: {},
+  inventory: {
+    ...SELECTOR_OPTIONS,
+    online: { type: "boolean" },
+    offline: { type: "boolean" },
+    "older-than": { type: "string" },
+    "spool-over": { type: "string" },
+    "agent-below": { type: "string" },
+    sort: { type: "string" },
+    pubsub: { type: "string" },
+    "node-prefix": { type: "string" },
+    concurrency: { type: "string" },
+  },
   job: { resume: { type: "boolean" }, poll: { type: "string" } },
 } as const;
 

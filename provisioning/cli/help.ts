@@ -29,6 +29,7 @@ Commands:
   revocations             Write the signed revocation list for devices.
   list [SELECTOR]         Devices and their state (provisioned, enrolled, revoked, tags, last seen).
   tag SELECTOR KEY=VALUE  Set (or --untag) tags on the selected devices.
+  inventory [SELECTOR]    Online or not, versions, channels, telemetry and spool, credential age.
   exec SELECTOR COMMAND   Run a device command on every selected device, as a resumable job.
   jobs                    The jobs run so far and their results.
   job JOB-ID [--resume]   One job's per-device results; --resume runs what is left of it.
@@ -148,6 +149,22 @@ Exit status 0 when every device completed, 7 otherwise.
 Examples:
   iot-fleet exec --tag site=greenhouse-2 set-sampling channel=temp0 intervalMs=10000
   iot-fleet exec --all status --concurrency 32 --wait 2h --batch 10% --max-failures 2`,
+  inventory: `Usage: iot-fleet inventory [SELECTOR] [--online | --offline] [--older-than DURATION] [--spool-over N] [--agent-below VERSION] [--sort KEY] [--json]
+
+One row per selected device (all by default): online now (the server's online list, XEP-0133), last
+seen, agent and firmware version, channels, telemetry's state and the readings in its spool, and
+how old those figures are (from the device's status item, XEP-0060, published at login, on every
+change and every 15 minutes), credential age (since enrolment or the last rotation), state, tags.
+The admin account must be allowed to read the devices' status nodes (an operator or a reader).
+      --online, --offline        Only devices online now / not online now.
+      --older-than DURATION      Only credentials older than this (30d, 12h, ...).
+      --spool-over N             Only devices whose status item reports more than N spooled readings.
+      --agent-below VERSION      Only devices whose agent is older than VERSION (dotted numbers).
+      --sort KEY                 id (default), last-seen, credential-age, spool (largest first), agent.
+      --pubsub SERVICE           Pubsub service for devices whose record names none (default: their PEP).
+      --node-prefix PREFIX       Node prefix of the devices (default devices/).
+      --concurrency N            Status items read at once (default 16).
+      --json                     The rows as JSON (ages in ms, times as ISO strings).`,
   jobs: `Usage: iot-fleet jobs [--json]
 
 Lists the jobs under HOME/jobs, newest first: id, when, command, devices, state (running,

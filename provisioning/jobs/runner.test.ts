@@ -43,6 +43,10 @@ class FakeFleet implements DevicePort {
   onlineCalls = 0;
   readonly ended = new Map<string, number>();
 
+  async statusItem(): Promise<undefined> {
+    return undefined;
+  }
+
   async online(): Promise<Set<string>> {
     this.onlineCalls++;
     const all = [...Array(1000).keys()].map((i) => `d${String(i).padStart(3, "0")}`);

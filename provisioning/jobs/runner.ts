@@ -9,6 +9,7 @@
  * stop() (Ctrl-C) sends nothing more, lets the commands in flight finish, and leaves the job
  * "interrupted": run() on it again resumes it.
  */
+import type { Element } from "ltx";
 import { ProvisioningError } from "../errors.js";
 import {
   amountOf,
@@ -48,6 +49,12 @@ export interface DevicePort {
     fields: Record<string, string | string[]>,
     timeoutMs: number,
   ): Promise<string[]>;
+  /**
+   * The one item of a status node (docs/protocol.md "Status item"), its payload element; undefined
+   * when the node or the item does not exist. Rejects with ProvisioningError `adhoc_failed` (the
+   * service refused: `condition` in its context) or `xmpp_timeout`.
+   */
+  statusItem(service: string, node: string, timeoutMs: number): Promise<Element | undefined>;
 }
 
 export interface RunnerOptions {

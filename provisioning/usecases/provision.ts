@@ -105,6 +105,7 @@ export async function provisionDevice(
         ...(req.resource ? { resource: req.resource } : {}),
         ...(clientCert ? { certSerial: clientCert.serial } : {}),
         ...(req.tags ? { tags: req.tags } : {}),
+        ...(req.pubsubService ? { pubsubService: req.pubsubService } : {}),
       },
       now,
       { allowReprovision: req.force },

@@ -16,6 +16,7 @@ import { Fleet } from "../../fleet-sim/fleet.js";
 import { main } from "../../provisioning/cli.js";
 import type { Job } from "../../provisioning/jobs/job.js";
 import { JobStore } from "../../provisioning/jobs/job-store.js";
+import type { InventoryRow } from "../../provisioning/usecases/inventory.js";
 import { addProvisioned, FleetStore, markEnrolled } from "../../provisioning/store.js";
 import { type ProsodyHandle, startProsody } from "../harness/prosody.js";
 import { makeTempDir, type TempDir } from "../harness/tmp.js";
@@ -263,5 +264,39 @@ describe(`iot-fleet exec on ${N} simulated devices against Prosody`, () => {
     assert.equal(errors.length + aborted.length, N);
     assert.match(errors[0]!.note ?? "", /no-such-channel|not one of|choice|option/i);
     assert.match(job.abortReason ?? "", /more than --max-failures 3/);
+  });
+  it("inventory: online and offline from the server, versions and telemetry from each status item", async () => {
+    const away = ids.slice(20, 23);
+    for (const id of away) await fleet.devices.find((d) => d.id === id)!.agent.session.stop();
+    try {
+      const sample = fleet.devices[0]!.agent.telemetry!.deviceStatus();
+      const r = await fleetCli(["inventory", "--pubsub", "pubsub.iot.test", "--json"]);
+      assert.equal(r.code, 0, r.err);
+      const rows = JSON.parse(r.out) as InventoryRow[];
+      assert.equal(rows.length, N);
+      assert.deepEqual(
+        rows.filter((x) => !x.online).map((x) => x.id),
+        away,
+      );
+      for (const row of rows) {
+        assert.equal(row.status?.agentVersion, sample.agentVersion, `${row.id}: ${row.statusProblem}`);
+        assert.equal(row.status?.firmwareVersion, sample.firmwareVersion);
+        assert.equal(row.status?.channels.length, 2);
+        assert.equal(typeof row.status?.spooledReadings, "number");
+        assert.equal(row.status?.device, row.id);
+      }
+      const table = await fleetCli(["inventory", "--pubsub", "pubsub.iot.test", "--offline", "--tag", "half=a"]);
+      assert.equal(table.code, 0, table.err);
+      for (const id of away)
+        assert.match(
+          table.out,
+          new RegExp(`${id}\\s+no\\s+\\S+ (min|s) ago\\s+${sample.agentVersion.replace(/\./g, "\\.")}`),
+        );
+      assert.match(table.out, /3 device\(s\) of 100 selected: 0 online, 3 offline/);
+      const none = await fleetCli(["inventory", "--pubsub", "pubsub.iot.test", "--agent-below", "0.0.1", "--json"]);
+      assert.deepEqual(JSON.parse(none.out), []);
+    } finally {
+      for (const id of away) fleet.devices.find((d) => d.id === id)!.agent.session.start();
+    }
   });
 });
