@@ -225,7 +225,7 @@ describe("iot-fleet CLI", () => {
     assert.deepEqual(JSON.parse(r.out)[0].tags, { hw: "pi4", site: "greenhouse-2" });
     r = await run("tag", "hw=pi5");
     assert.equal(r.code, 2, "a selector is required");
-    assert.match(r.err, /--all, --device ID, --tag KEY=VALUE or --state STATE/);
+    assert.match(r.err, /--all, --device ID, --tag KEY=VALUE, --state STATE or --older-than DURATION/);
     r = await run("tag", "--all", "--device", "g1", "hw=pi5");
     assert.equal(r.code, 2, "--all with another criterion");
     r = await run("tag", "--device", "g1", "bad key=x");

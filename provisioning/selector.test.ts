@@ -62,9 +62,22 @@ describe("tags and selectors", () => {
       (e: unknown) => isProvisioningError(e, "device_unknown") && /ghost/.test((e as Error).message),
     );
     assert.equal(
-      describeSelector({ devices: ["a"], tags: { site: "x" }, states: ["enrolled"] }),
-      "--device a --tag site=x --state enrolled",
+      describeSelector({
+        devices: ["a"],
+        tags: { site: "x" },
+        states: ["enrolled"],
+        credentialOlderThanMs: 90 * 86_400_000,
+      }),
+      "--device a --tag site=x --state enrolled --older-than 90d",
     );
+    // Credential age: since the last rotation, else enrolment, else provisioning.
+    data.devices["barn-1"]!.rotatedAt = "2026-04-01T00:00:00.000Z";
+    const later = new Date("2026-05-01T00:00:00.000Z");
+    assert.deepEqual(ids(selectDevices(data, { credentialOlderThanMs: 60 * 86_400_000 }, later)), [
+      "gh-1",
+      "gh-2",
+      "loose",
+    ]);
   });
 
   it("applies changes: sorted keys, replace, remove, no empty object, bounded", () => {

@@ -24,6 +24,8 @@ export interface Selector {
   tags?: Tags;
   /** Any of these states. */
   states?: DeviceState[];
+  /** Credentials older than this (since enrolment or the last rotation; provisioning if neither). */
+  credentialOlderThanMs?: number;
 }
 
 export function isTagKey(key: string): boolean {
@@ -66,7 +68,12 @@ export function validTags(v: unknown): v is Tags {
 }
 
 export function isEmptySelector(s: Selector): boolean {
-  return !s.all && !s.devices?.length && !s.tags && !s.states?.length;
+  return !s.all && !s.devices?.length && !s.tags && !s.states?.length && s.credentialOlderThanMs === undefined;
+}
+
+/** How old a device's credential is: since the last rotation, else enrolment, else provisioning. */
+export function credentialAgeMs(d: DeviceRecord, now: Date): number {
+  return Math.max(0, now.getTime() - Date.parse(d.rotatedAt ?? d.enrolledAt ?? d.createdAt));
 }
 
 /** "--all", "--device a --device b", "--tag site=x --state enrolled": the selector as typed. */
@@ -76,6 +83,7 @@ export function describeSelector(s: Selector): string {
   for (const d of s.devices ?? []) parts.push(`--device ${d}`);
   for (const [k, v] of Object.entries(s.tags ?? {})) parts.push(`--tag ${k}=${v}`);
   for (const st of s.states ?? []) parts.push(`--state ${st}`);
+  if (s.credentialOlderThanMs !== undefined) parts.push(`--older-than ${formatDuration(s.credentialOlderThanMs)}`);
   return parts.join(" ") || "(nothing)";
 }
 
@@ -83,7 +91,7 @@ export function describeSelector(s: Selector): string {
  * The devices a selector picks, sorted by id. Named devices must exist (`device_unknown` names the
  * first that does not); the other criteria narrow what is picked.
  */
-export function selectDevices(data: StoreData, s: Selector): DeviceRecord[] {
+export function selectDevices(data: StoreData, s: Selector, now: Date = new Date()): DeviceRecord[] {
   for (const id of s.devices ?? [])
     if (!data.devices[id])
       throw new ProvisioningError("device_unknown", `no device "${id}" in the fleet store`, { deviceId: id });
@@ -92,7 +100,11 @@ export function selectDevices(data: StoreData, s: Selector): DeviceRecord[] {
   const tags = Object.entries(s.tags ?? {});
   return Object.values(data.devices)
     .filter(
-      (d) => (!ids || ids.has(d.id)) && (!states || states.has(d.state)) && tags.every(([k, v]) => d.tags?.[k] === v),
+      (d) =>
+        (!ids || ids.has(d.id)) &&
+        (!states || states.has(d.state)) &&
+        tags.every(([k, v]) => d.tags?.[k] === v) &&
+        (s.credentialOlderThanMs === undefined || credentialAgeMs(d, now) > s.credentialOlderThanMs),
     )
     .sort((a, b) => a.id.localeCompare(b.id));
 }
@@ -114,6 +126,17 @@ export function applyTags(d: DeviceRecord, set: Tags, remove: readonly string[])
   if (Object.keys(sorted).length === 0) delete d.tags;
   else d.tags = sorted;
   return true;
+}
+
+/** 90d, 12h, 30m, 45s: the largest whole unit. */
+function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+  ] as const)
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${Math.round(ms / 1000)}s`;
 }
 
 /** "hw=pi4 site=greenhouse-2", or "-". */

@@ -26,6 +26,7 @@ const SELECTOR_OPTIONS = {
   device: { type: "string", multiple: true },
   tag: { type: "string", multiple: true },
   state: { type: "string", multiple: true },
+  "older-than": { type: "string" },
 } as const;
 
 /** The bounds of a fleet job (jobs/): exec and bulk rotate/revoke. */
@@ -87,7 +88,6 @@ const COMMAND_OPTIONS = {
     ...SELECTOR_OPTIONS,
     online: { type: "boolean" },
     offline: { type: "boolean" },
-    "older-than": { type: "string" },
     "spool-over": { type: "string" },
     "agent-below": { type: "string" },
     sort: { type: "string" },

@@ -35,7 +35,8 @@ Commands:
   job JOB-ID [--resume]   One job's per-device results; --resume runs what is left of it.
 
 SELECTOR picks devices: --all, --device ID (repeatable), --tag KEY=VALUE (repeatable, all must
-match), --state provisioned|enrolled|revoked (repeatable); the criteria given must all hold.
+match), --state provisioned|enrolled|revoked (repeatable), --older-than DURATION (credential age:
+since the last rotation, else enrolment); the criteria given must all hold.
 
 Run 'iot-fleet <command> --help' for its options.
 
@@ -157,7 +158,6 @@ how old those figures are (from the device's status item, XEP-0060, published at
 change and every 15 minutes), credential age (since enrolment or the last rotation), state, tags.
 The admin account must be allowed to read the devices' status nodes (an operator or a reader).
       --online, --offline        Only devices online now / not online now.
-      --older-than DURATION      Only credentials older than this (30d, 12h, ...).
       --spool-over N             Only devices whose status item reports more than N spooled readings.
       --agent-below VERSION      Only devices whose agent is older than VERSION (dotted numbers).
       --sort KEY                 id (default), last-seen, credential-age, spool (largest first), agent.

@@ -5,7 +5,7 @@
 import { EXIT } from "../exit-codes.js";
 import { formatTags } from "../selector.js";
 import { type InventoryRow, inventory } from "../usecases/inventory.js";
-import { parseDuration, usageError } from "./args.js";
+import { usageError } from "./args.js";
 import type { Context } from "./context.js";
 import { formatTable } from "./format.js";
 import { selectorFrom } from "./selector-options.js";
@@ -45,8 +45,6 @@ export async function inventoryCommand(ctx: Context, p: string[]): Promise<numbe
   const { opts } = ctx;
   const selector = selectorFrom(opts, "inventory", false);
   if (opts.flag("online") && opts.flag("offline")) throw usageError("--online or --offline, not both", "inventory");
-  const olderThan = opts.string("older-than");
-  const olderThanMs = olderThan === undefined ? undefined : parseDuration(olderThan);
   const spoolOverRaw = opts.string("spool-over");
   const spoolOver = spoolOverRaw === undefined ? undefined : Number(spoolOverRaw);
   if (spoolOver !== undefined && !(Number.isInteger(spoolOver) && spoolOver >= 0))
@@ -73,7 +71,6 @@ export async function inventoryCommand(ctx: Context, p: string[]): Promise<numbe
     (r) =>
       (!opts.flag("online") || r.online) &&
       (!opts.flag("offline") || !r.online) &&
-      (olderThanMs === undefined || r.credentialAgeMs > olderThanMs) &&
       (spoolOver === undefined || (r.status?.spooledReadings ?? -1) > spoolOver) &&
       (agentBelow === undefined || (r.status !== undefined && compareVersions(r.status.agentVersion, agentBelow) < 0)),
   );

@@ -1,7 +1,7 @@
 /** The selector options (--all, --device, --tag, --state) read into a Selector (selector.ts). */
 import { isEmptySelector, parseTags, type Selector } from "../selector.js";
 import type { DeviceState } from "../store.js";
-import { type CommandName, type Options, usageError } from "./args.js";
+import { type CommandName, type Options, parseDuration, usageError } from "./args.js";
 
 const STATES: readonly DeviceState[] = ["provisioned", "enrolled", "revoked"];
 
@@ -19,9 +19,14 @@ export function selectorFrom(opts: Options, command: CommandName, required: bool
   for (const st of states)
     if (!STATES.includes(st as DeviceState)) throw usageError(`--state ${st}: one of ${STATES.join(", ")}`, command);
   if (states.length > 0) s.states = states as DeviceState[];
-  if (s.all && (s.devices || s.tags || s.states))
-    throw usageError("--all selects every device: leave out --device, --tag and --state, or --all", command);
+  const olderThan = opts.string("older-than");
+  if (olderThan !== undefined) s.credentialOlderThanMs = parseDuration(olderThan);
+  if (s.all && (s.devices || s.tags || s.states || s.credentialOlderThanMs !== undefined))
+    throw usageError("--all selects every device: leave out the other criteria, or --all", command);
   if (required && isEmptySelector(s))
-    throw usageError("say which devices: --all, --device ID, --tag KEY=VALUE or --state STATE", command);
+    throw usageError(
+      "say which devices: --all, --device ID, --tag KEY=VALUE, --state STATE or --older-than DURATION",
+      command,
+    );
   return s;
 }

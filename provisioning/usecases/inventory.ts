@@ -7,7 +7,7 @@
  */
 import { ProvisioningError } from "../errors.js";
 import { type StatusItem, readStatusItem } from "../inventory/status-item.js";
-import { type Selector, selectDevices } from "../selector.js";
+import { credentialAgeMs, type Selector, selectDevices } from "../selector.js";
 import { type DeviceRecord, recordSeen } from "../store.js";
 import type { FleetServices } from "./services.js";
 
@@ -34,14 +34,9 @@ export interface InventoryRequest {
   timeoutMs: number;
 }
 
-export function credentialAgeMs(d: DeviceRecord, now: Date): number {
-  const since = d.rotatedAt ?? d.enrolledAt ?? d.createdAt;
-  return Math.max(0, now.getTime() - Date.parse(since));
-}
-
 export async function inventory(req: InventoryRequest, services: FleetServices): Promise<InventoryRow[]> {
-  const devices = selectDevices(services.store.read(), req.selector);
   const now = services.now();
+  const devices = selectDevices(services.store.read(), req.selector, now);
   const connection = await services.connect();
   const rows: InventoryRow[] = [];
   try {

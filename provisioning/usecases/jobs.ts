@@ -85,12 +85,12 @@ function saveNewJob(
 }
 
 export function createExecJob(req: ExecRequest, services: FleetServices, jobs: JobStore): Job {
-  const devices = leaveOutRevoked(selectDevices(services.store.read(), req.selector), services);
+  const devices = leaveOutRevoked(selectDevices(services.store.read(), req.selector, services.now()), services);
   return saveNewJob("command", { node: req.node, fields: req.fields }, req.selector, req, devices, services, jobs);
 }
 
 export function createRotateJob(selector: Selector, bounds: JobBounds, services: FleetServices, jobs: JobStore): Job {
-  const devices = leaveOutRevoked(selectDevices(services.store.read(), selector), services);
+  const devices = leaveOutRevoked(selectDevices(services.store.read(), selector, services.now()), services);
   return saveNewJob("rotate", { node: NODE_ROTATE_CREDENTIALS, fields: {} }, selector, bounds, devices, services, jobs);
 }
 
@@ -109,7 +109,7 @@ export async function createRevokeJob(
   const now = services.now();
   const revokedBefore: string[] = [];
   const devices = await services.store.update((data) => {
-    const picked = selectDevices(data, selector);
+    const picked = selectDevices(data, selector, now);
     for (const d of picked)
       if (d.state === "revoked") revokedBefore.push(d.id);
       else markRevoked(data, d.id, now);

@@ -23,5 +23,5 @@ export async function listDevices(
     });
     await services.store.update((data) => recordSeen(data, online, services.now()));
   }
-  return selectDevices(services.store.read(), opts.selector ?? {});
+  return selectDevices(services.store.read(), opts.selector ?? {}, services.now());
 }

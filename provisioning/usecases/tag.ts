@@ -14,7 +14,7 @@ export async function tagDevices(
 ): Promise<TagResult> {
   const now = services.now().toISOString();
   return services.store.update((data) => {
-    const devices = selectDevices(data, selector).map((d) => {
+    const devices = selectDevices(data, selector, services.now()).map((d) => {
       const changed = applyTags(d, change.set, change.remove);
       if (changed) d.updatedAt = now;
       return { id: d.id, tags: { ...(d.tags ?? {}) }, changed };
