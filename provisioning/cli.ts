@@ -21,6 +21,7 @@ import { rotateCommand } from "./cli/rotate-command.js";
 import { tagCommand } from "./cli/tag-command.js";
 import { execCommand, jobCommand, jobsCommand } from "./cli/exec-command.js";
 import { inventoryCommand } from "./cli/inventory-command.js";
+import { watchCommand } from "./cli/watch-command.js";
 
 export { parseDuration } from "./cli/args.js";
 export type { FleetDeps, FleetIo } from "./cli/context.js";
@@ -40,6 +41,7 @@ const COMMANDS: Record<CommandName, (ctx: Context, positionals: string[]) => num
   jobs: jobsCommand,
   job: jobCommand,
   inventory: inventoryCommand,
+  watch: watchCommand,
 };
 
 export async function main(argv: string[], io: FleetIo, deps: FleetDeps = {}): Promise<number> {

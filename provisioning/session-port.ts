@@ -11,6 +11,9 @@ export interface SessionPort {
   /** Rejects with AgentError "iq_error" (context.condition/type/text), "iq_timeout" or "session_closed". */
   request(iq: Element, opts?: { timeoutMs?: number }): Promise<Element>;
   send(stanza: Element): Promise<void>;
+  /** Inbound messages and presences (pubsub notifications for `iot-fleet watch`); optional for fakes. */
+  on?(event: "stanza", listener: (el: Element) => void): unknown;
+  off?(event: "stanza", listener: (el: Element) => void): unknown;
   handleIq(
     type: "get" | "set",
     name: string,

@@ -60,7 +60,64 @@ export function xmppDevices(session: SessionPort, opts: AdhocOptions = {}): Devi
       const item = answer.getChild("pubsub", NS_PUBSUB)?.getChild("items")?.getChild("item");
       return item?.children.find((c): c is Element => typeof c !== "string");
     },
+    async watch(targets, onItem, opts) {
+      const me = session.jid;
+      if (!me || !session.on || !session.off)
+        throw new ProvisioningError("xmpp_stream", "this session cannot receive notifications");
+      // Notifications go to this full JID only: nothing piles up for the admin's account elsewhere.
+      const wanted = new Set(targets.map((t) => t.node));
+      const listener = (el: Element) => {
+        if (!el.is("message")) return;
+        const items = el.getChild("event", NS_PUBSUB_EVENT)?.getChild("items");
+        const node = items?.attrs.node as string | undefined;
+        if (!items || !node || !wanted.has(node)) return;
+        for (const item of items.getChildren("item"))
+          for (const payload of item.children) if (typeof payload !== "string") onItem(node, payload);
+      };
+      session.on("stanza", listener);
+      const subscribed: Array<{ service: string; node: string }> = [];
+      const pubsubIq = (service: string, verb: "subscribe" | "unsubscribe", node: string) =>
+        new Element("iq", { type: "set", to: service })
+          .c("pubsub", { xmlns: NS_PUBSUB })
+          .c(verb, { node, jid: me })
+          .root();
+      await eachAtMost(opts.concurrency, targets, async (t) => {
+        try {
+          await session.request(pubsubIq(t.service, "subscribe", t.node), { timeoutMs: opts.timeoutMs });
+          subscribed.push(t);
+        } catch (err) {
+          opts.onRefused(
+            t.node,
+            isAgentError(err, "iq_error") ? String(err.context.condition) : (err as Error).message,
+          );
+        }
+      });
+      return {
+        subscribed: subscribed.length,
+        async stop() {
+          session.off?.("stanza", listener);
+          // Best effort: a subscription left behind only reaches this full JID, which is gone.
+          await eachAtMost(opts.concurrency, subscribed, (t) =>
+            session
+              .request(pubsubIq(t.service, "unsubscribe", t.node), { timeoutMs: opts.timeoutMs })
+              .then(() => undefined)
+              .catch(() => undefined),
+          );
+        },
+      };
+    },
   };
+}
+
+const NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event";
+
+/** Runs `fn` on every item, at most `n` at a time (within the session's bound on pending IQs). */
+async function eachAtMost<T>(n: number, items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
 }
 
 const NS_PUBSUB = "http://jabber.org/protocol/pubsub";

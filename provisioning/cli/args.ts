@@ -84,6 +84,12 @@ const COMMAND_OPTIONS = {
   tag: { untag: { type: "string", multiple: true }, ...SELECTOR_OPTIONS },
   exec: { ...SELECTOR_OPTIONS, ...JOB_OPTIONS },
   jobs: {},
+  watch: {
+    ...SELECTOR_OPTIONS,
+    seconds: { type: "string" },
+    pubsub: { type: "string" },
+    "node-prefix": { type: "string" },
+  },
   inventory: {
     ...SELECTOR_OPTIONS,
     online: { type: "boolean" },

@@ -30,6 +30,7 @@ Commands:
   list [SELECTOR]         Devices and their state (provisioned, enrolled, revoked, tags, last seen).
   tag SELECTOR KEY=VALUE  Set (or --untag) tags on the selected devices.
   inventory [SELECTOR]    Online or not, versions, channels, telemetry and spool, credential age.
+  watch SELECTOR          The selected devices' readings, live (a table, lines or JSON lines).
   exec SELECTOR COMMAND   Run a device command on every selected device, as a resumable job.
   jobs                    The jobs run so far and their results.
   job JOB-ID [--resume]   One job's per-device results; --resume runs what is left of it.
@@ -165,6 +166,16 @@ The admin account must be allowed to read the devices' status nodes (an operator
       --node-prefix PREFIX       Node prefix of the devices (default devices/).
       --concurrency N            Status items read at once (default 16).
       --json                     The rows as JSON (ages in ms, times as ISO strings).`,
+  watch: `Usage: iot-fleet watch (--all | --device ID ... | --tag KEY=VALUE ... | --state STATE ... | --older-than D) [--json] [--seconds N]
+
+Subscribes this run's session (its full JID) to the selected devices' telemetry nodes (XEP-0060)
+and shows every new reading: on a terminal a table of the latest value per device and channel
+(value, unit, age, quality), redrawn every second; otherwise one line per reading; with --json one
+JSON object per line (device, channel, seq, value, unit, sampledAt, quality, historical). A
+reading seen before or older than its channel's newest is not shown again. Ends on Ctrl-C or after
+--seconds N, and unsubscribes. The admin account must be allowed to read the nodes.
+      --pubsub SERVICE           Pubsub service for devices whose record names none (default: their PEP).
+      --node-prefix PREFIX       Node prefix of the devices (default devices/).`,
   jobs: `Usage: iot-fleet jobs [--json]
 
 Lists the jobs under HOME/jobs, newest first: id, when, command, devices, state (running,

@@ -47,6 +47,10 @@ class FakeFleet implements DevicePort {
     return undefined;
   }
 
+  async watch(): Promise<{ subscribed: number; stop(): Promise<void> }> {
+    return { subscribed: 0, stop: async () => {} };
+  }
+
   async online(): Promise<Set<string>> {
     this.onlineCalls++;
     const all = [...Array(1000).keys()].map((i) => `d${String(i).padStart(3, "0")}`);

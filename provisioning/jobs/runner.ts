@@ -55,6 +55,16 @@ export interface DevicePort {
    * service refused: `condition` in its context) or `xmpp_timeout`.
    */
   statusItem(service: string, node: string, timeoutMs: number): Promise<Element | undefined>;
+  /**
+   * Subscribes this session to the nodes and hands over each item a notification carries (its
+   * payload element, with the node); stop() unsubscribes from every node it subscribed to.
+   * Per node, a refusal is reported through `onRefused` and the others go on.
+   */
+  watch(
+    targets: ReadonlyArray<{ service: string; node: string }>,
+    onItem: (node: string, payload: Element) => void,
+    opts: { timeoutMs: number; concurrency: number; onRefused: (node: string, why: string) => void },
+  ): Promise<{ subscribed: number; stop(): Promise<void> }>;
 }
 
 export interface RunnerOptions {

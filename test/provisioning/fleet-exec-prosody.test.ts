@@ -13,6 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { createAccountsAsAdmin } from "../../fleet-sim/accounts.js";
 import { FLEET_TEMPLATE_DEFAULTS, fleetDeviceId } from "../../fleet-sim/device-config.js";
 import { Fleet } from "../../fleet-sim/fleet.js";
+import { Element } from "ltx";
 import { main } from "../../provisioning/cli.js";
 import type { Job } from "../../provisioning/jobs/job.js";
 import { JobStore } from "../../provisioning/jobs/job-store.js";
@@ -298,5 +299,61 @@ describe(`iot-fleet exec on ${N} simulated devices against Prosody`, () => {
     } finally {
       for (const id of away) fleet.devices.find((d) => d.id === id)!.agent.session.start();
     }
+  });
+  it("watch: live readings of a group (JSON lines), each device and channel, then unsubscribed", async () => {
+    await fleet.waitOnline(30_000);
+    // The fleet's own tool speeds half a up for the watch: temperature every 500 ms.
+    const fast = await fleetCli(["exec", "--tag", "half=a", "set-sampling", "channel=temperature", "intervalMs=500"]);
+    assert.equal(fast.code, 0, fast.err);
+    const r = await fleetCli(["watch", "--tag", "half=a", "--pubsub", "pubsub.iot.test", "--json", "--seconds", "5"]);
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out
+      .split("\n")
+      .filter(Boolean)
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            device: string;
+            channel: string;
+            seq: number;
+            value?: string;
+            unit?: string;
+            quality: string;
+          },
+      );
+    const devices = new Set(lines.filter((l) => l.channel === "temperature").map((l) => l.device));
+    assert.equal(devices.size, N / 2, `temperature from every device of half a (${devices.size})`);
+    assert.ok(
+      lines.every((l) => ids.slice(0, N / 2).includes(l.device)),
+      "nothing from half b",
+    );
+    assert.ok(lines.some((l) => l.unit === "°C" && l.quality === "good" && l.value !== undefined));
+    const seen = new Set(lines.map((l) => `${l.device}/${l.channel}/${l.seq}`));
+    assert.equal(seen.size, lines.length, "no reading shown twice");
+    assert.match(r.err, /watched 100 of 100 device\(s\)/);
+    // Unsubscribed. The node's owner, the device itself, lists every subscription of its node,
+    // full JIDs included: the watch's one while it runs, none after.
+    const owner = fleet.devices.find((d) => d.id === ids[0])!.agent.session;
+    const subscribers = async (id: string) => {
+      const answer = await owner.request(
+        new Element("iq", { type: "get", to: "pubsub.iot.test" })
+          .c("pubsub", { xmlns: "http://jabber.org/protocol/pubsub#owner" })
+          .c("subscriptions", { node: `devices/${id}/telemetry` })
+          .root(),
+      );
+      return (answer.getChild("pubsub")?.getChild("subscriptions")?.getChildren("subscription") ?? [])
+        .map((x) => String(x.attrs.jid))
+        .filter((jid) => jid.startsWith("admin@iot.test"));
+    };
+    assert.deepEqual(await subscribers(ids[0]!), [], "none left by the first watch");
+    const second = fleetCli(["watch", "--device", ids[0]!, "--pubsub", "pubsub.iot.test", "--json", "--seconds", "3"]);
+    await sleep(1500);
+    const during = await subscribers(ids[0]!);
+    assert.equal(during.length, 1, `the watch's own subscription: ${during.join(", ")}`);
+    assert.match(during[0]!, /^admin@iot\.test\/.+/, "a full JID");
+    const again = await second;
+    assert.equal(again.code, 0, again.err);
+    assert.ok(again.out.split("\n").filter(Boolean).length >= 1, "readings in the second watch");
+    assert.deepEqual(await subscribers(ids[0]!), [], "none left by the second watch");
   });
 });

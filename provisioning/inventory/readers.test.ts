@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parse } from "ltx";
 import { compareVersions, formatAge } from "../cli/inventory-command.js";
+import { readReadings } from "./readings.js";
 import { NS_TELEMETRY, readStatusItem } from "./status-item.js";
 
 describe("inventory: the status item as a reader sees it", () => {
@@ -47,5 +48,24 @@ describe("inventory: the status item as a reader sees it", () => {
     assert.equal(compareVersions("0.10.2", "0.9.9"), 1);
     assert.equal(compareVersions("1.0", "1.0.0"), 0);
     assert.equal(compareVersions("0.1.0", "0.2.0"), -1);
+  });
+});
+
+describe("watch: readings as a subscriber reads them", () => {
+  it("reads each reading's channel, value, unit, time and quality; skips what is not a reading", () => {
+    const item = parse(
+      `<readings xmlns="${NS_TELEMETRY}" device="gh-01" first="101" last="105"><numeric seq="101" name="temp0" value="21.5" unit="°C" timestamp="2026-01-05T10:00:00.123Z" momentary="true"/><boolean seq="102" name="door" value="true" timestamp="2026-01-05T10:00:00.130Z" momentary="true"/><string seq="103" name="mode" value="auto" timestamp="2026-01-05T09:59:58.000Z" historical="true" stale="true"/><missing seq="105" name="adc1" unit="V" timestamp="2026-01-05T10:00:00.200Z" momentary="true" error="true"/><junk seq="106"/><numeric seq="x" name="bad" value="1" timestamp="2026-01-05T10:00:00.200Z"/></readings>`,
+    );
+    assert.deepEqual(
+      readReadings(item).map((r) => [r.channel, r.seq, r.value, r.unit, r.quality, r.historical]),
+      [
+        ["temp0", 101, "21.5", "°C", "good", false],
+        ["door", 102, "true", undefined, "good", false],
+        ["mode", 103, "auto", undefined, "stale", true],
+        ["adc1", 105, undefined, "V", "error", false],
+      ],
+    );
+    assert.deepEqual(readReadings(parse("<status/>")), []);
+    assert.deepEqual(readReadings(undefined), []);
   });
 });
