@@ -26,7 +26,7 @@ export function describeCounts(c: JobCounts): string {
 const FINAL: Array<keyof JobCounts> = ["completed", "error", "timed-out", "offline", "aborted", "unknown"];
 
 export class ProgressView {
-  private lastDraw = 0;
+  private lastDraw = Number.NEGATIVE_INFINITY;
   private lastTenth = -1;
   private lastLine = 0;
   private drawn = false;
