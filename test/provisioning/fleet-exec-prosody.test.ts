@@ -305,7 +305,7 @@ describe(`iot-fleet exec on ${N} simulated devices against Prosody`, () => {
     // The fleet's own tool speeds half a up for the watch: temperature every 500 ms.
     const fast = await fleetCli(["exec", "--tag", "half=a", "set-sampling", "channel=temperature", "intervalMs=500"]);
     assert.equal(fast.code, 0, fast.err);
-    const r = await fleetCli(["watch", "--tag", "half=a", "--pubsub", "pubsub.iot.test", "--json", "--seconds", "5"]);
+    const r = await fleetCli(["watch", "--tag", "half=a", "--pubsub", "pubsub.iot.test", "--json", "--seconds", "8"]);
     assert.equal(r.code, 0, r.err);
     const lines = r.out
       .split("\n")
@@ -346,9 +346,13 @@ describe(`iot-fleet exec on ${N} simulated devices against Prosody`, () => {
         .filter((jid) => jid.startsWith("admin@iot.test"));
     };
     assert.deepEqual(await subscribers(ids[0]!), [], "none left by the first watch");
-    const second = fleetCli(["watch", "--device", ids[0]!, "--pubsub", "pubsub.iot.test", "--json", "--seconds", "3"]);
-    await sleep(1500);
-    const during = await subscribers(ids[0]!);
+    const second = fleetCli(["watch", "--device", ids[0]!, "--pubsub", "pubsub.iot.test", "--json", "--seconds", "6"]);
+    // While it runs (its login and subscription take a moment): its own subscription is listed.
+    let during: string[] = [];
+    for (let i = 0; i < 25 && during.length === 0; i++) {
+      await sleep(200);
+      during = await subscribers(ids[0]!);
+    }
     assert.equal(during.length, 1, `the watch's own subscription: ${during.join(", ")}`);
     assert.match(during[0]!, /^admin@iot\.test\/.+/, "a full JID");
     const again = await second;
