@@ -1,6 +1,6 @@
 /**
  * `iot-fleet exec SELECTOR COMMAND [FIELD=VALUE ...]`, `iot-fleet jobs`, `iot-fleet job ID
- * [--resume]`: options -> usecases/exec.ts -> progress on stderr, the per-device table (or the job
+ * [--resume]`: options -> usecases/jobs.ts -> progress on stderr, the per-device table (or the job
  * as JSON) on stdout, exit 0 only when every device completed (7 otherwise).
  */
 import { EXIT } from "../exit-codes.js";

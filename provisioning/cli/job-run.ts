@@ -30,6 +30,8 @@ function amountOption(ctx: Context, name: "max-failures" | "batch", command: Com
 }
 
 export function jobBoundsFrom(ctx: Context, command: CommandName): JobBounds {
+  // --poll is read when the job runs; checked here so a bad value refuses before a job is saved.
+  intOption(ctx, "poll", 15, 600, command);
   const wait = ctx.opts.string("wait");
   const bounds: JobBounds = {
     concurrency: intOption(ctx, "concurrency", 16, 256, command),
