@@ -4,6 +4,7 @@
  * a time. Works on Prosody (mod_admin_adhoc) and ejabberd (mod_configure) alike, whatever the
  * storage behind them.
  */
+import { forEachBounded } from "../kernel/bounded.js";
 import { describeError } from "../kernel/errors.js";
 import type { Logger } from "../kernel/log.js";
 import { connectAdmin } from "../provisioning/admin-session.js";
@@ -25,27 +26,22 @@ export interface BulkAccountsOptions {
 
 /** Creates the accounts; resolves with how many were new; rejects listing every failure. */
 export async function createAccounts(o: BulkAccountsOptions): Promise<{ created: number; existing: number }> {
-  let next = 0;
   let done = 0;
   let created = 0;
   let existing = 0;
   const failures: string[] = [];
-  const worker = async () => {
-    while (next < o.jids.length) {
-      const jid = o.jids[next++]!;
-      try {
-        await addUser(o.admin, jid, o.password(jid));
-        created++;
-      } catch (err) {
-        // Prosody says so in an error note, ejabberd with a <conflict/>.
-        const text = `${(err as Error).message} ${JSON.stringify(describeError(err))}`;
-        if ((o.keepExisting ?? true) && /already exists|conflict/i.test(text)) existing++;
-        else failures.push(`${jid}: ${(err as Error).message}`);
-      }
-      o.onProgress?.(++done, o.jids.length);
+  await forEachBounded(o.jids, o.concurrency ?? 8, async (jid) => {
+    try {
+      await addUser(o.admin, jid, o.password(jid));
+      created++;
+    } catch (err) {
+      // Prosody says so in an error note, ejabberd with a <conflict/>.
+      const text = `${(err as Error).message} ${JSON.stringify(describeError(err))}`;
+      if ((o.keepExisting ?? true) && /already exists|conflict/i.test(text)) existing++;
+      else failures.push(`${jid}: ${(err as Error).message}`);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 8, o.jids.length) }, worker));
+    o.onProgress?.(++done, o.jids.length);
+  });
   if (failures.length > 0)
     throw new FleetError(
       "fleet_accounts_failed",

@@ -13,6 +13,7 @@
 import { Element } from "ltx";
 import { decodeReadings } from "../agent/telemetry/codec.js";
 import { NS_PUBSUB } from "../agent/telemetry/pubsub.js";
+import { forEachBounded } from "../kernel/bounded.js";
 import { AgentError, describeError } from "../kernel/errors.js";
 import { type Logger, silentLogger } from "../kernel/log.js";
 import type { XmppSession } from "../xmpp/session.js";
@@ -157,7 +158,7 @@ export class TelemetryCollector {
     const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
     const jid = this.options.session.jid;
     if (!jid) throw new CollectorError("collector_offline", "the collector's session is not online");
-    await this.eachLimited(ids, opts.concurrency ?? 16, async (id) => {
+    await forEachBounded(ids, opts.concurrency ?? 16, async (id) => {
       for (;;) {
         const iq = new Element("iq", { type: "set", to: this.options.service });
         iq.c("pubsub", { xmlns: NS_PUBSUB }).c("subscribe", { node: this.nodeOf(id), jid });
@@ -182,7 +183,7 @@ export class TelemetryCollector {
 
   /** Reads the items each node still holds (after the collector was offline); counts them like live ones. */
   async fetchItems(ids: string[], opts: { concurrency?: number } = {}): Promise<void> {
-    await this.eachLimited(ids, opts.concurrency ?? 16, async (id) => {
+    await forEachBounded(ids, opts.concurrency ?? 16, async (id) => {
       const iq = new Element("iq", { type: "get", to: this.options.service });
       iq.c("pubsub", { xmlns: NS_PUBSUB }).c("items", { node: this.nodeOf(id) });
       const res = await this.options.session.request(iq);
@@ -267,13 +268,5 @@ export class TelemetryCollector {
       this.badPayloads++;
       this.log.warn("telemetry item did not decode", { device: id, item: itemId, error: describeError(err) });
     }
-  }
-
-  private async eachLimited(ids: string[], concurrency: number, fn: (id: string) => Promise<void>): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < ids.length) await fn(ids[next++]!);
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, ids.length) }, worker));
   }
 }

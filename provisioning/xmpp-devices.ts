@@ -4,6 +4,7 @@
  * subscription on the admin's roster), and a device's ad-hoc command (XEP-0050) with its form.
  */
 import { Element } from "ltx";
+import { forEachBounded } from "../kernel/bounded.js";
 import { isAgentError } from "../kernel/errors.js";
 import type { DevicePort } from "./jobs/runner.js";
 import { ProvisioningError } from "./errors.js";
@@ -81,7 +82,7 @@ export function xmppDevices(session: SessionPort, opts: AdhocOptions = {}): Devi
           .c("pubsub", { xmlns: NS_PUBSUB })
           .c(verb, { node, jid: me })
           .root();
-      await eachAtMost(opts.concurrency, targets, async (t) => {
+      await forEachBounded(targets, opts.concurrency, async (t) => {
         try {
           await session.request(pubsubIq(t.service, "subscribe", t.node), { timeoutMs: opts.timeoutMs });
           subscribed.push(t);
@@ -97,7 +98,7 @@ export function xmppDevices(session: SessionPort, opts: AdhocOptions = {}): Devi
         async stop() {
           session.off?.("stanza", listener);
           // Best effort: a subscription left behind only reaches this full JID, which is gone.
-          await eachAtMost(opts.concurrency, subscribed, (t) =>
+          await forEachBounded(subscribed, opts.concurrency, (t) =>
             session
               .request(pubsubIq(t.service, "unsubscribe", t.node), { timeoutMs: opts.timeoutMs })
               .then(() => undefined)
@@ -110,14 +111,4 @@ export function xmppDevices(session: SessionPort, opts: AdhocOptions = {}): Devi
 }
 
 const NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event";
-
-/** Runs `fn` on every item, at most `n` at a time (within the session's bound on pending IQs). */
-async function eachAtMost<T>(n: number, items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-}
-
 const NS_PUBSUB = "http://jabber.org/protocol/pubsub";

@@ -5,6 +5,7 @@
  * store its state, tags, credential age and last sighting. Status items are read a bounded number
  * at a time; a device whose item cannot be read says why in its row.
  */
+import { forEachBounded } from "../../kernel/bounded.js";
 import { ProvisioningError } from "../errors.js";
 import { type StatusItem, readStatusItem } from "../inventory/status-item.js";
 import { credentialAgeMs, type Selector, selectDevices } from "../selector.js";
@@ -48,35 +49,34 @@ export async function inventory(req: InventoryRequest, services: FleetServices):
     const online = live.length > 0 ? await port.online(domains) : new Set<string>();
     services.progress(`reading ${live.length} status item(s), ${req.concurrency} at a time...`);
     const byId = new Map<string, Pick<InventoryRow, "status" | "statusProblem">>();
-    let next = 0;
-    const worker = async () => {
-      while (next < live.length) {
-        const d = live[next++]!;
-        const service = d.pubsubService ?? req.pubsubService ?? d.jid;
-        try {
-          const item = readStatusItem(await port.statusItem(service, `${req.nodePrefix}${d.id}/status`, req.timeoutMs));
-          byId.set(d.id, "invalid" in item ? { statusProblem: item.invalid } : { status: item });
-        } catch (err) {
-          byId.set(d.id, { statusProblem: (err as Error).message });
-        }
+    await forEachBounded(live, req.concurrency, async (d) => {
+      const service = d.pubsubService ?? req.pubsubService ?? d.jid;
+      try {
+        const item = readStatusItem(await port.statusItem(service, `${req.nodePrefix}${d.id}/status`, req.timeoutMs));
+        byId.set(d.id, "invalid" in item ? { statusProblem: item.invalid } : { status: item });
+      } catch (err) {
+        byId.set(d.id, { statusProblem: (err as Error).message });
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(req.concurrency, live.length) }, worker));
-    const seen = await services.store.update((data) => recordSeen(data, online, now));
-    const fresh = services.store.read();
-    for (const d0 of devices) {
-      const d = fresh.devices[d0.id] ?? d0;
-      rows.push({
-        id: d.id,
-        jid: d.jid,
-        state: d.state,
-        tags: { ...(d.tags ?? {}) },
-        online: online.has(d.jid.toLowerCase()),
-        ...(d.lastSeen ? { lastSeen: d.lastSeen } : {}),
-        credentialAgeMs: credentialAgeMs(d, now),
-        ...(byId.get(d.id) ?? (d.state === "revoked" ? { statusProblem: "revoked" } : {})),
-      });
-    }
+    });
+    // The rows come from the records as this transaction leaves them (last seen just recorded):
+    // no second read of the store.
+    const seen = await services.store.update((data) => {
+      const ids = recordSeen(data, online, now);
+      for (const d0 of devices) {
+        const d = data.devices[d0.id] ?? d0;
+        rows.push({
+          id: d.id,
+          jid: d.jid,
+          state: d.state,
+          tags: { ...(d.tags ?? {}) },
+          online: online.has(d.jid.toLowerCase()),
+          ...(d.lastSeen ? { lastSeen: d.lastSeen } : {}),
+          credentialAgeMs: credentialAgeMs(d, now),
+          ...(byId.get(d.id) ?? (d.state === "revoked" ? { statusProblem: "revoked" } : {})),
+        });
+      }
+      return ids;
+    });
     if (seen.length > 0) services.progress(`${seen.length} device(s) online`);
   } finally {
     await connection.close();
