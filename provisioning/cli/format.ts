@@ -23,3 +23,9 @@ export function formatTable(rows: string[][]): string[] {
       .trimEnd(),
   );
 }
+
+/** One line of at most `n` characters: whitespace runs become one space, a longer text ends in "...". */
+export function truncate(s: string, n: number): string {
+  const one = s.replace(/\s+/g, " ").trim();
+  return one.length > n ? `${one.slice(0, n - 3)}...` : one;
+}

@@ -7,7 +7,8 @@ import { formatTags } from "../selector.js";
 import { type InventoryRow, inventory } from "../usecases/inventory.js";
 import { usageError } from "./args.js";
 import type { Context } from "./context.js";
-import { formatTable } from "./format.js";
+import { formatTable, truncate } from "./format.js";
+import { intOption } from "./job-run.js";
 import { selectorFrom } from "./selector-options.js";
 
 const SORTS = ["id", "last-seen", "credential-age", "spool", "agent"] as const;
@@ -36,10 +37,6 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-function cut(s: string, n: number): string {
-  return s.length > n ? `${s.slice(0, n - 3)}...` : s;
-}
-
 export async function inventoryCommand(ctx: Context, p: string[]): Promise<number> {
   if (p.length > 0) throw usageError(`unexpected argument ${JSON.stringify(p[0])}`, "inventory");
   const { opts } = ctx;
@@ -52,9 +49,7 @@ export async function inventoryCommand(ctx: Context, p: string[]): Promise<numbe
   const agentBelow = opts.string("agent-below");
   const sort = (opts.string("sort") ?? "id") as (typeof SORTS)[number];
   if (!SORTS.includes(sort)) throw usageError(`--sort: one of ${SORTS.join(", ")}`, "inventory");
-  const concurrency = Number(opts.string("concurrency") ?? "16");
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)
-    throw usageError("--concurrency must be 1..256", "inventory");
+  const concurrency = intOption(ctx, "concurrency", 16, 256, "inventory");
 
   const all = await inventory(
     {
@@ -122,7 +117,7 @@ export async function inventoryCommand(ctx: Context, p: string[]): Promise<numbe
       s?.agentVersion ?? "-",
       s?.firmwareVersion ?? "-",
       s ? String(s.channels.length) : "-",
-      s ? cut(s.telemetry ?? "-", 40) : cut(r.statusProblem ?? "-", 40),
+      truncate((s ? s.telemetry : r.statusProblem) ?? "-", 40),
       s?.spooledReadings !== undefined ? String(s.spooledReadings) : "-",
       s ? `${formatAge(now - s.publishedAt)} ago` : "-",
       formatAge(r.credentialAgeMs),

@@ -3,15 +3,10 @@ import { EXIT } from "../exit-codes.js";
 import { countStatuses, formatAmount, type Job } from "../jobs/job.js";
 import { describeSelector } from "../selector.js";
 import type { Context } from "./context.js";
-import { formatTable } from "./format.js";
+import { formatTable, truncate } from "./format.js";
 import { describeCounts } from "./progress.js";
 
 const NOTE_WIDTH = 100;
-
-function cut(s: string, n: number): string {
-  const one = s.replace(/\s+/g, " ").trim();
-  return one.length > n ? `${one.slice(0, n - 3)}...` : one;
-}
 
 export function describeJob(job: Job): string {
   const s = job.spec;
@@ -33,7 +28,7 @@ export function reportJob(ctx: Context, job: Job): number {
   if (ctx.opts.flag("json")) ctx.io.out(JSON.stringify(job));
   else {
     const rows = [["DEVICE", "RESULT", "NOTE"]];
-    for (const d of job.devices) rows.push([d.id, d.status, cut(d.note ?? "", NOTE_WIDTH)]);
+    for (const d of job.devices) rows.push([d.id, d.status, truncate(d.note ?? "", NOTE_WIDTH)]);
     for (const line of formatTable(rows)) ctx.io.out(line);
     ctx.io.out(`${describeJob(job)}\n${job.state}: ${describeCounts(counts)}`);
     if (job.abortReason) ctx.io.out(`aborted: ${job.abortReason}`);

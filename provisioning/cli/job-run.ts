@@ -7,7 +7,8 @@ import type { Context } from "./context.js";
 import { reportJob } from "./job-report.js";
 import { ProgressView } from "./progress.js";
 
-function intOption(
+/** A whole-number option within 1..max, or its fallback when absent; a usage error otherwise. */
+export function intOption(
   ctx: Context,
   name: "concurrency" | "device-timeout" | "poll",
   fallback: number,

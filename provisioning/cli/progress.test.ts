@@ -1,20 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { JobCounts } from "../jobs/job.js";
+import { countStatuses, type JobCounts } from "../jobs/job.js";
 import { describeCounts, ProgressView } from "./progress.js";
 
-const counts = (over: Partial<JobCounts>): JobCounts => ({
-  pending: 0,
-  waiting: 0,
-  running: 0,
-  completed: 0,
-  error: 0,
-  "timed-out": 0,
-  offline: 0,
-  aborted: 0,
-  unknown: 0,
-  ...over,
-});
+const counts = (over: Partial<JobCounts>): JobCounts => ({ ...countStatuses([]), ...over });
 
 describe("job progress", () => {
   it("on a terminal: one bar rewritten in place, at most every 100 ms, always the last state", () => {
@@ -37,7 +26,10 @@ describe("job progress", () => {
     view.end();
     assert.equal(raw.length, 4);
     // Carriage return and "erase line" first, so the bar is rewritten in place.
-    assert.equal(raw[1], `\r\u001b[2Kstatus [${"#".repeat(14)}${".".repeat(10)}] 6/10  5 completed, 1 error, 4 pending`);
+    assert.equal(
+      raw[1],
+      `\r\u001b[2Kstatus [${"#".repeat(14)}${".".repeat(10)}] 6/10  5 completed, 1 error, 4 pending`,
+    );
     assert.match(raw[2]!, /\[#{24}\] 10\/10/, "the last state is drawn whatever the time");
     assert.equal(raw[3], "\n");
   });
