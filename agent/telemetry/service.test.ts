@@ -82,6 +82,35 @@ describe("TelemetryService", () => {
   });
 });
 
+/** A started service on a memory spool and fake timers, its log lines and presence states collected. */
+async function started(
+  over: Record<string, unknown>,
+  operators: string[],
+  session = new PubsubFakeSession(),
+  dir = "readers",
+) {
+  const lines: Array<Record<string, unknown>> = [];
+  const timers = new FakeTimers(1_700_000_000_000);
+  const c = telemetryConfigSchema.parse({ spool: { store: "memory" }, ...over }, new Ctx());
+  assert.notEqual(c, INVALID);
+  const states: string[] = [];
+  const svc = new TelemetryService({
+    config: c as TelemetryConfig,
+    pubsub: { service: "pubsub.iot.test", nodePrefix: "devices/" },
+    operators,
+    deviceId: "dev1",
+    dataDir: join(root, dir),
+    session,
+    source: { channels: () => [], read: async () => ({ value: 0, quality: "good" }) },
+    agentVersion: "0.1.0",
+    timers,
+    logger: createLogger({ level: "debug", write: (line) => lines.push(JSON.parse(line)) }),
+    onStateChange: (s) => states.push(s),
+  });
+  await svc.start();
+  return { svc, lines, session, timers, states };
+}
+
 describe("TelemetryService: readers and squatted nodes", () => {
   it("telemetryReaders: operator accounts and readers, folded and de-duplicated; domains apart", () => {
     assert.deepEqual(
@@ -89,29 +118,6 @@ describe("TelemetryService: readers and squatted nodes", () => {
       { accounts: ["alice@iot.test", "bob@iot.test", "dash@iot.test"], domains: ["ops.example.org"] },
     );
   });
-
-  async function started(over: Record<string, unknown>, operators: string[], session = new PubsubFakeSession()) {
-    const lines: Array<Record<string, unknown>> = [];
-    const timers = new FakeTimers(1_700_000_000_000);
-    const c = telemetryConfigSchema.parse({ spool: { store: "memory" }, ...over }, new Ctx());
-    assert.notEqual(c, INVALID);
-    const states: string[] = [];
-    const svc = new TelemetryService({
-      config: c as TelemetryConfig,
-      pubsub: { service: "pubsub.iot.test", nodePrefix: "devices/" },
-      operators,
-      deviceId: "dev1",
-      dataDir: join(root, "readers"),
-      session,
-      source: { channels: () => [], read: async () => ({ value: 0, quality: "good" }) },
-      agentVersion: "0.1.0",
-      timers,
-      logger: createLogger({ level: "debug", write: (line) => lines.push(JSON.parse(line)) }),
-      onStateChange: (s) => states.push(s),
-    });
-    await svc.start();
-    return { svc, lines, session, timers, states };
-  }
 
   it("warns once at start about operators given as a whole domain (whitelist), and not under presence", async () => {
     const a = await started({}, ["ops.example.org", "op@iot.test"]);
@@ -163,22 +169,7 @@ describe("TelemetryService: readers and squatted nodes", () => {
 describe("TelemetryService: the status item kept fresh", () => {
   it("is published again every statusIntervalMs while online, with the spooled readings; not while offline", async () => {
     const session = new PubsubFakeSession();
-    const timers = new FakeTimers(1_700_000_000_000);
-    const c = telemetryConfigSchema.parse(
-      { spool: { store: "memory" }, publish: { statusIntervalMs: 60_000 } },
-      new Ctx(),
-    ) as TelemetryConfig;
-    const svc = new TelemetryService({
-      config: c,
-      pubsub: { service: "pubsub.iot.test", nodePrefix: "devices/" },
-      deviceId: "dev1",
-      dataDir: join(root, "status-refresh"),
-      session,
-      source: { channels: () => [], read: async () => ({ value: 0, quality: "good" }) },
-      agentVersion: "0.1.0",
-      timers,
-    });
-    await svc.start();
+    const { svc, timers } = await started({ publish: { statusIntervalMs: 60_000 } }, [], session, "status-refresh");
     await settle();
     const items = () =>
       session.requests
@@ -206,22 +197,12 @@ describe("TelemetryService: a status item that fails while online", () => {
       iq.getChild("pubsub")?.getChild("publish")?.attrs.node === "devices/dev1/status";
     let failures = 1;
     session.policy = (iq) => (isStatusPublish(iq) && failures-- > 0 ? { code: "iq_timeout" } : "result");
-    const timers = new FakeTimers(1_700_000_000_000);
-    const c = telemetryConfigSchema.parse(
-      { spool: { store: "memory" }, publish: { retry: { initialDelayMs: 1000, maxDelayMs: 1000, factor: 1 } } },
-      new Ctx(),
-    );
-    const svc = new TelemetryService({
-      config: c as TelemetryConfig,
-      pubsub: { service: "pubsub.iot.test", nodePrefix: "devices/" },
-      deviceId: "dev1",
-      dataDir: join(root, "status-retry"),
+    const { svc, timers } = await started(
+      { publish: { retry: { initialDelayMs: 1000, maxDelayMs: 1000, factor: 1 } } },
+      [],
       session,
-      source: { channels: () => [], read: async () => ({ value: 0, quality: "good" }) },
-      agentVersion: "0.1.0",
-      timers,
-    });
-    await svc.start();
+      "status-retry",
+    );
     await settle();
     const statusPublishes = () => session.requests.filter(isStatusPublish).length;
     assert.equal(statusPublishes(), 1, "the first one timed out");

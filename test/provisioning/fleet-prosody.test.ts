@@ -83,6 +83,30 @@ describe("fleet provisioning against Prosody", () => {
     };
   }
 
+  /**
+   * The enrolled device online with its config: its session, and rotate-credentials wired the way
+   * agent/main.ts is expected to (one more command in the registry, authorised by the operator
+   * rules enrol wrote: the admin may run only this command).
+   */
+  async function runDevice(configFile: string, credentials: CredentialStore) {
+    const loaded = loadConfig(configFile, {});
+    const session = new XmppSession({ config: loaded.config.xmpp, password: loaded.password });
+    const offline: string[] = [];
+    session.on("offline", (i) => offline.push(i.reason));
+    const online = new Promise((res) => session.once("online", res));
+    session.start();
+    await online;
+    const audit = new MemoryAuditSink();
+    const adhoc = new AdhocCommands({
+      registry: new CommandRegistry().register(rotationCommand({ session, credentials })),
+      authorizer: new Authorizer(loaded.config.operators),
+      audit,
+      ownJid: () => session.jid,
+    });
+    adhoc.start(session);
+    return { session, offline, audit, stop: () => adhoc.stop() };
+  }
+
   async function publish(session: XmppSession, n: number): Promise<void> {
     const iq = new Element("iq", { type: "set" })
       .c("pubsub", { xmlns: "http://jabber.org/protocol/pubsub" })
@@ -129,23 +153,7 @@ describe("fleet provisioning against Prosody", () => {
       { jid: ADMIN, commands: ["rotate-credentials"] },
     ]);
     assert.equal(loaded.config.pubsub.service, "pubsub.iot.test");
-    const session = new XmppSession({ config: loaded.config.xmpp, password: loaded.password });
-    const offline: string[] = [];
-    session.on("offline", (i) => offline.push(i.reason));
-    const online = new Promise((res) => session.once("online", res));
-    session.start();
-    await online;
-    // Wired the way agent/main.ts is expected to: rotate-credentials is one more command in the
-    // registry, authorised by the operator rules enrol wrote (the admin may run only this command).
-    const audit = new MemoryAuditSink();
-    const adhoc = new AdhocCommands({
-      registry: new CommandRegistry().register(rotationCommand({ session, credentials: creds })),
-      authorizer: new Authorizer(loaded.config.operators),
-      audit,
-      ownJid: () => session.jid,
-    });
-    adhoc.start(session);
-    const unregister = () => adhoc.stop();
+    const { session, offline, audit, stop: unregister } = await runDevice(d.config, creds);
     try {
       await publish(session, 1);
       r = await runFleet("list", "--online", ...server());
@@ -235,20 +243,9 @@ describe("fleet provisioning against Prosody", () => {
           d.data,
         );
         assert.equal(r.code, 0, r.err);
-        const loaded = loadConfig(d.config, {});
         const creds = new CredentialStore(join(d.data, "credentials"));
-        const session = new XmppSession({ config: loaded.config.xmpp, password: loaded.password });
-        const online = new Promise((res) => session.once("online", res));
-        session.start();
-        await online;
-        const adhoc = new AdhocCommands({
-          registry: new CommandRegistry().register(rotationCommand({ session, credentials: creds })),
-          authorizer: new Authorizer(loaded.config.operators),
-          audit: new MemoryAuditSink(),
-          ownJid: () => session.jid,
-        });
-        adhoc.start(session);
-        running.push({ name, session, creds, config: d.config, stop: () => adhoc.stop() });
+        const { session, stop } = await runDevice(d.config, creds);
+        running.push({ name, session, creds, config: d.config, stop });
       }
       const before = running.map((d) => d.creds.readPassword());
       let r = await runFleet("rotate", "--tag", "group=bulk", ...server(), "--json");
