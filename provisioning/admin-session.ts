@@ -36,8 +36,8 @@ export const connectAdmin: AdminConnector = async (o) => {
   if (o.server) raw.server = o.server;
   if (o.caFile) raw.caFile = o.caFile;
   if (o.pinSha256) raw.pinSha256 = o.pinSha256;
-  // One attempt only: a CLI reports a failure instead of retrying for minutes.
-  raw.reconnect = { initialDelayMs: 60_000, authFailureDelayMs: 600_000 };
+  // One attempt only: a CLI reports a failure (a refused password too) instead of retrying for minutes.
+  raw.reconnect = { initialDelayMs: 60_000, authFailureDelayMs: 600_000, authFailureRetries: 0 };
   const config = xmppConfigSchema.parse(raw, ctx);
   if (config === INVALID || ctx.issues.length > 0)
     throw new ProvisioningError(

@@ -113,6 +113,12 @@ export const xmppConfigSchema = obj(
       factor: def(int({ min: 1, max: 10 }), 2),
       /** After an authentication failure the server will not change its mind soon: wait at least this. */
       authFailureDelayMs: def(ms({ min: 1000 }), 600_000),
+      /**
+       * A refused login is retried this many times on the normal backoff before the agent waits
+       * authFailureDelayMs: a server may refuse a right password while its account store is out of
+       * reach (ejabberd answers a failed SQL query with not-authorized, docs/servers.md).
+       */
+      authFailureRetries: def(int({ min: 0, max: 10 }), 2),
     }),
     limits: obj({
       /**

@@ -126,20 +126,27 @@ describe("negotiation (in-process)", () => {
     await kit.stop();
   });
 
-  it("a refused password is an AuthError and a fault, retried only after authFailureDelayMs", async () => {
+  it("a refused password: retried soon authFailureRetries times, then an AuthError fault and authFailureDelayMs", async () => {
     const kit = sessionKit();
+    const retries = kit.config.reconnect.authFailureRetries;
+    assert.equal(retries, 2, "the default");
     kit.session.setPassword("wrong");
     kit.session.start();
-    const login = await (await kit.nextServer()).login();
-    assert.equal(login.authenticated, false);
-    await kit.settle();
+    for (let i = 0; i <= retries; i++) {
+      if (i > 0) await kit.clock.advance(100); // the backoff's floor in the kit
+      const login = await (await kit.nextServer()).login();
+      assert.equal(login.authenticated, false);
+      await kit.settle();
+      assert.equal(kit.events.refusals.length, i + 1, "each refusal is told");
+      assert.equal(kit.events.faults.length, i < retries ? 0 : 1, "a fault only once the retries are spent");
+    }
     const fault = kit.events.faults[0];
     assert.ok(fault instanceof AuthError, String(fault));
     assert.equal(fault.code, "auth_failed");
     assert.equal(fault.context.condition, "not-authorized");
     assert.equal(kit.session.state, "waiting");
     await kit.clock.advance(kit.config.reconnect.authFailureDelayMs - 1);
-    assert.equal(kit.servers.length, 1, "no tight loop against a server that said no");
+    assert.equal(kit.servers.length, retries + 1, "no tight loop against a server that said no");
     kit.session.setPassword("secret");
     await kit.clock.advance(1);
     await (await kit.nextServer()).login();
@@ -148,11 +155,12 @@ describe("negotiation (in-process)", () => {
     await kit.stop();
   });
 
-  it("a SASL <failure/> condition reaches the fault", async () => {
-    const kit = sessionKit();
+  it("a SASL <failure/> condition reaches the refusal and the fault", async () => {
+    const kit = sessionKit({ config: { reconnect: { authFailureRetries: 0 } } });
     kit.session.start();
     await (await kit.nextServer()).login({ authFailure: "account-disabled" });
     await kit.settle();
+    assert.equal(kit.events.refusals[0]?.context.condition, "account-disabled");
     assert.equal(kit.events.faults[0]?.context.condition, "account-disabled");
     await kit.stop();
   });

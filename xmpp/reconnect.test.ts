@@ -6,15 +6,15 @@ import { AuthError } from "./negotiate.js";
 import { isPersistentFailure, ReconnectLoop } from "./reconnect.js";
 import { KitClock, settle } from "./testing/index.js";
 
-const CONFIG = { initialDelayMs: 1000, maxDelayMs: 8000, factor: 2, authFailureDelayMs: 60_000 };
+const CONFIG = { initialDelayMs: 1000, maxDelayMs: 8000, factor: 2, authFailureDelayMs: 60_000, authFailureRetries: 0 };
 
 /** A loop whose attempts follow a script: "online" (got online, then lost), or an error to throw. */
-function setup(script: (AgentError | Error | "online")[]) {
+function setup(script: (AgentError | Error | "online")[], config = CONFIG) {
   const clock = new KitClock();
   const log: string[] = [];
   const attempts: number[] = [];
   const loop = new ReconnectLoop({
-    config: CONFIG,
+    config,
     timers: clock,
     log: silentLogger,
     random: () => 1,
@@ -61,6 +61,36 @@ describe("ReconnectLoop", () => {
     assert.deepEqual(t.attempts, [0]);
     await t.clock.advance(1);
     assert.deepEqual(t.log, ["auth_failed (persistent)", "waiting", "connect_failed", "waiting"]);
+    await t.loop.stop(() => undefined);
+  });
+
+  it("retries the first authFailureRetries refusals in a row on the backoff; online starts the count again", async () => {
+    const refused = () => new AuthError("auth_failed", "not-authorized");
+    const t = setup([refused(), refused(), refused(), "online", refused(), "online"], {
+      ...CONFIG,
+      authFailureRetries: 2,
+    });
+    t.loop.start();
+    await t.clock.advance(59_999);
+    // 0; +1 s; +2 s (retries, not persistent); then the third refusal waits the long delay.
+    assert.deepEqual(t.attempts, [0, 1000, 3000]);
+    assert.deepEqual(
+      t.log.filter((l) => l !== "waiting"),
+      ["auth_failed", "auth_failed", "auth_failed (persistent)"],
+    );
+    await t.clock.advance(4001);
+    // Online at 63 s (then lost): +1 s; the next refusal is the first of a new run, retried soon.
+    assert.deepEqual(t.attempts, [0, 1000, 3000, 63_000, 64_000]);
+    assert.deepEqual(t.log.filter((l) => l !== "waiting").slice(3), ["auth_failed"]);
+    await t.loop.stop(() => undefined);
+  });
+
+  it("retries no other failure that needs a person", async () => {
+    const t = setup([new AgentError("tls_cert_rejected", "untrusted")], { ...CONFIG, authFailureRetries: 2 });
+    t.loop.start();
+    await t.clock.advance(59_999);
+    assert.deepEqual(t.attempts, [0]);
+    assert.deepEqual(t.log, ["tls_cert_rejected (persistent)", "waiting"]);
     await t.loop.stop(() => undefined);
   });
 

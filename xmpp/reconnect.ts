@@ -3,6 +3,12 @@
  * them. Waits use exponential backoff with full jitter, reset after an attempt that got online; a
  * failure that needs a person (a refused password, an untrusted certificate) waits
  * `authFailureDelayMs` instead, so the agent never hammers a server that said no.
+ *
+ * A refused password is the one such failure a server may report by mistake: ejabberd on SQL
+ * answers a login whose account query failed (its connection pool restarting after a node joined
+ * a cluster, the database away) with the same not-authorized as a wrong password. So the first
+ * `authFailureRetries` refusals in a row are retried on the normal backoff, logged as warnings and
+ * not yet a fault; the one after them is the fault and waits the long delay.
  */
 import { Backoff } from "../kernel/backoff.js";
 import { AgentError, describeError } from "../kernel/errors.js";
@@ -48,6 +54,8 @@ export class ReconnectLoop {
   private wait: { handle: TimerHandle; wake: () => void } | undefined;
   /** retryNow() was called during an attempt: the wait after it is skipped. */
   private skipNextWait = false;
+  /** Refused logins in a row since the last attempt that got online. */
+  private refusals = 0;
 
   constructor(private readonly o: ReconnectOptions) {
     this.backoff = new Backoff(o.config, o.random);
@@ -105,17 +113,22 @@ export class ReconnectLoop {
       if (this.stopping) break;
       let delay: number;
       if (failure) {
-        const persistent = isPersistentFailure(failure);
+        const refused = failure.code === "auth_failed";
+        if (refused) this.refusals++;
+        const persistent =
+          isPersistentFailure(failure) && !(refused && this.refusals <= this.o.config.authFailureRetries);
         // A refused password or certificate will not fix itself in a second: wait long, and say so loudly.
         delay = persistent ? this.o.config.authFailureDelayMs : this.backoff.next();
         this.o.log[persistent ? "error" : "warn"]("connection attempt failed", {
           error: describeError(failure),
           retryInMs: delay,
+          ...(refused && !persistent ? { refusalsInARow: this.refusals } : {}),
         });
         this.o.failed(failure, persistent);
       } else {
         if (wasOnline) {
           this.backoff.reset();
+          this.refusals = 0;
           // A retryNow() aimed at an attempt that then succeeded is spent.
           this.skipNextWait = false;
         }

@@ -115,7 +115,8 @@ describe("XmppSession (in-process)", () => {
   });
 
   it("retryNow() ends a wait, or skips the next one when called during an attempt", async () => {
-    const kit = sessionKit();
+    // Every refusal a fault at once, and the long wait after it.
+    const kit = sessionKit({ config: { reconnect: { authFailureRetries: 0 } } });
     kit.session.retryNow(); // not started: no effect
     kit.session.setPassword("wrong");
     kit.session.start();

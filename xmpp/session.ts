@@ -51,6 +51,11 @@ export interface SessionEvents {
    * retrying, slowly. Not named "error" so that an absent listener never crashes the agent.
    */
   fault: [err: AgentError];
+  /**
+   * Every refused login (auth_failed), the first xmpp.reconnect.authFailureRetries of a run too,
+   * which are retried soon and are not yet a fault: for whoever can try another password.
+   */
+  refused: [err: AgentError];
 }
 
 export interface SessionOptions {
@@ -185,6 +190,7 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       attempt: () => this.connectOnce(),
       failed: (err, persistent) => {
         this.lastError = `${err.code}: ${err.message}`;
+        if (err.code === "auth_failed") this.emit("refused", err);
         if (persistent) this.emit("fault", err);
       },
       waiting: () => this.setState("waiting"),

@@ -16,7 +16,8 @@ describe("startOnline", () => {
   });
 
   it("a refused login is a fault outcome, and the session is stopped", async () => {
-    const kit = sessionKit();
+    // As the fleet admin's tool sets it: the first refusal is the fault.
+    const kit = sessionKit({ config: { reconnect: { authFailureRetries: 0 } } });
     const started = startOnline(kit.session, 10_000);
     await (await kit.nextServer()).login({ authFailure: "account-disabled" });
     const outcome = await started;

@@ -27,9 +27,11 @@ class FakeRecoverableSession extends EventEmitter<SessionEvents> {
   retryNow(): void {
     this.retries++;
   }
-  /** What the real session does on a refused login. */
+  /** What the real session does on a refused login (a fault too once its retries are spent). */
   refuse(): void {
-    this.emit("fault", new AgentError("auth_failed", "authentication failed: not-authorized"));
+    const err = new AgentError("auth_failed", "authentication failed: not-authorized");
+    this.emit("refused", err);
+    this.emit("fault", err);
   }
   online(): void {
     this.emit("online", { resumed: false, jid: "dev@iot.test/agent" });
@@ -65,7 +67,7 @@ describe("LoginRecovery (interrupted rotation)", () => {
     assert.equal(session.password, "pw-a");
     assert.equal(session.retries, 0);
     recovery.stop();
-    assert.equal(session.listenerCount("fault"), 0);
+    assert.equal(session.listenerCount("refused"), 0);
   });
 
   it("a journal left while running (rotation answer never came): a refused re-login tries it at once", () => {
@@ -95,7 +97,7 @@ describe("LoginRecovery (interrupted rotation)", () => {
     assert.equal(recovery.pending, false);
     assert.equal(session.listenerCount("online"), 0, "online listener removed once settled");
     recovery.stop();
-    assert.equal(session.listenerCount("fault"), 0);
+    assert.equal(session.listenerCount("refused"), 0);
   });
 
   it("current password accepted -> the server never got the change: journal dropped", () => {
@@ -137,7 +139,7 @@ describe("LoginRecovery (interrupted rotation)", () => {
     const { credentials, session, recovery } = setup("pw-old", "pw-new", "from-env");
     assert.equal(recovery.start(), false);
     assert.equal(session.password, "from-env");
-    assert.equal(session.listenerCount("fault"), 0);
+    assert.equal(session.listenerCount("refused"), 0);
     assert.equal(credentials.pendingRotation(), "pw-new");
   });
 
@@ -153,7 +155,7 @@ describe("LoginRecovery (interrupted rotation)", () => {
     const { credentials, session, recovery } = setup("pw-old", "pw-new");
     recovery.start();
     recovery.stop();
-    assert.equal(session.listenerCount("fault"), 0);
+    assert.equal(session.listenerCount("refused"), 0);
     assert.equal(session.listenerCount("online"), 0);
     session.refuse();
     session.online();

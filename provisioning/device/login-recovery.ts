@@ -2,9 +2,10 @@
  * Finishes a rotation that a crash interrupted. A rotation journals the new password in
  * `password.next` before asking the server; if the agent died before renaming it over `password`,
  * nobody knows which of the two the server has. At start this tries them in order
- * (CredentialStore.candidates(): current, then journalled): each refused login (`fault` with code
- * `auth_failed`) switches the session to the next candidate and asks it to retry at once, instead
- * of waiting xmpp.reconnect.authFailureDelayMs. The first login that works settles the journal:
+ * (CredentialStore.candidates(): current, then journalled): each refused login (the session's
+ * `refused` event, sent for every auth_failed, also those not yet counted as a fault) switches the
+ * session to the next candidate and asks it to retry at once, instead of waiting out its backoff
+ * or xmpp.reconnect.authFailureDelayMs. The first login that works settles the journal:
  *   - the current password worked: the server never got the change, drop the journal;
  *   - the journalled one worked: the server did, make it current (commitRotation).
  * If every candidate is refused, the session keeps alternating between them at its slow
@@ -21,9 +22,9 @@ import type { CredentialStore } from "./credentials.js";
 export interface RecoverableSession {
   setPassword(password: string): void;
   retryNow(): void;
-  on(event: "fault", listener: (...args: SessionEvents["fault"]) => void): unknown;
+  on(event: "refused", listener: (...args: SessionEvents["refused"]) => void): unknown;
   on(event: "online", listener: (...args: SessionEvents["online"]) => void): unknown;
-  off(event: "fault", listener: (...args: SessionEvents["fault"]) => void): unknown;
+  off(event: "refused", listener: (...args: SessionEvents["refused"]) => void): unknown;
   off(event: "online", listener: (...args: SessionEvents["online"]) => void): unknown;
 }
 
@@ -75,7 +76,7 @@ export class LoginRecovery {
       return false;
     }
     this.watching = true;
-    session.on("fault", this.onFault);
+    session.on("refused", this.onRefused);
     if (credentials.pendingRotation() === undefined) return false;
     if (!this.activate()) return false;
     session.setPassword(this.candidates[0]!);
@@ -89,7 +90,7 @@ export class LoginRecovery {
     this.deactivate();
     if (!this.watching) return;
     this.watching = false;
-    this.opts.session.off("fault", this.onFault);
+    this.opts.session.off("refused", this.onRefused);
   }
 
   /** Takes the store's candidates; false when there is nothing to choose between. */
@@ -116,8 +117,7 @@ export class LoginRecovery {
     this.opts.session.off("online", this.onOnline);
   }
 
-  private readonly onFault = (err: AgentError): void => {
-    if (err.code !== "auth_failed") return;
+  private readonly onRefused = (_err: AgentError): void => {
     if (!this.active) {
       // The current password was just refused: if a journal appeared while running, the server may
       // have taken the journalled password after all.

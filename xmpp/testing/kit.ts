@@ -58,6 +58,7 @@ export interface SessionKit {
     online: { resumed: boolean; jid: string }[];
     offline: { reason: string; error?: AgentError }[];
     faults: AgentError[];
+    refusals: AgentError[];
     stanzas: Element[];
   };
   /** The server of the newest connection. */
@@ -134,11 +135,19 @@ export function sessionKit(o: SessionKitOptions = {}): SessionKit {
     ...o.session,
     connect,
   });
-  const events: SessionKit["events"] = { states: [], online: [], offline: [], faults: [], stanzas: [] };
+  const events: SessionKit["events"] = {
+    states: [],
+    online: [],
+    offline: [],
+    faults: [],
+    refusals: [],
+    stanzas: [],
+  };
   session.on("state", (s) => events.states.push(s));
   session.on("online", (i) => events.online.push(i));
   session.on("offline", (i) => events.offline.push(i));
   session.on("fault", (e) => events.faults.push(e));
+  session.on("refused", (e) => events.refusals.push(e));
   session.on("stanza", (el) => events.stanzas.push(el));
 
   const kit: SessionKit = {
