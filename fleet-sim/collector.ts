@@ -149,6 +149,8 @@ export class TelemetryCollector {
    * Subscribes this session's full JID (it sends no presence, so a bare-JID subscription would go
    * to no resource) to every device's node, `concurrency` requests at a time. A node that does not exist
    * yet (the device has not published), or does not list us as a member yet, is retried until `timeoutMs`.
+   * Once subscribed, it reads the items the node holds (a reading published during the subscribe
+   * counts then, notified or not).
    */
   async subscribe(ids: string[], opts: { concurrency?: number; timeoutMs?: number } = {}): Promise<void> {
     for (const id of ids) {
@@ -164,7 +166,6 @@ export class TelemetryCollector {
         iq.c("pubsub", { xmlns: NS_PUBSUB }).c("subscribe", { node: this.nodeOf(id), jid });
         try {
           await this.options.session.request(iq);
-          return;
         } catch (err) {
           // Not created yet, or created but its owner has not yet made us a member (whitelist:
           // ejabberd says not-allowed, Prosody forbidden): both settle within a publish or two.
@@ -176,7 +177,14 @@ export class TelemetryCollector {
               { device: id, error: describeError(err) },
             );
           await new Promise((r) => setTimeout(r, 500));
+          continue;
         }
+        // A subscriber is notified of what is published after its subscription took effect; what
+        // a device published meanwhile can reach nobody. Seen on the two-node ejabberd cluster with
+        // debug logging (a slower server): readings of a device's first seconds counted missing
+        // while pubsub held them. So read what the node holds now.
+        await this.fetchItems([id]);
+        return;
       }
     });
   }
