@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -112,6 +112,23 @@ describe("iot-fleet CLI", () => {
     assert.doesNotMatch(again.err, /generating/, "refuses before promising to generate a key");
     const show = await run("--json", "ca", "show");
     assert.match(JSON.parse(show.out).fingerprint, /^[0-9a-f]{64}$/);
+  });
+
+  it("release build packs a directory into a signed release; a directory that is not an install is a usage error", async () => {
+    const tree = join(root, "agent-tree");
+    for (const d of ["bin", "dist", "node_modules"]) mkdirSync(join(tree, d), { recursive: true });
+    writeFileSync(join(tree, "bin", "iot-agent.js"), 'console.log("xmpp-iot-agent 1.2.3");\n');
+    writeFileSync(join(tree, "dist", "iot-agent.cjs"), "");
+    writeFileSync(join(tree, "package.json"), JSON.stringify({ name: "xmpp-iot-agent", version: "1.2.3" }));
+    writeFileSync(join(tree, "package-lock.json"), "{}");
+    const r = await run("--json", "release", "build", "--from", tree, "--out", join(root, "rel"));
+    assert.equal(r.code, 0, r.err);
+    const out = JSON.parse(r.out);
+    assert.equal(out.manifest.version, "1.2.3");
+    assert.equal(JSON.parse(readFileSync(out.manifestFile, "utf8")).signature.alg, "RS256");
+    const bad = await run("release", "build", "--from", join(root, "nowhere"));
+    assert.equal(bad.code, 2, bad.err);
+    assert.match(bad.err, /installed agent directory/);
   });
 
   it("provision (invite via ad-hoc) -> list -> rotate -> revoke, with a signed revocation list", async () => {

@@ -12,6 +12,7 @@
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { type CommandName, parseCommandLine } from "./cli/args.js";
 import { caInit, caShow } from "./cli/ca-commands.js";
+import { releaseBuild } from "./cli/release-command.js";
 import { Context, type FleetDeps, type FleetIo } from "./cli/context.js";
 import { GLOBAL_HELP, HELP, USAGE } from "./cli/help.js";
 import { listCommand } from "./cli/list-command.js";
@@ -31,6 +32,7 @@ export { USAGE } from "./cli/help.js";
 const COMMANDS: Record<CommandName, (ctx: Context, positionals: string[]) => number | Promise<number>> = {
   "ca init": caInit,
   "ca show": caShow,
+  "release build": releaseBuild,
   provision: provisionCommand,
   rotate: rotateCommand,
   revoke: revokeCommand,

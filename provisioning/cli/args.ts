@@ -47,6 +47,7 @@ const COMMAND_OPTIONS = {
     force: { type: "boolean" },
   },
   "ca show": {},
+  "release build": { from: { type: "string" }, out: { type: "string", short: "o" } },
   provision: {
     invite: { type: "boolean" },
     "invite-token": { type: "string" },
@@ -155,8 +156,13 @@ function hoistGlobals(argv: string[]): string[] {
     i += takesValue ? 2 : 1;
   }
   const rest = argv.slice(i);
-  const words = rest[0] === "ca" && rest[1] !== undefined && !rest[1].startsWith("-") ? 2 : rest.length > 0 ? 1 : 0;
+  const words = isGroup(rest[0]) && rest[1] !== undefined && !rest[1].startsWith("-") ? 2 : rest.length > 0 ? 1 : 0;
   return [...rest.slice(0, words), ...leading, ...rest.slice(words)];
+}
+
+/** Commands of two words: `ca init`, `release build`. */
+function isGroup(word: string | undefined): boolean {
+  return word === "ca" || word === "release";
 }
 
 function isCommand(name: string): name is CommandName {
@@ -168,7 +174,7 @@ export function parseCommandLine(rawArgv: string[]): CommandLine {
   const [first, second] = argv;
   if (first === undefined || first === "--help" || first === "-h" || first === "help")
     return { kind: "overview", asked: first !== undefined };
-  const command = first === "ca" && second !== undefined && !second.startsWith("-") ? `ca ${second}` : first;
+  const command = isGroup(first) && second !== undefined && !second.startsWith("-") ? `${first} ${second}` : first;
   if (!isCommand(command)) return { kind: "unknown", command };
   let parsed: { values: RawValues; positionals: string[] };
   try {

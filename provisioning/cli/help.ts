@@ -21,6 +21,7 @@ export const USAGE = `Usage: iot-fleet <command> [options]
 Commands:
   ca init                 Create the fleet CA (signing key 0600 + self-signed certificate).
   ca show                 Print the CA certificate's subject, validity and SHA-256 fingerprint.
+  release build           Pack an installed agent directory as a release signed by the fleet CA.
   provision DEVICE-ID     Make a signed enrolment bundle for one device.
   rotate DEVICE-ID        Have the device change its own password (or --admin-reset it).
   rotate SELECTOR         The same on every selected device, as a resumable job.
@@ -54,6 +55,16 @@ export const HELP: Record<CommandName, string> = {
 Creates HOME/ca/ca.key.pem (RSA-3072, mode 0600, encrypted when a passphrase is given) and
 HOME/ca/ca.cert.pem (self-signed, CA:true). Refuses to overwrite an existing CA unless --force.
 Copy ca.cert.pem (or its fingerprint, see 'ca show') into device images: it is what devices trust.`,
+  "release build": `Usage: iot-fleet release build [--from DIR] [--out DIR] [--passphrase-file FILE]
+
+Packs the agent directory DIR (default: the current one) as installed on a device: bin/, dist/,
+node_modules/ (production only, native addons built for this machine's Node.js), package.json and
+package-lock.json, into a gzip'd tar, and writes its manifest signed by the fleet CA beside it
+(name, package.json's version, Node ABI/platform/arch, size, SHA-256, free disk needed). The
+release's own bin/iot-agent.js --version must report package.json's version.
+
+      --from DIR     The agent directory (npm ci && npm run build && npm prune --omit=dev).
+  -o, --out DIR      Where the archive and manifest go (default: FLEET-HOME/releases).`,
   "ca show": `Usage: iot-fleet ca show
 
 Prints the fleet CA certificate's subject, validity and SHA-256 fingerprint.`,

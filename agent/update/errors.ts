@@ -1,0 +1,29 @@
+/**
+ * Why a device refused or could not apply an update. Each code is stable: the `update` command's
+ * result, the status item and the fleet's per-device report carry it.
+ */
+import { AgentError } from "../../kernel/errors.js";
+
+export type UpdateErrorCode =
+  /** Signature, fleet CA or manifest shape (the underlying ProvisioningError is the cause). */
+  | "update_untrusted"
+  | "update_not_newer"
+  | "update_wrong_platform"
+  | "update_no_space"
+  | "update_too_large"
+  | "update_download_failed"
+  | "update_hash_mismatch"
+  | "update_archive_invalid"
+  | "update_io";
+
+export class UpdateError extends AgentError {
+  declare readonly code: UpdateErrorCode;
+  constructor(
+    code: UpdateErrorCode,
+    message: string,
+    context: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, context, options);
+  }
+}
