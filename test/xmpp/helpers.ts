@@ -71,4 +71,35 @@ export function waitFor(cond: () => boolean, timeoutMs: number, what: string): P
   });
 }
 
+/**
+ * Waits until `value()` reaches `target`, for as long as it keeps moving: fails when it has not
+ * grown for `stallMs`, or after `maxMs` in all. For a backlog whose drain rate depends on the
+ * machine's load (a server still delivering a flood), where a fixed deadline is a guess.
+ */
+export function waitForProgress(
+  value: () => number,
+  target: number,
+  o: { stallMs: number; maxMs: number },
+  what: string,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    let last = value();
+    let lastMove = start;
+    const tick = () => {
+      const v = value();
+      if (v >= target) return resolve();
+      const now = Date.now();
+      if (v > last) {
+        last = v;
+        lastMove = now;
+      }
+      if (now - lastMove > o.stallMs || now - start > o.maxMs)
+        return reject(new Error(`timed out waiting for ${what}: ${v} of ${target} after ${now - start} ms`));
+      setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
