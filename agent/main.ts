@@ -40,6 +40,7 @@ import { Lifecycle } from "./compose/lifecycle.js";
 import { composeSession } from "./compose/session.js";
 import { statusSource } from "./compose/status.js";
 import { composeTelemetry } from "./compose/telemetry.js";
+import { composeUpdate } from "./compose/update.js";
 import type { LoadedConfig } from "./config/load.js";
 import { MemoryWatch } from "./health/memory-watch.js";
 import type { TelemetryService } from "./telemetry/service.js";
@@ -66,6 +67,11 @@ export interface AgentDeps {
   backends?: BoardBackends;
   /** The reconnect jitter's random source (default Math.random; the fleet simulator's --no-jitter). */
   random?: () => number;
+  /**
+   * Stop and exit so that the service manager starts the agent again (into another release: the
+   * update command, a rollback). runAgent exits with EXIT_RESTART. Default: logged, nothing else.
+   */
+  requestRestart?: (reason: string) => void;
 }
 
 /** Async because the simulator, when `hardware` selects it, is imported on demand. */
@@ -112,6 +118,10 @@ export async function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): P
     timers,
     memory: () => memory.snapshot(),
   });
+  const restart =
+    deps.requestRestart ??
+    ((reason: string) => log.warn("restart requested, but nothing restarts this agent", { reason }));
+  const update = composeUpdate(config, { session, telemetry: () => telemetry, restart, timers, log });
   const { commands, policy, audit } = composeCommands(config, {
     session,
     board,
@@ -119,7 +129,7 @@ export async function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): P
     authorizer,
     status,
     sampling,
-    extra: credentials ? [credentials.command()] : [],
+    extra: [...(credentials ? [credentials.command()] : []), ...(update.command ? [update.command] : [])],
     timers,
     log,
   });
@@ -167,6 +177,7 @@ export async function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): P
       { name: "commands", start: () => commands.start(session), stop: () => commands.stop() },
       { name: "presence policy", start: () => policy.start(session), stop: () => policy.stop() },
       { name: "online", start: () => session.start() },
+      { name: "update trial", start: () => void update.trial?.start(), stop: () => update.trial?.stop() },
     ],
     log,
   );
@@ -187,12 +198,20 @@ export async function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): P
 }
 
 /** Runs until SIGTERM/SIGINT; returns the process exit code. */
+/** runAgent's exit status when the agent asks to be started again (EX_TEMPFAIL; the unit restarts it). */
+export const EXIT_RESTART = 75;
+
 export async function runAgent(loaded: LoadedConfig): Promise<number> {
   const log = createLogger({ level: loaded.config.log.level }).child({ device: loaded.config.device.id });
-  const agent = await createAgent(loaded, { log });
+  let restartRequested: (reason: string) => void = () => undefined;
+  const agent = await createAgent(loaded, { log, requestRestart: (reason) => restartRequested(reason) });
   let stopRequested: () => void = () => undefined;
   const stopSignal = new Promise<string>((resolve) => {
     stopRequested = () => resolve("signal");
+    restartRequested = (reason) => {
+      log.info("restarting", { reason });
+      resolve("restart");
+    };
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (signalled) {
@@ -218,10 +237,10 @@ export async function runAgent(loaded: LoadedConfig): Promise<number> {
     if (err instanceof ConfigError) throw err;
     return 1;
   }
-  await stopSignal;
+  const why = await stopSignal;
   try {
     await agent.stop();
-    return 0;
+    return why === "restart" ? EXIT_RESTART : 0;
   } catch (err) {
     log.error("stop failed", { error: describeError(err) });
     return 1;

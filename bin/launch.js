@@ -18,8 +18,12 @@ async function launch(name, source, { stoppable = false } = {}) {
   });
   const bundle = join(root, "dist", `${name}.cjs`);
   const checkout = existsSync(join(root, source));
+  const useDist = existsSync(bundle) && (!checkout || process.env.IOT_USE_DIST === "1");
+  const release = name === "iot-agent" && process.argv[2] === "run" ? await bootGuard(useDist) : undefined;
   let cli;
-  if (existsSync(bundle) && (!checkout || process.env.IOT_USE_DIST === "1")) {
+  if (release) {
+    cli = require(join(release, "dist", `${name}.cjs`));
+  } else if (useDist) {
     cli = require(bundle);
   } else {
     await import("tsx/esm");
@@ -54,6 +58,38 @@ async function launch(name, source, { stoppable = false } = {}) {
     });
   }
   process.exitCode = await cli.main(process.argv.slice(2), io);
+}
+
+/**
+ * Over-the-air updates (docs/update.md): with IOT_AGENT_RELEASES_DIR set (deploy/iot-agent.service),
+ * `iot-agent run` first runs the boot guard of this base install, which counts the starts of a
+ * release on trial and rolls back one that does not prove itself, then starts the release under
+ * DIR/current (its own bundle), or this install when there is none. Returns that release's
+ * directory, or undefined. Counting here, before the release's code is loaded, catches a release
+ * that crashes while Node loads it.
+ */
+async function bootGuard(useDist) {
+  const dir = process.env.IOT_AGENT_RELEASES_DIR;
+  if (!dir) return undefined;
+  let guard;
+  if (useDist) guard = require(join(root, "dist", "iot-boot-guard.cjs"));
+  else {
+    await import("tsx/esm");
+    guard = await import(pathToFileURL(join(root, "agent/update/boot-guard.ts")).href);
+  }
+  // One structured line, like the agent's own log (kernel/log.ts), before the agent exists.
+  const log = (level, fields) =>
+    process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), level, msg: "boot guard", ...fields })}\n`);
+  try {
+    const { runFrom, outcome } = guard.guard(dir);
+    log(outcome.action === "rolled-back" ? "error" : "info", outcome);
+    return runFrom;
+  } catch (err) {
+    // The bookkeeping failed (a full or read-only disk): start what `current` names, uncounted.
+    const current = join(dir, "current");
+    log("error", { error: String(err), runFrom: existsSync(current) ? current : "base install" });
+    return existsSync(current) ? current : undefined;
+  }
 }
 
 /** Runs a CLI; a failure to start it at all (a missing bundle, a broken install) exits 1 with the stack. */

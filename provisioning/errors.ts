@@ -46,7 +46,9 @@ export type ProvisioningErrorCode =
   | "adhoc_failed"
   | "adhoc_unsupported"
   | "enroll_io"
-  | "enroll_login_failed";
+  | "enroll_login_failed"
+  // releases (XEP-0363 upload)
+  | "upload_refused";
 
 export class ProvisioningError extends AgentError {
   declare readonly code: ProvisioningErrorCode;

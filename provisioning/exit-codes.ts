@@ -59,6 +59,7 @@ const BY_CODE: Partial<Record<ProvisioningErrorCode, number>> = {
   adhoc_failed: EXIT.server,
   adhoc_unsupported: EXIT.server,
   enroll_login_failed: EXIT.server,
+  upload_refused: EXIT.server,
 };
 
 export function exitCodeFor(err: unknown): number {

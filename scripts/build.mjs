@@ -86,6 +86,9 @@ const clis = await build({
     "iot-fleet": "provisioning/cli.ts",
     "iot-sim": "firmware-sim/cli.ts",
     "iot-fleet-sim": "fleet-sim/cli.ts",
+    // Run by bin/launch.js before the agent when IOT_AGENT_RELEASES_DIR is set: always from the base
+    // install, never from a release (docs/update.md). It must never load node-forge.
+    "iot-boot-guard": "agent/update/boot-guard.ts",
   },
   outdir,
   external: native,

@@ -83,6 +83,9 @@ export function parseConfig(text: string, file: string, env: EnvOverrides = {}):
   config.device.dataDir = abs(config.device.dataDir);
   if (config.xmpp.caFile) config.xmpp.caFile = abs(config.xmpp.caFile);
   if (config.xmpp.passwordFile) config.xmpp.passwordFile = abs(config.xmpp.passwordFile);
+  config.update.dir = abs(config.update.dir);
+  if (config.update.fleetCaFile) config.update.fleetCaFile = abs(config.update.fleetCaFile);
+  if (config.update.downloadCaFile) config.update.downloadCaFile = abs(config.update.downloadCaFile);
   // Serial device paths: absolute ones (/dev/...) as they are; relative ones (a PTY of the
   // simulator next to the config) relative to the config file, like every other path.
   for (const link of Object.values(config.board.serial)) link.path = abs(link.path);

@@ -8,6 +8,7 @@ import { commandsConfigSchema } from "../commands/config.js";
 import { memoryConfigSchema } from "../health/config.js";
 import { telemetryConfigSchema } from "../telemetry/config.js";
 import { mqttMirrorConfigSchema } from "../telemetry/mqtt-mirror-config.js";
+import { updateConfigSchema } from "../update/config.js";
 import { xmppConfigSchema } from "../../xmpp/config.js";
 import { arr, bareJid, def, obj, oneOf, opt, str, type Infer } from "../../kernel/schema-dsl.js";
 
@@ -61,6 +62,7 @@ export const agentConfigSchema = obj({
   telemetry: telemetryConfigSchema,
   mqttMirror: mqttMirrorConfigSchema,
   provisioning: provisioningConfigSchema,
+  update: updateConfigSchema,
 });
 
 export type AgentConfig = Exclude<Infer<typeof agentConfigSchema>, symbol>;

@@ -14,7 +14,11 @@ export type UpdateErrorCode =
   | "update_download_failed"
   | "update_hash_mismatch"
   | "update_archive_invalid"
-  | "update_io";
+  | "update_io"
+  /** Another update is being downloaded or installed. */
+  | "update_busy"
+  /** The agent was not started by the releases launcher, or `update.enabled` is off. */
+  | "update_unavailable";
 
 export class UpdateError extends AgentError {
   declare readonly code: UpdateErrorCode;

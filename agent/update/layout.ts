@@ -4,7 +4,9 @@
  *   ROOT/releases/0.2.0/     a complete release (it holds .release.json, written last)
  *   ROOT/releases/.staging-0.2.0/   an unpack under way (removed and redone after a power cut)
  *   ROOT/current  -> releases/0.2.0  what the service starts (deploy/iot-agent.service)
- *   ROOT/previous -> releases/0.1.0  what a rollback returns to
+ *   ROOT/previous -> releases/0.1.0  what was current before the last switch
+ *
+ * No `current` means the base install runs (the launcher's own directory, /opt/iot-agent).
  *
  * A release becomes visible under its version only by a rename after it was unpacked and flushed,
  * and `current` changes only by renaming a new symlink over it, then flushing the directory: a
@@ -25,8 +27,7 @@ import {
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { fsyncDirSync, writeFileAtomic } from "../../kernel/fsutil.js";
-import { RELEASE_ENTRIES } from "../../provisioning/release/build.js";
-import { isReleaseVersion, type ReleaseManifest } from "../../provisioning/release/manifest.js";
+import { isReleaseVersion, RELEASE_ENTRIES, type ReleaseManifest } from "../../provisioning/release/format.js";
 import { UpdateError } from "./errors.js";
 
 const run = promisify(execFile);
@@ -152,6 +153,19 @@ export class ReleaseLayout {
     const old = this.current();
     if (old !== undefined && old !== version) this.relink(this.previousLink, old);
     this.relink(this.currentLink, version);
+    fsyncDirSync(this.root);
+  }
+
+  /**
+   * Goes back to `version`: its release if it is unpacked here, else the base install the
+   * launcher runs when there is no `current` (the version the device was installed with).
+   */
+  restore(version: string): void {
+    if (this.has(version)) {
+      this.switchTo(version);
+      return;
+    }
+    rmSync(this.currentLink, { force: true });
     fsyncDirSync(this.root);
   }
 

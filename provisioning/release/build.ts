@@ -16,12 +16,11 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { writeFileAtomic } from "../../kernel/fsutil.js";
 import { ProvisioningError } from "../errors.js";
-import { isReleaseVersion, RELEASE_NAME, type ReleaseManifest, type SignedRelease, signRelease } from "./manifest.js";
+import { isReleaseVersion, RELEASE_ENTRIES, RELEASE_NAME, type ReleaseManifest } from "./format.js";
+import { type SignedRelease, signRelease } from "./manifest.js";
 
 const run = promisify(execFile);
 
-/** What a release holds, relative to the agent directory. */
-export const RELEASE_ENTRIES = ["bin", "dist", "node_modules", "package.json", "package-lock.json"] as const;
 /** Headroom over archive + unpacked size that a device must have free (logs, spool growth). */
 export const DEFAULT_HEADROOM_BYTES = 16 * 1024 * 1024;
 

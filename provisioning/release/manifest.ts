@@ -13,48 +13,12 @@
  */
 import { ProvisioningError } from "../errors.js";
 import { signDocument, type SignedDocument, type TrustAnchor, verifyDocument } from "../signed.js";
+import { isReleaseVersion, RELEASE_NAME, type ReleaseManifest } from "./format.js";
+
+export { compareVersions, isReleaseVersion, RELEASE_ENTRIES, RELEASE_NAME, type ReleaseManifest } from "./format.js";
 
 export const RELEASE_FORMAT = "xmpp-iot-agent-release";
 export const RELEASE_FORMAT_VERSION = 1;
-/** The package name every release of this agent carries. */
-export const RELEASE_NAME = "xmpp-iot-agent";
-
-export interface ReleaseManifest {
-  name: string;
-  /** MAJOR.MINOR.PATCH; releases are ordered by it (compareVersions). */
-  version: string;
-  /** The Node.js the archive's native addons were built for. */
-  node: { abi: string; platform: string; arch: string };
-  archive: {
-    /** File name the release was built as (informative: devices download from a URL). */
-    file: string;
-    size: number;
-    sha256: string;
-    /** Bytes the archive unpacks to (sum of file sizes). */
-    unpackedBytes: number;
-  };
-  /** Free bytes the device must have before it downloads (archive + unpacked + headroom). */
-  minFreeBytes: number;
-  createdAt: string;
-}
-
-const VERSION = /^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$/;
-
-/** True for a plain MAJOR.MINOR.PATCH version (no pre-release or build suffix). */
-export function isReleaseVersion(v: unknown): v is string {
-  return typeof v === "string" && VERSION.test(v);
-}
-
-/** Orders two MAJOR.MINOR.PATCH versions: negative, 0 or positive. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(".").map(Number);
-  const pb = b.split(".").map(Number);
-  for (let i = 0; i < 3; i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
 
 export type SignedRelease = SignedDocument<ReleaseManifest>;
 

@@ -18,6 +18,8 @@ export interface CertificateOptions {
   host?: string;
   /** Extra DNS names; default [`pubsub.<host>`]. */
   altNames?: string[];
+  /** IP addresses the certificate is also valid for (subjectAltName IP:), e.g. an HTTP file share on 127.0.0.1. */
+  ipAltNames?: string[];
   /** File name prefix, so several certificates can share a dir. Default "server". */
   name?: string;
   /** Validity in days. Default 30. */
@@ -59,7 +61,7 @@ export async function createCertificate(opts: CertificateOptions): Promise<Certi
       "-subj",
       `/CN=${host}`,
       "-addext",
-      `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`,
+      `subjectAltName=${[...names.map((n) => `DNS:${n}`), ...(opts.ipAltNames ?? []).map((ip) => `IP:${ip}`)].join(",")}`,
       "-addext",
       "basicConstraints=critical,CA:TRUE",
       "-addext",

@@ -92,6 +92,8 @@ export interface EjabberdOptions {
    * plain YAML scalars, so a macro name from an included file works.
    */
   c2sOptions?: Record<string, string | number | boolean>;
+  /** Raw YAML list items appended under `listen:` after the c2s listener (indented two spaces), e.g. an ejabberd_http for mod_http_upload. */
+  extraListenersYaml?: string;
   /** c2s port; default a free one. A restart on the same data (a new instance) keeps its clients' port. */
   port?: number;
   /**
@@ -180,6 +182,7 @@ export function renderEjabberdConfig(p: {
   /** Harness modules left out (an included file defines them). */
   omitModules?: ReadonlySet<string>;
   c2sOptions?: Record<string, string | number | boolean>;
+  extraListenersYaml?: string;
   /** False when the storage comes from SQL: auth then follows default_db. Default true. */
   internalAuth?: boolean;
 }): string {
@@ -216,7 +219,7 @@ ${
 ${Object.entries(listener)
   .map(([k, v]) => `    ${k}: ${k === "ip" ? q(String(v)) : scalar(v)}`)
   .join("\n")}
-${p.internalAuth === false ? "" : "auth_method: internal\n"}auth_password_format: scram
+${p.extraListenersYaml ? `${p.extraListenersYaml.replace(/\n$/, "")}\n` : ""}${p.internalAuth === false ? "" : "auth_method: internal\n"}auth_password_format: scram
 acl:
   admin:
     user:
@@ -365,6 +368,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
       requireEncryption: opts.requireEncryption ?? true,
       resumeTimeout: opts.resumeTimeout ?? 30,
       extraModulesYaml: opts.extraModulesYaml,
+      extraListenersYaml: opts.extraListenersYaml,
       nodeCreators: opts.nodeCreators ?? "admins",
       includeFiles,
       omitModules,
