@@ -29,6 +29,7 @@ Commands:
 Options:
   -h, --help              Show help (also: iot-agent <command> --help).
   -v, --version           Print the version.
+      --data-formats      Print the on-disk data formats this version writes (JSON; docs/update.md).
 
 Environment overrides (for systemd EnvironmentFile= and containers):
   AGENT_JID, AGENT_PASSWORD or AGENT_PASSWORD_FILE, AGENT_SERVER (host:port), AGENT_CA_FILE,
@@ -68,6 +69,12 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   }
   if (command === "-v" || command === "--version") {
     io.out(`${AGENT_NAME} ${AGENT_VERSION}`);
+    return EXIT.ok;
+  }
+  if (command === "--data-formats") {
+    // What `iot-fleet release build` records in a release's manifest (docs/update.md).
+    const { WRITES } = await import("./update/formats.js");
+    io.out(JSON.stringify(WRITES));
     return EXIT.ok;
   }
   try {

@@ -117,7 +117,10 @@ describe("iot-fleet CLI", () => {
   it("release build packs a directory into a signed release; a directory that is not an install is a usage error", async () => {
     const tree = join(root, "agent-tree");
     for (const d of ["bin", "dist", "node_modules"]) mkdirSync(join(tree, d), { recursive: true });
-    writeFileSync(join(tree, "bin", "iot-agent.js"), 'console.log("xmpp-iot-agent 1.2.3");\n');
+    writeFileSync(
+      join(tree, "bin", "iot-agent.js"),
+      'console.log(process.argv.includes("--data-formats") ? \'{"spool":1}\' : "xmpp-iot-agent 1.2.3");\n',
+    );
     writeFileSync(join(tree, "dist", "iot-agent.cjs"), "");
     writeFileSync(join(tree, "package.json"), JSON.stringify({ name: "xmpp-iot-agent", version: "1.2.3" }));
     writeFileSync(join(tree, "package-lock.json"), "{}");

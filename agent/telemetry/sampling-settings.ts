@@ -20,8 +20,11 @@ export interface IntervalTarget {
   setInterval(channelId: string, ms: number): void;
 }
 
+/** The settings file's format (docs/update.md, "Data formats"). */
+export const SAMPLING_SETTINGS_FORMAT = 1;
+
 interface StoredFile {
-  version: 1;
+  version: typeof SAMPLING_SETTINGS_FORMAT;
   channels: Record<string, ChannelSettings>;
 }
 
@@ -113,7 +116,7 @@ export class SamplingSettings {
   }
 
   private save(): void {
-    const file: StoredFile = { version: 1, channels: Object.fromEntries(this.current) };
+    const file: StoredFile = { version: SAMPLING_SETTINGS_FORMAT, channels: Object.fromEntries(this.current) };
     writeFileAtomic(this.opts.path, `${JSON.stringify(file, null, 2)}\n`);
   }
 }

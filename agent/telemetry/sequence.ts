@@ -40,7 +40,9 @@ export interface SequenceCounterOptions {
 }
 
 export const DEFAULT_SEQUENCE_BLOCK = 1000;
-const FORMAT = 1;
+/** The counter file's format (docs/update.md, "Data formats"). */
+export const SEQUENCE_FORMAT = 1;
+const FORMAT = SEQUENCE_FORMAT;
 
 export class SequenceCounter implements SequenceSource {
   private nextValue = 0;

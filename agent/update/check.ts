@@ -1,12 +1,14 @@
 /**
  * Everything a device checks before it downloads a byte of a release: the fleet CA's signature,
  * that the version is newer than the running one (a downgrade only when explicitly allowed), that
- * the native addons were built for this Node.js and machine, that the archive fits the download
- * bound, and that the disk has the room the manifest asks for.
+ * the native addons were built for this Node.js and machine, that the running version could read
+ * every data format the release writes (it is where a rollback lands: formats.ts), that the archive
+ * fits the download bound, and that the disk has the room the manifest asks for.
  */
 import type { TrustAnchor } from "../../provisioning/signed.js";
 import { compareVersions, type ReleaseManifest, verifyRelease } from "../../provisioning/release/manifest.js";
 import { UpdateError } from "./errors.js";
+import { unreadable } from "./formats.js";
 
 export interface RunningAgent {
   version: string;
@@ -22,6 +24,8 @@ export interface ReleaseCheckOptions {
   maxDownloadBytes: number;
   /** Free bytes where releases are kept. */
   freeBytes: number;
+  /** The data formats the running version reads (formats.ts READS): where a rollback lands. */
+  reads: Readonly<Record<string, readonly number[]>>;
 }
 
 export function checkRelease(doc: unknown, o: ReleaseCheckOptions): ReleaseManifest {
@@ -46,6 +50,13 @@ export function checkRelease(doc: unknown, o: ReleaseCheckOptions): ReleaseManif
       "update_wrong_platform",
       `release built for Node ABI ${m.node.abi} on ${m.node.platform}-${m.node.arch}, this device runs ABI ${node.abi} on ${node.platform}-${node.arch}`,
       { release: m.node, device: node },
+    );
+  const cannotRead = unreadable(m.dataFormats, o.reads);
+  if (cannotRead.length > 0)
+    throw new UpdateError(
+      "update_formats",
+      `release ${m.version} writes data this version could not read after a rollback: ${cannotRead.join(", ")}`,
+      { formats: cannotRead },
     );
   if (m.archive.size > o.maxDownloadBytes)
     throw new UpdateError(

@@ -9,6 +9,8 @@ export type UpdateErrorCode =
   | "update_untrusted"
   | "update_not_newer"
   | "update_wrong_platform"
+  /** The release writes a data format the running version (the rollback target) cannot read. */
+  | "update_formats"
   | "update_no_space"
   | "update_too_large"
   | "update_download_failed"

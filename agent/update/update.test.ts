@@ -13,11 +13,12 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type FleetCa, initCa, loadCa } from "../../provisioning/ca.js";
 import { buildRelease, type BuiltRelease } from "../../provisioning/release/build.js";
-import { RELEASE_NAME } from "../../provisioning/release/manifest.js";
+import { RELEASE_NAME, signRelease } from "../../provisioning/release/manifest.js";
 import { bootGuard } from "./boot-guard.js";
 import { checkRelease, type RunningAgent } from "./check.js";
 import { downloadRelease } from "./download.js";
 import { UpdateError } from "./errors.js";
+import { READS, WRITES } from "./formats.js";
 import { checkArchiveNames, ReleaseLayout } from "./layout.js";
 import { readUpdateState, writeUpdateState } from "./state.js";
 
@@ -33,11 +34,16 @@ function makeCa(name: string): FleetCa {
   return loadCa({ dir });
 }
 
+/** What a release's bin/iot-agent.js answers to `--version` and `--data-formats`. */
+function standInLauncher(version: string, formats: Record<string, number> = WRITES): string {
+  return `console.log(process.argv.includes("--data-formats") ? ${JSON.stringify(JSON.stringify(formats))} : ${JSON.stringify(`${RELEASE_NAME} ${version}`)});\n`;
+}
+
 /** An agent directory as `npm run build && npm prune --omit=dev` leaves it, reduced to a stand-in. */
 function agentTree(version: string): string {
   const dir = join(root, `tree-${version}-${Math.random().toString(36).slice(2)}`);
   for (const d of ["bin", "dist", "node_modules/dep"]) mkdirSync(join(dir, d), { recursive: true });
-  writeFileSync(join(dir, "bin", "iot-agent.js"), `console.log(${JSON.stringify(`${RELEASE_NAME} ${version}`)});\n`);
+  writeFileSync(join(dir, "bin", "iot-agent.js"), standInLauncher(version));
   writeFileSync(join(dir, "dist", "iot-agent.cjs"), `module.exports = { version: ${JSON.stringify(version)} };\n`);
   writeFileSync(join(dir, "node_modules", "dep", "index.js"), "module.exports = 1;\n".repeat(200));
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name: RELEASE_NAME, version }));
@@ -87,10 +93,12 @@ describe("update: release, check, download, unpack, switch, boot guard", () => {
     running: HERE,
     maxDownloadBytes: 50 * 1024 * 1024,
     freeBytes: 1e12,
+    reads: READS,
   });
 
   it("builds a signed, reproducible release of package.json's version", async () => {
     assert.equal(rel.manifest.version, "0.2.0");
+    assert.deepEqual(rel.manifest.dataFormats, WRITES, "what the release's --data-formats said");
     assert.equal(rel.manifest.archive.sha256, createHash("sha256").update(readFileSync(rel.archiveFile)).digest("hex"));
     assert.ok(rel.manifest.minFreeBytes > rel.manifest.archive.size + rel.manifest.archive.unpackedBytes);
     const again = await buildRelease({ sourceDir: agentTree("0.2.0"), outDir: join(root, "out2"), ca });
@@ -100,7 +108,7 @@ describe("update: release, check, download, unpack, switch, boot guard", () => {
 
   it("refuses a bundle whose launcher reports another version", async () => {
     const tree = agentTree("0.3.0");
-    writeFileSync(join(tree, "bin", "iot-agent.js"), `console.log("${RELEASE_NAME} 0.2.9");\n`);
+    writeFileSync(join(tree, "bin", "iot-agent.js"), standInLauncher("0.2.9"));
     await assert.rejects(
       buildRelease({ sourceDir: tree, outDir: join(root, "out3"), ca }),
       /says "xmpp-iot-agent 0.2.9"/,
@@ -122,6 +130,12 @@ describe("update: release, check, download, unpack, switch, boot guard", () => {
       checkRelease(rel.signed, { ...opts(), running: { ...HERE, node: { ...HERE.node, abi: "1" } } }),
     );
     refused("update_too_large", () => checkRelease(rel.signed, { ...opts(), maxDownloadBytes: 100 }));
+    // A release writing a spool format the running version (the rollback target) cannot read.
+    const newSpool = signRelease({ ...rel.manifest, dataFormats: { ...WRITES, spool: 2 } }, ca);
+    refused("update_formats", () => checkRelease(newSpool, opts()));
+    // A kind of data the running version does not know at all is no obstacle.
+    const newKind = signRelease({ ...rel.manifest, dataFormats: { ...WRITES, history: 1 } }, ca);
+    assert.equal(checkRelease(newKind, opts()).version, "0.2.0");
     refused("update_no_space", () => checkRelease(rel.signed, { ...opts(), freeBytes: rel.manifest.minFreeBytes - 1 }));
   });
 

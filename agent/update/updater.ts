@@ -15,6 +15,7 @@ import { checkRelease, type RunningAgent } from "./check.js";
 import type { UpdateConfig } from "./config.js";
 import { downloadRelease } from "./download.js";
 import { UpdateError } from "./errors.js";
+import { READS } from "./formats.js";
 import { ReleaseLayout } from "./layout.js";
 import { writeUpdateState } from "./state.js";
 
@@ -92,6 +93,7 @@ export class Updater {
       allowDowngrade,
       maxDownloadBytes: config.maxDownloadBytes,
       freeBytes: fs.bavail * fs.bsize,
+      reads: READS,
     });
   }
 

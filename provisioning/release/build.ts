@@ -98,6 +98,21 @@ export async function buildRelease(o: BuildReleaseOptions): Promise<BuiltRelease
       { cause: err },
     );
   }
+  let dataFormats: Record<string, number>;
+  try {
+    const out = await run(process.execPath, [join(o.sourceDir, "bin", "iot-agent.js"), "--data-formats"], {
+      env: { ...process.env, IOT_USE_DIST: "1" },
+      timeout: 30_000,
+    });
+    dataFormats = JSON.parse(out.stdout) as Record<string, number>;
+  } catch (err) {
+    throw new ProvisioningError(
+      "usage",
+      `bin/iot-agent.js --data-formats failed: ${(err as Error).message}`,
+      {},
+      { cause: err },
+    );
+  }
   if (reported !== `${RELEASE_NAME} ${pkg.version}`)
     throw new ProvisioningError(
       "usage",
@@ -143,6 +158,7 @@ export async function buildRelease(o: BuildReleaseOptions): Promise<BuiltRelease
     node,
     archive: { file: `${base}.tar.gz`, size, sha256: await sha256File(archiveFile), unpackedBytes },
     minFreeBytes: size + unpackedBytes + (o.headroomBytes ?? DEFAULT_HEADROOM_BYTES),
+    dataFormats,
     createdAt: (o.now ?? (() => new Date()))().toISOString(),
   };
   const signed = signRelease(manifest, o.ca);

@@ -26,6 +26,8 @@ export interface ReleaseManifest {
   };
   /** Free bytes the device must have before it downloads (archive + unpacked + headroom). */
   minFreeBytes: number;
+  /** The on-disk data formats the release writes (`iot-agent --data-formats`): name -> version. */
+  dataFormats: Record<string, number>;
   createdAt: string;
 }
 

@@ -54,6 +54,15 @@ export function verifyRelease(doc: unknown, trust: TrustAnchor): ReleaseManifest
       "archive.file, archive.size, archive.unpackedBytes and archive.sha256 (64 hex digits) are required",
     );
   if (!isCount(p.minFreeBytes)) throw malformed("minFreeBytes must be a whole number");
+  const f = p.dataFormats as Record<string, unknown> | undefined;
+  if (
+    !f ||
+    typeof f !== "object" ||
+    Array.isArray(f) ||
+    Object.keys(f).length > 50 ||
+    !Object.entries(f).every(([k, v]) => isText(k, 40) && isCount(v))
+  )
+    throw malformed("dataFormats must map each data format to its version");
   if (!isText(p.createdAt, 40)) throw malformed("createdAt is required");
   return {
     name: p.name,
@@ -61,6 +70,7 @@ export function verifyRelease(doc: unknown, trust: TrustAnchor): ReleaseManifest
     node: { abi: node.abi, platform: node.platform, arch: node.arch },
     archive: { file: a.file, size: a.size, sha256: a.sha256, unpackedBytes: a.unpackedBytes },
     minFreeBytes: p.minFreeBytes,
+    dataFormats: { ...(f as Record<string, number>) },
     createdAt: p.createdAt,
   };
 }
