@@ -56,6 +56,13 @@ export interface FloodOptions {
    * answers that come only after the nudge are counted in `answeredAfterNudge`.
    */
   nudgeMs?: number;
+  /**
+   * After the drain, ask our own server for a ping (XEP-0199) and wait this long for its answer
+   * before closing (0: don't). A server handles one connection's stanzas in order, so the answer
+   * means every stanza of the flood was routed: closing earlier can lose what the server had not
+   * read yet (seen on Prosody under load: thousands of a 50,000-stanza flood never delivered).
+   */
+  barrierMs?: number;
 }
 
 export interface FloodReport {
@@ -71,6 +78,8 @@ export interface FloodReport {
   unansweredBeforeNudge: string[];
   /** Answers that came only after the whitespace nudge (see FloodOptions.nudgeMs). */
   answeredAfterNudge: number;
+  /** With barrierMs: how long the server took to answer the closing ping (undefined: it did not in time). */
+  barrierAnsweredMs?: number;
   /** Bytes still in our socket's buffer when the drain ended: 0 if everything was handed to the kernel. */
   unwrittenBytesAtDrainEnd: number;
   disconnected: boolean;
@@ -91,6 +100,8 @@ function stanza(o: FloodOptions, kind: FloodKind, n: number): string {
       return (o.raw ?? "").replaceAll("{n}", String(n)).replaceAll("{to}", o.to);
   }
 }
+
+const BARRIER_ID = "flood-barrier";
 
 async function flood(o: FloodOptions): Promise<FloodReport> {
   const socket = await connectTcp({ host: o.host, port: o.port }, 5000);
@@ -123,7 +134,12 @@ async function flood(o: FloodOptions): Promise<FloodReport> {
   conn.on("close", () => {
     report.disconnected = true;
   });
+  let barrierAnswered: (() => void) | undefined;
   conn.setHandler((el) => {
+    if (el.name === "iq" && el.attrs.id === BARRIER_ID) {
+      barrierAnswered?.();
+      return;
+    }
     if (el.name === "iq" && (el.attrs.type === "result" || el.attrs.type === "error")) {
       waiting.delete(String(el.attrs.id));
       const key = el.attrs.type === "error" ? `error:${StanzaError.fromStanza(el).condition}` : "result";
@@ -175,6 +191,18 @@ async function flood(o: FloodOptions): Promise<FloodReport> {
     report.answeredAfterNudge = answered() - before;
   }
   report.unanswered = [...waiting].slice(0, 20);
+  if ((o.barrierMs ?? 0) > 0 && !conn.isClosed) {
+    const t0 = Date.now();
+    const answered = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), o.barrierMs);
+      barrierAnswered = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      conn.writeRaw(`<iq type="get" id="${BARRIER_ID}" to="${o.domain}"><ping xmlns="urn:xmpp:ping"/></iq>`);
+    });
+    if (answered) report.barrierAnsweredMs = Date.now() - t0;
+  }
   conn.close();
   return report;
 }
