@@ -13,6 +13,7 @@ import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { type CommandName, parseCommandLine } from "./cli/args.js";
 import { caInit, caShow } from "./cli/ca-commands.js";
 import { releaseBuild } from "./cli/release-command.js";
+import { updateCommand } from "./cli/update-command.js";
 import { Context, type FleetDeps, type FleetIo } from "./cli/context.js";
 import { GLOBAL_HELP, HELP, USAGE } from "./cli/help.js";
 import { listCommand } from "./cli/list-command.js";
@@ -40,6 +41,7 @@ const COMMANDS: Record<CommandName, (ctx: Context, positionals: string[]) => num
   list: listCommand,
   tag: tagCommand,
   exec: execCommand,
+  update: updateCommand,
   jobs: jobsCommand,
   job: jobCommand,
   inventory: inventoryCommand,

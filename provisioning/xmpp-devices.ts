@@ -30,6 +30,15 @@ export function xmppDevices(session: SessionPort, opts: AdhocOptions = {}): Devi
         );
       return r.notes.map((n) => n.text);
     },
+    async form(fullJid, node, fields, timeoutMs) {
+      const r = await executeAdhoc(session, fullJid, node, fields, { timeoutMs });
+      if (r.status !== "completed")
+        throw new ProvisioningError("adhoc_failed", `${node} on ${fullJid} answered status "${r.status || "(none)"}"`, {
+          to: fullJid,
+          node,
+        });
+      return r.values;
+    },
     async statusItem(service, node, timeoutMs) {
       const iq = new Element("iq", { type: "get", to: service })
         .c("pubsub", { xmlns: NS_PUBSUB })

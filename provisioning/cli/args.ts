@@ -29,7 +29,7 @@ const SELECTOR_OPTIONS = {
   "older-than": { type: "string" },
 } as const;
 
-/** The bounds of a fleet job (jobs/): exec and bulk rotate/revoke. */
+/** The bounds of a fleet job (jobs/): exec, update and bulk rotate/revoke. */
 const JOB_OPTIONS = {
   concurrency: { type: "string" },
   "device-timeout": { type: "string" },
@@ -84,6 +84,14 @@ const COMMAND_OPTIONS = {
   list: { online: { type: "boolean" }, ...SELECTOR_OPTIONS },
   tag: { untag: { type: "string", multiple: true }, ...SELECTOR_OPTIONS },
   exec: { ...SELECTOR_OPTIONS, ...JOB_OPTIONS },
+  update: {
+    ...SELECTOR_OPTIONS,
+    ...JOB_OPTIONS,
+    release: { type: "string" },
+    url: { type: "string" },
+    share: { type: "string" },
+    "allow-downgrade": { type: "boolean" },
+  },
   jobs: {},
   watch: {
     ...SELECTOR_OPTIONS,

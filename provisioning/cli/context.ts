@@ -156,6 +156,11 @@ export class Context {
       return {
         accounts: xmppAccounts(admin.session, { timeoutMs }),
         devices: xmppDevices(admin.session, { timeoutMs }),
+        upload: async (service, file) => {
+          const { uploadFile } = await import("../release/upload.js");
+          const ca = this.serverCaPem();
+          return uploadFile({ session: admin.session, service, file, ...(ca ? { ca } : {}) });
+        },
         close: () => admin.close(),
       };
     };

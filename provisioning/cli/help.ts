@@ -33,6 +33,7 @@ Commands:
   inventory [SELECTOR]    Online or not, versions, channels, telemetry and spool, credential age.
   watch SELECTOR          The selected devices' readings, live (a table, lines or JSON lines).
   exec SELECTOR COMMAND   Run a device command on every selected device, as a resumable job.
+  update SELECTOR         Install a signed release on every selected device, as a resumable job.
   jobs                    The jobs run so far and their results.
   job JOB-ID [--resume]   One job's per-device results; --resume runs what is left of it.
 
@@ -162,6 +163,27 @@ Exit status 0 when every device completed, 7 otherwise.
 Examples:
   iot-fleet exec --tag site=greenhouse-2 set-sampling channel=temp0 intervalMs=10000
   iot-fleet exec --all status --concurrency 32 --wait 2h --batch 10% --max-failures 2`,
+  update: `Usage: iot-fleet update SELECTOR --release MANIFEST (--share JID | --url URL) [--allow-downgrade] [options]
+
+Installs the release MANIFEST (a signed manifest from 'iot-fleet release build'; its archive
+beside it) on every selected device (revoked ones are left out), through each device's 'update'
+command (docs/update.md). With --share, the archive is first uploaded to the server's HTTP file
+share (XEP-0363, e.g. share.example.org); --url names an archive already there. The manifest must
+be signed by this fleet's CA. Per device the job waits for the outcome: the release running and
+committed after its health check (completed: "updated to X"), or rolled back (error, with the
+device's reason), or refused before any download (error: update_not_newer, update_wrong_platform,
+update_formats, ...). A device already running the version is completed. Like exec, the run is a
+job: waves (--batch), --max-failures, --wait, Ctrl-C and 'iot-fleet job ID --resume'.
+      --release FILE             The signed manifest (*.manifest.json).
+      --share JID                Upload the archive (found beside the manifest) to this XEP-0363 service.
+      --url URL                  ...or the archive's https URL, already uploaded.
+      --allow-downgrade          Install even if older than what a device runs.
+      --device-timeout SECONDS   Per device, from the command to the outcome (default 300, at most 600).
+      --concurrency, --wait, --poll, --max-failures, --batch, --json: as for exec.
+Exit status 0 when every device completed, 7 otherwise.
+Examples:
+  iot-fleet update --tag ring=canary --release xmpp-iot-agent-0.2.0-node115-linux-arm64.manifest.json --share share.example.org
+  iot-fleet update --all --release R.manifest.json --url https://share.example.org/... --batch 10% --max-failures 2`,
   inventory: `Usage: iot-fleet inventory [SELECTOR] [--online | --offline] [--older-than DURATION] [--spool-over N] [--agent-below VERSION] [--sort KEY] [--json]
 
 One row per selected device (all by default): online now (the server's online list, XEP-0133), last

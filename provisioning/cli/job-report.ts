@@ -10,7 +10,10 @@ const NOTE_WIDTH = 100;
 
 export function describeJob(job: Job): string {
   const s = job.spec;
-  const fields = Object.entries(s.fields).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : v}`);
+  // An update's manifest is tens of lines: name the release and where it comes from instead.
+  const fields = s.release
+    ? [`release ${s.release.version}`, `from ${String(s.fields.url)}`]
+    : Object.entries(s.fields).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : v}`);
   const bounds = [
     `concurrency ${s.concurrency}`,
     `device timeout ${s.deviceTimeoutMs / 1000} s`,

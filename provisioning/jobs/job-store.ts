@@ -25,7 +25,8 @@ function validate(file: string, raw: unknown): Job {
   const s = j.spec;
   if (
     !s ||
-    !["command", "rotate", "revoke"].includes(s.kind) ||
+    !["command", "rotate", "revoke", "update"].includes(s.kind) ||
+    (s.kind === "update" && typeof s.release?.version !== "string") ||
     typeof s.node !== "string" ||
     typeof s.fields !== "object" ||
     typeof s.concurrency !== "number" ||

@@ -43,9 +43,10 @@ export type Amount = { count: number } | { percent: number };
 /**
  * What a job does to each device: run an ad-hoc command on it (`exec`), have it rotate its password
  * (its `rotate-credentials` command; needs it online), or shut its account out on the server
- * (`revoke`; the device need not be online).
+ * (`revoke`; the device need not be online), or install a release (`update`: its `update` command,
+ * then the outcome it reports once restarted: usecases/update.ts).
  */
-export type JobKind = "command" | "rotate" | "revoke";
+export type JobKind = "command" | "rotate" | "revoke" | "update";
 
 export interface JobSpec {
   kind: JobKind;
@@ -69,6 +70,8 @@ export interface JobSpec {
   disable?: boolean;
   /** revoke: devices already revoked before the job; an account not found for them is no failure. */
   revokedBefore?: string[];
+  /** update: the release's version, whose outcome each device is asked for after accepting it. */
+  release?: { version: string };
 }
 
 export interface DeviceRun {

@@ -43,6 +43,9 @@ class FakeFleet implements DevicePort {
   onlineCalls = 0;
   readonly ended = new Map<string, number>();
 
+  async form(): Promise<Record<string, string[]>> {
+    return {};
+  }
   async statusItem(): Promise<undefined> {
     return undefined;
   }

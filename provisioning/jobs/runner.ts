@@ -50,6 +50,16 @@ export interface DevicePort {
     timeoutMs: number,
   ): Promise<string[]>;
   /**
+   * Runs the command with `fields` like execute() and resolves with its result form's values (an
+   * empty submission asks `update` for its status). Rejects like execute().
+   */
+  form(
+    fullJid: string,
+    node: string,
+    fields: Record<string, string | string[]>,
+    timeoutMs: number,
+  ): Promise<Record<string, string[]>>;
+  /**
    * The one item of a status node (docs/protocol.md "Status item"), its payload element; undefined
    * when the node or the item does not exist. Rejects with ProvisioningError `adhoc_failed` (the
    * service refused: `condition` in its context) or `xmpp_timeout`.

@@ -29,6 +29,8 @@ export interface AccountConnection {
   accounts: AccountBackend;
   /** The devices' own commands and who is online: what fleet jobs need (absent in account-only tests). */
   devices?: DevicePort;
+  /** The server's XEP-0363 file share, for releases (absent in account-only tests). */
+  upload?: (service: string, file: string) => Promise<{ getUrl: string; bytes: number; ms: number }>;
   close(): Promise<void>;
 }
 

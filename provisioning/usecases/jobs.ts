@@ -1,12 +1,13 @@
 /**
  * Fleet jobs (jobs/): one action on every device a selector picks, persisted so that it can be
- * resumed and read later. Three kinds:
+ * resumed and read later. Four kinds:
  * - `exec`: an ad-hoc command on each device;
  * - bulk `rotate`: each device's `rotate-credentials` command; the store records the rotation of
  *   every device that completed, when the run ends;
  * - bulk `revoke`: the revocations are recorded and the signed list written for all of them first
- *   (as `revoke DEVICE-ID` does), then each account is shut out on the server.
- * The devices are fixed when the job is created; revoked ones are left out of exec and rotate.
+ *   (as `revoke DEVICE-ID` does), then each account is shut out on the server;
+ * - `update`: a signed release through each device's `update` command, then its outcome (update.ts).
+ * The devices are fixed when the job is created; revoked ones are left out of exec, rotate and update.
  */
 import { ProvisioningError } from "../errors.js";
 import { type Amount, type Job, type JobCounts, type JobKind, type JobSpec, newJobId } from "../jobs/job.js";
@@ -18,6 +19,7 @@ import { NODE_ROTATE_CREDENTIALS } from "../xmpp-admin.js";
 import type { AccountConnection } from "./accounts.js";
 import { publishRevocations, type RevocationOutput } from "./revocations.js";
 import { shutOut } from "./revoke.js";
+import { UPDATE_NODE, updateAction } from "./update.js";
 import type { FleetServices } from "./services.js";
 
 export interface JobBounds {
@@ -49,7 +51,13 @@ function leaveOutRevoked(picked: DeviceRecord[], services: FleetServices): Devic
 
 function saveNewJob(
   kind: JobKind,
-  what: { node: string; fields: Record<string, string | string[]>; disable?: boolean; revokedBefore?: string[] },
+  what: {
+    node: string;
+    fields: Record<string, string | string[]>;
+    disable?: boolean;
+    revokedBefore?: string[];
+    release?: { version: string };
+  },
   selector: Selector,
   bounds: JobBounds,
   devices: DeviceRecord[],
@@ -70,6 +78,7 @@ function saveNewJob(
     ...(bounds.batch ? { batch: bounds.batch } : {}),
     ...(what.disable ? { disable: true } : {}),
     ...(what.revokedBefore?.length ? { revokedBefore: what.revokedBefore } : {}),
+    ...(what.release ? { release: what.release } : {}),
   };
   const job: Job = {
     version: 1,
@@ -87,6 +96,26 @@ function saveNewJob(
 export function createExecJob(req: ExecRequest, services: FleetServices, jobs: JobStore): Job {
   const devices = leaveOutRevoked(selectDevices(services.store.read(), req.selector, services.now()), services);
   return saveNewJob("command", { node: req.node, fields: req.fields }, req.selector, req, devices, services, jobs);
+}
+
+export interface UpdateJobRequest extends JobBounds {
+  selector: Selector;
+  version: string;
+  fields: Record<string, string | string[]>;
+}
+
+/** The `update` command with the release on every selected (not revoked) device; see usecases/update.ts. */
+export function createUpdateJob(req: UpdateJobRequest, services: FleetServices, jobs: JobStore): Job {
+  const devices = leaveOutRevoked(selectDevices(services.store.read(), req.selector, services.now()), services);
+  return saveNewJob(
+    "update",
+    { node: UPDATE_NODE, fields: req.fields, release: { version: req.version } },
+    req.selector,
+    req,
+    devices,
+    services,
+    jobs,
+  );
 }
 
 export function createRotateJob(selector: Selector, bounds: JobBounds, services: FleetServices, jobs: JobStore): Job {
@@ -144,6 +173,7 @@ function actionFor(job: Job, connection: AccountConnection): JobAction {
     };
   }
   if (!devices) throw new ProvisioningError("usage", "this connection cannot reach devices (no device port)");
+  if (spec.kind === "update") return updateAction(spec, devices);
   return { needsOnline: true, run: (d, timeoutMs) => devices.execute(d.jid, spec.node, spec.fields, timeoutMs) };
 }
 

@@ -25,7 +25,9 @@ import { type FleetCa, initCa, loadCa } from "../../provisioning/ca.js";
 import { buildRelease, type BuiltRelease } from "../../provisioning/release/build.js";
 import { type ReleaseManifest, signRelease } from "../../provisioning/release/manifest.js";
 import { uploadFile } from "../../provisioning/release/upload.js";
+import { main as fleetMain } from "../../provisioning/cli.js";
 import { isProvisioningError } from "../../provisioning/errors.js";
+import { addProvisioned, FleetStore, markEnrolled } from "../../provisioning/store.js";
 import { executeAdhoc } from "../../provisioning/xmpp-admin.js";
 import type { XmppSession } from "../../xmpp/session.js";
 import { agentConfigHead, simTemperatureBoard } from "../harness/composed-agent.js";
@@ -41,6 +43,7 @@ const BASE_VERSION = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")
 const DEVICE = "dev-ota";
 const DEVICE_PW = "ota-device-pw";
 const OPERATOR_PW = "ota-operator-pw";
+const ADMIN_PW = "ota-admin-pw";
 const MAX_STARTS = 2;
 const HEALTH_DEADLINE_MS = 8000;
 
@@ -65,6 +68,8 @@ const startProsodyShare: ServerStarter = async (_dir, cert, httpsPort) => {
     logLevel: "info",
     // The device creates its own telemetry nodes (Prosody lets only admins create them).
     pubsubAdmins: [`${DEVICE}@iot.test`],
+    // The fleet admin: iot-fleet lists who is online (XEP-0133).
+    admins: ["admin@iot.test"],
     extraGlobalLua: [
       `https_ports = { ${httpsPort} }`,
       `https_ssl = { certificate = ${lua(cert.certFile)}, key = ${lua(cert.keyFile)} }`,
@@ -94,6 +99,7 @@ const startEjabberdUpload: ServerStarter = async (dir, cert, httpsPort) => {
   const e = await startEjabberd({
     certificate: cert,
     nodeCreators: "local",
+    admins: ["admin@iot.test"],
     extraListenersYaml: [
       "  -",
       `    port: ${httpsPort}`,
@@ -141,6 +147,7 @@ for (const kind of SERVERS)
     let op: XmppSession;
     let device: AgentSupervisor;
     let distDir: string;
+    let home: string;
     const deviceJid = `${DEVICE}@iot.test/agent`;
     const urls = new Map<string, string>();
     const releases = new Map<string, BuiltRelease>();
@@ -231,8 +238,21 @@ for (const kind of SERVERS)
       xmpp = await kind.start(dir.path, cert, await freePort());
       await xmpp.register(DEVICE, DEVICE_PW);
       await xmpp.register("operator", OPERATOR_PW);
-      initCa({ dir: join(dir.path, "ca"), subject: { commonName: "OTA test fleet CA" }, keyBits: 2048 });
-      ca = loadCa({ dir: join(dir.path, "ca") });
+      // The fleet admin's home: its CA signs the releases, its store knows the device.
+      home = join(dir.path, "home");
+      initCa({ dir: join(home, "ca"), subject: { commonName: "OTA test fleet CA" }, keyBits: 2048 });
+      ca = loadCa({ dir: join(home, "ca") });
+      await xmpp.register("admin", ADMIN_PW);
+      const store = new FleetStore(join(home, "fleet.json"));
+      await store.update((data) => {
+        addProvisioned(
+          data,
+          { id: DEVICE, jid: `${DEVICE}@iot.test`, credentialPath: "invite", bundleId: "b-ota" },
+          new Date(),
+        );
+        markEnrolled(data, DEVICE, new Date());
+      });
+      writeFileSync(join(dir.path, "admin.pw"), ADMIN_PW, { mode: 0o600 });
       distDir = join(dir.path, "dist");
       execFileSync(process.execPath, [join(REPO, "scripts/build.mjs"), "--outdir", distDir], {
         cwd: REPO,
@@ -255,12 +275,13 @@ for (const kind of SERVERS)
           port: xmpp.port,
           caFile: xmpp.caFile,
           xmpp: ["reconnect: { initialDelayMs: 200, maxDelayMs: 2000 }"],
+          operators: ["operator@iot.test", "admin@iot.test"],
         })}${simTemperatureBoard(500)}telemetry:
   batch: { maxReadings: 5, maxAgeMs: 500 }
 update:
   enabled: true
   dir: ${state}
-  fleetCaFile: ${join(dir.path, "ca", "ca.cert.pem")}
+  fleetCaFile: ${join(home, "ca", "ca.cert.pem")}
   downloadCaFile: ${cert.certFile}
   maxDownloadBytes: 33554432
   maxStarts: ${MAX_STARTS}
@@ -413,5 +434,34 @@ log:
         (s) => s.running === "0.4.0" && s.state === "committed",
       );
       assert.match(s.outcome ?? "", /0\.4\.0 committed/);
+    });
+
+    itFull("iot-fleet update: uploads 0.5.0 to the share and reports the device updated", async () => {
+      const r = await buildRelease({ sourceDir: tree("0.5.0"), outDir: join(dir.path, "fleet-releases"), ca });
+      const out: string[] = [];
+      const err: string[] = [];
+      const t0 = Date.now();
+      const code = await fleetMain(
+        ["update", "--device", DEVICE, "--release", r.manifestFile, "--share", xmpp.share, "--json"],
+        {
+          out: (l) => out.push(l),
+          err: (l) => err.push(l),
+          env: {
+            IOT_FLEET_HOME: home,
+            IOT_FLEET_ADMIN_JID: "admin@iot.test",
+            IOT_FLEET_ADMIN_PASSWORD_FILE: join(dir.path, "admin.pw"),
+            IOT_FLEET_SERVER: `127.0.0.1:${xmpp.port}`,
+            IOT_FLEET_SERVER_CA_FILE: xmpp.caFile,
+          },
+        },
+      );
+      console.log(`# ${kind.name}: iot-fleet update to 0.5.0 (upload + job) took ${Date.now() - t0} ms`);
+      assert.equal(code, 0, `${err.join("\n")}\n${out.join("\n")}`);
+      const job = JSON.parse(out.join("\n"));
+      assert.equal(job.devices[0].status, "completed");
+      assert.match(job.devices[0].note, /updated to 0\.5\.0/);
+      const s = await status();
+      assert.equal(s?.running, "0.5.0");
+      assert.equal(s?.state, "committed");
     });
   });
