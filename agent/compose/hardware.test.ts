@@ -42,7 +42,10 @@ describe("hardware step", () => {
   it("hardware onoff/serialport: real drivers and no simulator", async () => {
     // The board uses no GPIO, so this holds whether or not onoff is installed here.
     const { backends, sim } = await chooseBackends(
-      config("{ gpio: onoff, serial: serialport }", "board:\n  serial:\n    mcu0: { path: /dev/ttyAMA0, protocol: framed }\n"),
+      config(
+        "{ gpio: onoff, serial: serialport }",
+        "board:\n  serial:\n    mcu0: { path: /dev/ttyAMA0, protocol: framed }\n",
+      ),
     );
     assert.equal(sim, undefined);
     assert.ok(backends.gpio instanceof OnoffGpioBackend);

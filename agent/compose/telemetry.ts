@@ -13,6 +13,7 @@ import { boardChannelSource } from "../telemetry/board-source.js";
 import { MqttMirror, mirrorTopics } from "../telemetry/mqtt-mirror.js";
 import { SamplingSettings } from "../telemetry/sampling-settings.js";
 import { TelemetryService } from "../telemetry/service.js";
+import { updateOutcomeOf } from "../update/state.js";
 import { AGENT_VERSION } from "../version.js";
 
 export interface TelemetryParts {
@@ -50,6 +51,7 @@ export async function composeTelemetry(config: AgentConfig, deps: TelemetryDeps)
     logger: log,
     ...(mirror ? { mirror } : {}),
     ...(deps.memory ? { memory: deps.memory } : {}),
+    ...(config.update.enabled ? { updateOutcome: () => updateOutcomeOf(config.update.dir) } : {}),
     onStateChange: (state) => {
       log.info("telemetry state", { state });
       session.refreshPresence();

@@ -58,6 +58,7 @@ export function composeUpdate(config: AgentConfig, deps: UpdateDeps): UpdatePart
     timers: deps.timers,
     log,
     restart: deps.restart,
+    onCommitted: () => void deps.telemetry()?.publishStatus(),
     health: {
       online: () => deps.session.state === "online",
       telemetry: () => {

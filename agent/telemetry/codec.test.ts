@@ -119,6 +119,20 @@ describe("telemetry codec", () => {
       ],
     };
     assert.deepEqual(decodeStatus(parse(encodeStatus(s).toString())), s);
+    const updated: DeviceStatus = {
+      ...s,
+      update: {
+        state: "rolled-back",
+        version: "0.1.0",
+        failed: "0.2.0",
+        reason: "3 starts without passing the health check",
+      },
+    };
+    assert.deepEqual(decodeStatus(parse(encodeStatus(updated).toString())), updated);
+    assert.throws(
+      () => decodeStatus(parse(encodeStatus(updated).toString().replace('state="rolled-back"', 'state="maybe"'))),
+      /update needs state/,
+    );
     const p = buildStatusPresence(s);
     assert.equal(p.getChildText("status"), "online: 2 channels, firmware 1.4.2, agent 0.1.0");
     assert.equal(p.getChild("device", NS_TELEMETRY)?.attrs.firmware, "1.4.2");

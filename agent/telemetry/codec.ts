@@ -183,6 +183,16 @@ export interface DeviceStatus {
   spooledReadings?: number;
   /** The agent's resident set and heap used, in MiB to one decimal, when published; status item only. */
   memory?: { rssMiB: number; heapUsedMiB: number };
+  /** The last over-the-air update's outcome (docs/update.md); status item only, when there was one. */
+  update?: UpdateOutcome;
+}
+
+/** `state`: trial (`version` is proving itself), committed, or rolled-back (to `version`; `failed` did not, `reason` says why). */
+export interface UpdateOutcome {
+  state: "trial" | "committed" | "rolled-back";
+  version: string;
+  failed?: string;
+  reason?: string;
 }
 
 /**
@@ -191,6 +201,7 @@ export interface DeviceStatus {
  *     <agent version="0.1.0"/><firmware version="1.4.2"/>
  *     <memory rss="62.1" heap="9.3" unit="MiB"/>
  *     <telemetry state="publishing" spooled="12"/>
+ *     <update state="rolled-back" version="0.2.0" failed="0.3.0" reason="..."/>   (after an update)
  *     <channel name="temp0" kind="analog" unit="°C" interval="1000"/>
  *   </status>
  */
@@ -209,6 +220,13 @@ export function encodeStatus(s: DeviceStatus): Element {
     root.c("telemetry", {
       ...(s.telemetry !== undefined ? { state: s.telemetry } : {}),
       ...(s.spooledReadings !== undefined ? { spooled: String(s.spooledReadings) } : {}),
+    });
+  if (s.update !== undefined)
+    root.c("update", {
+      state: s.update.state,
+      version: s.update.version,
+      ...(s.update.failed !== undefined ? { failed: s.update.failed } : {}),
+      ...(s.update.reason !== undefined ? { reason: s.update.reason } : {}),
     });
   for (const ch of s.channels) {
     root.c("channel", {
@@ -254,6 +272,18 @@ export function decodeStatus(el: Element): DeviceStatus {
   if (t?.spooled !== undefined) {
     if (!UINT_RE.test(t.spooled)) bad("spooled must be a count", "<telemetry>");
     out.spooledReadings = Number(t.spooled);
+  }
+  // <update/> is optional too: only after an over-the-air update, and not from older agents.
+  const u = el.getChild("update")?.attrs as Record<string, string | undefined> | undefined;
+  if (u !== undefined) {
+    if ((u.state !== "trial" && u.state !== "committed" && u.state !== "rolled-back") || !u.version)
+      bad("update needs state (trial, committed, rolled-back) and version", "<update>");
+    out.update = {
+      state: u.state,
+      version: u.version,
+      ...(u.failed !== undefined ? { failed: u.failed } : {}),
+      ...(u.reason !== undefined ? { reason: u.reason } : {}),
+    };
   }
   return out;
 }

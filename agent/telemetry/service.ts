@@ -17,7 +17,7 @@ import { describeError } from "../../kernel/errors.js";
 import { type Logger, silentLogger } from "../../kernel/log.js";
 import { realTimers, type TimerHandle, type Timers } from "../../kernel/timers.js";
 import { Batcher, type BatcherStats } from "./batcher.js";
-import { buildStatusPresence, type DeviceStatus } from "./codec.js";
+import { buildStatusPresence, type DeviceStatus, type UpdateOutcome } from "./codec.js";
 import { FileDeadLetters } from "./dead-letter.js";
 import type { TelemetryConfig } from "./config.js";
 import { SamplerError } from "./errors.js";
@@ -64,6 +64,8 @@ export interface TelemetryServiceOptions {
   mirror?: TelemetryMirror;
   /** Called when the telemetry state a person reads changes (publishing / blocked / dead letters). */
   onStateChange?: (state: string) => void;
+  /** The last over-the-air update's outcome, carried by the status item (agent/update/). */
+  updateOutcome?: () => UpdateOutcome | undefined;
   /** The agent's memory, carried by the status item (MiB there); without it the item has no <memory/>. */
   memory?: () => { rssBytes: number; heapUsedBytes: number };
 }
@@ -316,10 +318,12 @@ export class TelemetryService {
   deviceStatus(state: "online" | "offline" = "online"): DeviceStatus {
     const m = this.options.memory?.();
     const spooled = this.spool?.stats().readings;
+    const update = this.options.updateOutcome?.();
     return {
       ...this.presenceStatus(state),
       ...(m ? { memory: { rssMiB: roundMiB(m.rssBytes), heapUsedMiB: roundMiB(m.heapUsedBytes) } } : {}),
       ...(spooled !== undefined ? { spooledReadings: spooled } : {}),
+      ...(update ? { update } : {}),
     };
   }
 

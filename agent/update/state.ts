@@ -11,6 +11,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../../kernel/fsutil.js";
+import type { UpdateOutcome } from "../telemetry/codec.js";
 
 export type UpdateState =
   | { phase: "trial"; from: string; to: string; starts: number; maxStarts: number; switchedAt: string }
@@ -33,4 +34,13 @@ export function readUpdateState(root: string): UpdateState | undefined {
 
 export function writeUpdateState(root: string, state: UpdateState): void {
   writeFileAtomic(join(root, STATE_FILE), `${JSON.stringify(state)}\n`, 0o600);
+}
+
+/** What the status item says of the last update (agent/telemetry/codec.ts <update/>), if any. */
+export function updateOutcomeOf(root: string): UpdateOutcome | undefined {
+  const s = readUpdateState(root);
+  if (s === undefined) return undefined;
+  if (s.phase === "trial") return { state: "trial", version: s.to };
+  if (s.phase === "committed") return { state: "committed", version: s.version };
+  return { state: "rolled-back", version: s.version, failed: s.failed, reason: s.reason };
 }

@@ -26,6 +26,8 @@ export interface TrialDeps {
   timers: Timers;
   log: Logger;
   restart: (reason: string) => void;
+  /** Told once the trial committed (the status item is published again to say so). */
+  onCommitted?: () => void;
   now?: () => Date;
 }
 
@@ -80,6 +82,7 @@ export class TrialMonitor {
         const removed = this.layout.prune([trial.to, trial.from, this.layout.previous() ?? trial.from]);
         log.info("update: committed", { version: trial.to, from: trial.from, removed });
         this.trial = undefined;
+        this.deps.onCommitted?.();
         return;
       }
       if (this.deps.timers.now() >= this.deadline) {

@@ -2,6 +2,7 @@
  * `iot-fleet inventory [SELECTOR] [filters] [--sort KEY] [--json]`: usecases/inventory.ts -> one
  * row per device in human units (ages in s/min/h/d), or the rows as JSON.
  */
+import type { StatusItem } from "../inventory/status-item.js";
 import { EXIT } from "../exit-codes.js";
 import { formatTags } from "../selector.js";
 import { type InventoryRow, inventory } from "../usecases/inventory.js";
@@ -114,7 +115,7 @@ export async function inventoryCommand(ctx: Context, p: string[]): Promise<numbe
       r.id,
       r.online ? "yes" : "no",
       r.online ? "now" : r.lastSeen ? `${formatAge(now - Date.parse(r.lastSeen))} ago` : "never",
-      s?.agentVersion ?? "-",
+      s ? `${s.agentVersion}${updateNote(s.update)}` : "-",
       s?.firmwareVersion ?? "-",
       s ? String(s.channels.length) : "-",
       truncate((s ? s.telemetry : r.statusProblem) ?? "-", 40),
@@ -131,4 +132,12 @@ export async function inventoryCommand(ctx: Context, p: string[]): Promise<numbe
     `${rows.length} device(s)${rows.length !== all.length ? ` of ${all.length} selected` : ""}: ${online} online, ${rows.length - online} offline`,
   );
   return EXIT.ok;
+}
+
+/** " (on trial)", " (0.3.0 rolled back)": what the AGENT column adds after an over-the-air update. */
+function updateNote(u: StatusItem["update"]): string {
+  if (!u) return "";
+  if (u.state === "trial") return " (on trial)";
+  if (u.state === "rolled-back") return ` (${u.failed ?? "update"} rolled back)`;
+  return "";
 }

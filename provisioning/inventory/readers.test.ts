@@ -8,7 +8,7 @@ import { NS_TELEMETRY, readStatusItem } from "./status-item.js";
 describe("inventory: the status item as a reader sees it", () => {
   it("reads the documented item, and older items with fewer fields", () => {
     const full = parse(
-      `<status xmlns="${NS_TELEMETRY}" device="gh-01" state="online" timestamp="2026-11-30T10:00:00.000Z"><agent version="0.2.0"/><firmware version="1.4.2"/><memory rss="62.1" heap="9.3" unit="MiB"/><telemetry state="blocked: forbidden" spooled="1234"/><channel name="temp0" kind="temperature" unit="°C" interval="1000"/><channel name="door" kind="digital-in"/></status>`,
+      `<status xmlns="${NS_TELEMETRY}" device="gh-01" state="online" timestamp="2026-11-30T10:00:00.000Z"><agent version="0.2.0"/><firmware version="1.4.2"/><memory rss="62.1" heap="9.3" unit="MiB"/><telemetry state="blocked: forbidden" spooled="1234"/><channel name="temp0" kind="temperature" unit="°C" interval="1000"/><channel name="door" kind="digital-in"/><update state="rolled-back" version="0.2.0" failed="0.3.0" reason="health check: not online within 300000 ms"/></status>`,
     );
     assert.deepEqual(readStatusItem(full), {
       device: "gh-01",
@@ -18,6 +18,12 @@ describe("inventory: the status item as a reader sees it", () => {
       telemetry: "blocked: forbidden",
       spooledReadings: 1234,
       memory: { rssMiB: 62.1, heapUsedMiB: 9.3 },
+      update: {
+        state: "rolled-back",
+        version: "0.2.0",
+        failed: "0.3.0",
+        reason: "health check: not online within 300000 ms",
+      },
       channels: [
         { name: "temp0", kind: "temperature", unit: "°C", intervalMs: 1000 },
         { name: "door", kind: "digital-in" },

@@ -17,6 +17,8 @@ export interface StatusItem {
   telemetry?: string;
   spooledReadings?: number;
   memory?: { rssMiB: number; heapUsedMiB: number };
+  /** The last over-the-air update's outcome (docs/update.md), when the device had one. */
+  update?: { state: string; version: string; failed?: string; reason?: string };
 }
 
 /** The item, or a one-line reason it is not one. */
@@ -51,5 +53,13 @@ export function readStatusItem(el: Element | undefined): StatusItem | { invalid:
   const m = el.getChild("memory")?.attrs;
   if (m?.unit === "MiB" && Number.isFinite(Number(m.rss)) && Number.isFinite(Number(m.heap)))
     out.memory = { rssMiB: Number(m.rss), heapUsedMiB: Number(m.heap) };
+  const u = el.getChild("update")?.attrs;
+  if (typeof u?.state === "string" && typeof u.version === "string")
+    out.update = {
+      state: u.state,
+      version: u.version,
+      ...(typeof u.failed === "string" ? { failed: u.failed } : {}),
+      ...(typeof u.reason === "string" ? { reason: u.reason } : {}),
+    };
   return out;
 }

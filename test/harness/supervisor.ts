@@ -25,6 +25,7 @@ export class AgentSupervisor {
   private proc: PeerProcess | undefined;
   private stopped = false;
   private readonly delay: number;
+  private killNext = false;
 
   constructor(private readonly o: AgentSupervisorOptions) {
     this.delay = o.restartDelayMs ?? 200;
@@ -44,6 +45,11 @@ export class AgentSupervisor {
       tailLines: 400,
     });
     this.proc = proc;
+    if (this.killNext) {
+      // As early as a power cut can come: before Node has loaded anything.
+      this.killNext = false;
+      proc.killGroup("SIGKILL");
+    }
     void proc.exited.then((exit) => {
       this.exits.push(exit);
       if (this.stopped) return;
@@ -55,6 +61,11 @@ export class AgentSupervisor {
   /** SIGKILL to the running agent (a power cut, as far as the agent can tell); it is then restarted. */
   kill(): void {
     this.proc?.killGroup("SIGKILL");
+  }
+
+  /** The next start is killed (SIGKILL) right after it is spawned, then restarted as usual. */
+  killNextStart(): void {
+    this.killNext = true;
   }
 
   async stop(): Promise<void> {

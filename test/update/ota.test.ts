@@ -11,13 +11,18 @@
  *           bound, a wrong hash (found after the download);
  *   0.3.0   crashes at every start: the boot guard rolls back to 0.2.0 after update.maxStarts;
  *   0.3.1   starts but never gets online: the health check rolls back after healthDeadlineMs;
- *   0.4.0   good, but the agent is killed (SIGKILL) right after accepting it, and again during its
- *           trial: the device comes back each time on a release it can run, and ends on 0.4.0.
+ *   0.4.0   good, but the agent is killed (SIGKILL) during its download (from a slow source), then
+ *           at the first start of the new release; 0.4.1 killed during its health check: the device
+ *           comes back each time on a release it can run, and ends on each committed;
+ *   0.5.0   through `iot-fleet update` (upload to the share, a job, the outcome).
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { Element } from "ltx";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { openClientSession } from "../../fleet-sim/client-session.js";
@@ -127,6 +132,34 @@ const startEjabberdUpload: ServerStarter = async (dir, cert, httpsPort) => {
   };
 };
 
+/** Serves `body` at /release.tar.gz over plain HTTP on 127.0.0.1, `bytesPerSecond` at most. */
+async function slowHttp(body: Buffer, bytesPerSecond: number): Promise<{ url: string; close: () => void }> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { "content-length": body.length });
+    const chunk = Math.max(1, Math.floor(bytesPerSecond / 10));
+    let off = 0;
+    const timer = setInterval(() => {
+      if (res.destroyed || off >= body.length) {
+        clearInterval(timer);
+        res.end();
+        return;
+      }
+      res.write(body.subarray(off, off + chunk));
+      off += chunk;
+    }, 100);
+    res.on("close", () => clearInterval(timer));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/release.tar.gz`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
 const SERVERS: Array<{ name: string; start: ServerStarter; skip: string | false; full: boolean }> = [
   { name: "Prosody 0.12 with mod_http_file_share", start: startProsodyShare, skip: false, full: true },
   {
@@ -148,6 +181,7 @@ for (const kind of SERVERS)
     let device: AgentSupervisor;
     let distDir: string;
     let home: string;
+    let stateDir: string;
     const deviceJid = `${DEVICE}@iot.test/agent`;
     const urls = new Map<string, string>();
     const releases = new Map<string, BuiltRelease>();
@@ -216,6 +250,27 @@ for (const kind of SERVERS)
       }
     }
 
+    /** The <update/> of the device's status item, once `ok` holds for it. */
+    async function waitStatusItemUpdate(ok: (u: Element) => boolean, timeoutMs = 30_000): Promise<Element> {
+      const t0 = Date.now();
+      for (;;) {
+        const iq = new Element("iq", { type: "get", to: "pubsub.iot.test" })
+          .c("pubsub", { xmlns: "http://jabber.org/protocol/pubsub" })
+          .c("items", { node: `devices/${DEVICE}/status`, max_items: "1" })
+          .root();
+        const answer = await op.request(iq).catch(() => undefined);
+        const u = answer
+          ?.getChild("pubsub", "http://jabber.org/protocol/pubsub")
+          ?.getChild("items")
+          ?.getChild("item")
+          ?.getChild("status")
+          ?.getChild("update");
+        if (u && ok(u)) return u;
+        if (Date.now() - t0 > timeoutMs) throw new Error(`no status item <update/> as expected: ${u?.toString()}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+
     async function waitStatus(what: string, ok: (s: Record<string, string>) => boolean, timeoutMs = 90_000) {
       const t0 = Date.now();
       let last: Record<string, string> | undefined;
@@ -266,6 +321,7 @@ for (const kind of SERVERS)
       });
 
       const state = join(dir.path, "device-state");
+      stateDir = state;
       const configFile = join(dir.path, "agent.yaml");
       writeFileSync(
         configFile,
@@ -389,6 +445,11 @@ log:
         new RegExp(`0\\.3\\.0 failed: ${MAX_STARTS} starts without passing the health check`),
       );
       assert.ok(device.exits.filter((e) => e.code === 1).length >= MAX_STARTS, "it did crash");
+      // The status item says so too, for inventories and any subscriber (docs/protocol.md).
+      const update = await waitStatusItemUpdate((u) => u.attrs.failed === "0.3.0");
+      assert.equal(update.attrs.state, "rolled-back");
+      assert.equal(update.attrs.version, "0.2.0");
+      assert.match(String(update.attrs.reason), /starts without passing the health check/);
     });
 
     itFull("0.3.1 never gets online: rolled back after the health deadline", async () => {
@@ -408,33 +469,71 @@ log:
       assert.match(s.outcome ?? "", /health check: not online within/);
     });
 
-    itFull("0.4.0 with SIGKILL right after the command and again during its trial: ends on 0.4.0", async () => {
-      const r = await release("0.4.0");
-      assert.equal((await submit(r.signed, urls.get("0.4.0")!)).status, "completed");
-      device.kill(); // during the download, unpack or switch: whichever it is in
-      const first = await waitStatus(
-        "back after the first kill",
-        (s) => s.running === "0.2.0" || s.running === "0.4.0",
-      );
-      console.log(`# after SIGKILL during the install: running ${first.status.running}, state ${first.status.state}`);
-      if (first.status.running === "0.2.0") {
-        // The kill came before the switch: the update is simply asked for again.
-        assert.notEqual(first.status.state, "trial");
-        assert.equal((await submit(r.signed, urls.get("0.4.0")!)).status, "completed");
-        await waitStatus("0.4.0 on trial or committed", (s) => s.running === "0.4.0");
-      }
-      const trial = await status();
-      // During the health check, if the trial is still open when seen (it usually commits within
-      // a second of the first publish, so this kill does not happen on every run: it is logged).
-      const killedInTrial = trial?.state === "trial";
-      if (killedInTrial) device.kill();
-      console.log(`# SIGKILL during the 0.4.0 trial: ${killedInTrial ? "done" : "missed, the trial had committed"}`);
-      const { status: s } = await waitStatus(
-        "0.4.0 committed",
-        (s) => s.running === "0.4.0" && s.state === "committed",
-      );
-      assert.match(s.outcome ?? "", /0\.4\.0 committed/);
-    });
+    itFull(
+      "SIGKILL during the download, at the first start and during the trial: a known release runs each time",
+      async () => {
+        const readState = () => {
+          try {
+            return JSON.parse(readFileSync(join(stateDir, "update-state.json"), "utf8")) as {
+              phase: string;
+              starts?: number;
+            };
+          } catch {
+            return undefined;
+          }
+        };
+        const until = async (what: string, cond: () => boolean, ms = 60_000) => {
+          const t0 = Date.now();
+          while (!cond()) {
+            if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms\n${device.tail()}`);
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        };
+        const r4 = await release("0.4.0");
+
+        // 1. During the download: the archive from a source slow enough to be caught in the act.
+        const slow = await slowHttp(readFileSync(r4.archiveFile), 256 * 1024);
+        try {
+          assert.equal((await submit(r4.signed, slow.url)).status, "completed");
+          await until(
+            "the download under way",
+            () =>
+              existsSync(join(stateDir, "downloads")) &&
+              readdirSync(join(stateDir, "downloads")).some((f) => f.endsWith(".partial")),
+          );
+          device.kill();
+        } finally {
+          slow.close();
+        }
+        const afterDownload = await waitStatus("back after the kill in the download", (s) => s.running === "0.2.0");
+        assert.notEqual(afterDownload.status.state, "trial", "nothing was switched");
+        assert.equal(readlinkSync(join(stateDir, "current")), join("releases", "0.2.0"));
+
+        // 2. At the first start of the new release: killed as soon as it is spawned.
+        const startsBefore = device.starts;
+        device.killNextStart();
+        assert.equal((await submit(r4.signed, urls.get("0.4.0")!)).status, "completed");
+        await until("the first start killed", () => device.starts >= startsBefore + 2, 90_000);
+        await waitStatus(
+          "0.4.0 committed after the killed first start",
+          (s) => s.running === "0.4.0" && s.state === "committed",
+        );
+
+        // 3. During the health check: killed while update-state.json says the trial is on.
+        const r5 = await release("0.4.1");
+        assert.equal((await submit(r5.signed, urls.get("0.4.1")!)).status, "completed");
+        await until("0.4.1 on trial", () => {
+          const st = readState();
+          return st?.phase === "trial" && (st.starts ?? 0) >= 1;
+        });
+        device.kill();
+        const { status: s } = await waitStatus(
+          "0.4.1 committed after the kill in its trial",
+          (s) => s.running === "0.4.1" && s.state === "committed",
+        );
+        assert.match(s.outcome ?? "", /0\.4\.1 committed/);
+      },
+    );
 
     itFull("iot-fleet update: uploads 0.5.0 to the share and reports the device updated", async () => {
       const r = await buildRelease({ sourceDir: tree("0.5.0"), outDir: join(dir.path, "fleet-releases"), ca });
