@@ -121,7 +121,7 @@ export async function createAgent(loaded: LoadedConfig, deps: AgentDeps = {}): P
   const restart =
     deps.requestRestart ??
     ((reason: string) => log.warn("restart requested, but nothing restarts this agent", { reason }));
-  const update = composeUpdate(config, { session, telemetry: () => telemetry, restart, timers, log });
+  const update = await composeUpdate(config, { session, telemetry: () => telemetry, restart, timers, log });
   const { commands, policy, audit } = composeCommands(config, {
     session,
     board,

@@ -9,9 +9,25 @@ import { isAgentError } from "../kernel/errors.js";
 import type { DevicePort } from "./jobs/runner.js";
 import { ProvisioningError } from "./errors.js";
 import type { SessionPort } from "./session-port.js";
-import { type AdhocOptions, executeAdhoc, onlineUsers } from "./xmpp-admin.js";
+import { type AdhocOptions, type AdhocResult, executeAdhoc, onlineUsers } from "./xmpp-admin.js";
 
 export function xmppDevices(session: SessionPort, opts: AdhocOptions = {}): DevicePort {
+  /** The command run with one form filled in; a command that asks for a second stage is not for a job. */
+  const completed = async (
+    fullJid: string,
+    node: string,
+    fields: Record<string, string | string[]>,
+    timeoutMs: number,
+  ): Promise<AdhocResult> => {
+    const r = await executeAdhoc(session, fullJid, node, fields, { timeoutMs });
+    if (r.status !== "completed")
+      throw new ProvisioningError(
+        "adhoc_failed",
+        `${node} on ${fullJid} answered status "${r.status || "(none)"}" after the form: a job fills in one form only`,
+        { to: fullJid, node, note: `status ${r.status || "(none)"} after one form: not run to completion` },
+      );
+    return r;
+  };
   return {
     async online(domains) {
       const online = new Set<string>();
@@ -20,24 +36,10 @@ export function xmppDevices(session: SessionPort, opts: AdhocOptions = {}): Devi
       return online;
     },
     async execute(fullJid, node, fields, timeoutMs) {
-      const r = await executeAdhoc(session, fullJid, node, fields, { timeoutMs });
-      // One form is what `exec` can fill in; a command that asks for a second stage is not for it.
-      if (r.status !== "completed")
-        throw new ProvisioningError(
-          "adhoc_failed",
-          `${node} on ${fullJid} answered status "${r.status || "(none)"}" after the form: exec fills in one form only`,
-          { to: fullJid, node, note: `status ${r.status || "(none)"} after one form: not run to completion` },
-        );
-      return r.notes.map((n) => n.text);
+      return (await completed(fullJid, node, fields, timeoutMs)).notes.map((n) => n.text);
     },
     async form(fullJid, node, fields, timeoutMs) {
-      const r = await executeAdhoc(session, fullJid, node, fields, { timeoutMs });
-      if (r.status !== "completed")
-        throw new ProvisioningError("adhoc_failed", `${node} on ${fullJid} answered status "${r.status || "(none)"}"`, {
-          to: fullJid,
-          node,
-        });
-      return r.values;
+      return (await completed(fullJid, node, fields, timeoutMs)).values;
     },
     async statusItem(service, node, timeoutMs) {
       const iq = new Element("iq", { type: "get", to: service })

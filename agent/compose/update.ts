@@ -1,7 +1,9 @@
 /**
  * The update step of the composition root (issue 17, docs/update.md): the `update` command and,
  * when this agent is a release on trial, the health check that commits or rolls it back. Only with
- * `update.enabled`, which belongs to an agent started by the releases launcher.
+ * `update.enabled`, which belongs to an agent started by the releases launcher: both are imported
+ * then, so an agent without it loads none of the update room (the installer, which verifies
+ * signatures with node-forge, waits further, for the first `update` that carries a release).
  */
 import { dirname, join } from "node:path";
 import type { Logger } from "../../kernel/log.js";
@@ -11,8 +13,7 @@ import type { XmppSession } from "../../xmpp/session.js";
 import type { AgentConfig } from "../config/schema.js";
 import type { CommandDefinition } from "../commands/registry.js";
 import type { TelemetryService } from "../telemetry/service.js";
-import { updateCommand } from "../update/command.js";
-import { TrialMonitor } from "../update/trial.js";
+import type { TrialMonitor } from "../update/trial.js";
 import { AGENT_VERSION } from "../version.js";
 
 export interface UpdateParts {
@@ -28,9 +29,11 @@ export interface UpdateDeps {
   log: Logger;
 }
 
-export function composeUpdate(config: AgentConfig, deps: UpdateDeps): UpdateParts {
+export async function composeUpdate(config: AgentConfig, deps: UpdateDeps): Promise<UpdateParts> {
   const u = config.update;
   if (!u.enabled) return { command: undefined, trial: undefined };
+  const { updateCommand } = await import("../update/command.js");
+  const { TrialMonitor } = await import("../update/trial.js");
   const log = deps.log.child({ component: "update" });
   const fleetCaFile =
     u.fleetCaFile ?? (config.xmpp.passwordFile ? join(dirname(config.xmpp.passwordFile), FLEET_CA_FILE) : "");

@@ -61,6 +61,24 @@ export function sha256File(file: string): Promise<string> {
   });
 }
 
+/** What the release's own `bin/iot-agent.js FLAG` prints, run from its bundle. */
+async function askRelease(sourceDir: string, flag: string): Promise<string> {
+  try {
+    const out = await run(process.execPath, [join(sourceDir, "bin", "iot-agent.js"), flag], {
+      env: { ...process.env, IOT_USE_DIST: "1" },
+      timeout: 30_000,
+    });
+    return out.stdout;
+  } catch (err) {
+    throw new ProvisioningError(
+      "usage",
+      `bin/iot-agent.js ${flag} failed: ${(err as Error).message}`,
+      {},
+      { cause: err },
+    );
+  }
+}
+
 export async function buildRelease(o: BuildReleaseOptions): Promise<BuiltRelease> {
   for (const entry of RELEASE_ENTRIES)
     if (!existsSync(join(o.sourceDir, entry)))
@@ -82,36 +100,13 @@ export async function buildRelease(o: BuildReleaseOptions): Promise<BuiltRelease
       "usage",
       `package.json version ${JSON.stringify(pkg.version)} is not MAJOR.MINOR.PATCH`,
     );
-  // The release's own launcher must start and name the version: a smoke test of what ships.
-  let reported = "";
-  try {
-    const out = await run(process.execPath, [join(o.sourceDir, "bin", "iot-agent.js"), "--version"], {
-      env: { ...process.env, IOT_USE_DIST: "1" },
-      timeout: 30_000,
-    });
-    reported = out.stdout.trim();
-  } catch (err) {
-    throw new ProvisioningError(
-      "usage",
-      `bin/iot-agent.js --version failed: ${(err as Error).message}`,
-      {},
-      { cause: err },
-    );
-  }
+  // The release's own launcher must start and answer: a smoke test of what ships.
+  const reported = (await askRelease(o.sourceDir, "--version")).trim();
   let dataFormats: Record<string, number>;
   try {
-    const out = await run(process.execPath, [join(o.sourceDir, "bin", "iot-agent.js"), "--data-formats"], {
-      env: { ...process.env, IOT_USE_DIST: "1" },
-      timeout: 30_000,
-    });
-    dataFormats = JSON.parse(out.stdout) as Record<string, number>;
+    dataFormats = JSON.parse(await askRelease(o.sourceDir, "--data-formats")) as Record<string, number>;
   } catch (err) {
-    throw new ProvisioningError(
-      "usage",
-      `bin/iot-agent.js --data-formats failed: ${(err as Error).message}`,
-      {},
-      { cause: err },
-    );
+    throw new ProvisioningError("usage", `bin/iot-agent.js --data-formats did not print JSON`, {}, { cause: err });
   }
   if (reported !== `${RELEASE_NAME} ${pkg.version}`)
     throw new ProvisioningError(
