@@ -73,6 +73,14 @@ export const xmppConfigSchema = obj(
         return /^[0-9a-f]{64}$/.test(hex) ? hex : ctx.fail("must be 64 hex digits (SHA-256 of the certificate)");
       }),
     ),
+    /**
+     * The device's client certificate (PEM, issued by the fleet CA, id-on-xmppAddr = the JID),
+     * presented in every TLS handshake; with it the agent can log in with SASL EXTERNAL, and needs
+     * no password when the server accepts that (docs/xmpp-session.md).
+     */
+    clientCertFile: opt(str({ minLength: 1 })),
+    /** The certificate's private key (PEM, mode 0600); required with clientCertFile. */
+    clientKeyFile: opt(str({ minLength: 1 })),
     /** TLS server name if it differs from the JID's domain. */
     tlsServername: opt(str()),
     resource: def(str({ minLength: 1, maxLength: 64 }), "agent"),
@@ -81,8 +89,25 @@ export const xmppConfigSchema = obj(
     /** Order of preference; mechanisms the server does not offer are skipped. */
     saslMechanisms: def(
       refine(str(), (v) => v.split(/[\s,]+/).filter(Boolean)),
-      ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN"],
+      ["EXTERNAL", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN"],
     ),
+    /**
+     * XEP-0388 SASL2, used when the server offers it: no stream restart after authentication,
+     * and what rides inside it (docs/xmpp-session.md, "Fewer round trips").
+     */
+    sasl2: obj({
+      enabled: def(bool(), true),
+      /** XEP-0484 FAST: ask for a token and log in with it next time (one round trip, no SCRAM). */
+      fast: def(bool(), true),
+      /**
+       * XEP-0386 Bind2: bind (and enable XEP-0198) inside authentication. Off by default: the
+       * server then picks the resource (Prosody: "agent~" and a hash), while iot-fleet and
+       * operators' scripts address the device as JID/resource.
+       */
+      bind2: def(bool(), false),
+      /** Where the FAST token and the client id are kept (0600). Default: device.dataDir/xmpp-fast-token.json. */
+      tokenFile: opt(str({ minLength: 1 })),
+    }),
     streamManagement: obj({
       enabled: def(bool(), true),
       /** Unacked outbound stanzas kept for re-send; when full, send() waits (backpressure). */
@@ -180,10 +205,16 @@ export const xmppConfigSchema = obj(
     check(v, ctx) {
       if (v.server !== undefined && v.servers !== undefined)
         ctx.at("servers").fail("set either xmpp.server or xmpp.servers, not both");
-      if (v.password === undefined && v.passwordFile === undefined)
+      if (v.password === undefined && v.passwordFile === undefined && v.clientCertFile === undefined)
         ctx
           .at("password")
-          .fail("is required: set xmpp.password, xmpp.passwordFile, AGENT_PASSWORD or AGENT_PASSWORD_FILE");
+          .fail(
+            "is required: set xmpp.password, xmpp.passwordFile, AGENT_PASSWORD or AGENT_PASSWORD_FILE (or xmpp.clientCertFile for a certificate login)",
+          );
+      if ((v.clientCertFile === undefined) !== (v.clientKeyFile === undefined))
+        ctx
+          .at(v.clientCertFile === undefined ? "clientCertFile" : "clientKeyFile")
+          .fail("clientCertFile and clientKeyFile go together");
       if (v.limits.ceilingBytes < v.limits.maxStanzaBytes)
         ctx.at("limits").at("ceilingBytes").fail(`must be >= limits.maxStanzaBytes (${v.limits.maxStanzaBytes})`);
       if (v.streamManagement.maxStrangerReplies > v.streamManagement.maxQueue)

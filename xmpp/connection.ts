@@ -149,10 +149,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     );
   }
 
-  /** Sends the stream header and waits for the server's header (RFC 6120 §4.2). */
-  open(timeoutMs: number): Promise<StreamInfo> {
+  /**
+   * Sends the stream header and waits for the server's header (RFC 6120 §4.2). `from` (our bare
+   * JID) goes out only on an encrypted link (RFC 6120 §4.7.1): a server that offers XEP-0484 FAST
+   * needs it to know whose tokens to offer.
+   */
+  open(timeoutMs: number, from?: string): Promise<StreamInfo> {
     this.newParser();
-    const header = `<?xml version='1.0'?><stream:stream to='${escapeAttr(this.domain)}' version='1.0' xml:lang='en' xmlns='${NS_CLIENT}' xmlns:stream='${NS_STREAM}'>`;
+    const fromAttr = from !== undefined && this.secure ? ` from='${escapeAttr(from)}'` : "";
+    const header = `<?xml version='1.0'?><stream:stream to='${escapeAttr(this.domain)}'${fromAttr} version='1.0' xml:lang='en' xmlns='${NS_CLIENT}' xmlns:stream='${NS_STREAM}'>`;
     return new Promise<StreamInfo>((resolve, reject) => {
       const timer = this.timers.setTimeout(() => {
         this.streamStart = null;

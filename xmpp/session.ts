@@ -33,7 +33,8 @@ import { ReconnectLoop } from "./reconnect.js";
 import { SaltedPasswordCache } from "./sasl/index.js";
 import { StanzaError } from "./stanza-error.js";
 import { isStanza, StreamManagement } from "./stream-management.js";
-import { parseHostPort, readCaFile, type TlsOptions } from "./transport.js";
+import { type FastTokenStore, FileFastTokenStore, MemoryFastTokenStore } from "./fast-token.js";
+import { parseHostPort, readCaFile, readPemFile, type TlsOptions } from "./transport.js";
 import { SkippedElement } from "./xml-stream.js";
 
 export type { ConnectFn, ConnectTarget } from "./connect.js";
@@ -72,6 +73,11 @@ export interface SessionOptions {
   /** Extra children for the initial presence (status, priority). */
   presenceChildren?: () => Element[];
   random?: () => number;
+  /**
+   * Where XEP-0484 FAST tokens and the SASL2 client id live. Default: xmpp.sasl2.tokenFile when
+   * set, else memory (tokens then help reconnects of this process only).
+   */
+  fastTokens?: FastTokenStore;
   /**
    * Opens a connection to the server. Default: the configured endpoint or DNS SRV, TCP, Direct TLS
    * when configured (connect.ts). Tests pass xmpp/testing's in-memory connections.
@@ -146,12 +152,18 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   private mechanism: string | undefined;
   private onlineSince: number | undefined;
   private password: string;
+  private readonly fastTokens: FastTokenStore;
 
   constructor(private readonly options: SessionOptions) {
     super();
     this.password = options.password;
     this.cfg = options.config;
     this.log = (options.log ?? silentLogger).child({ component: "xmpp" });
+    this.fastTokens =
+      options.fastTokens ??
+      (this.cfg.sasl2.tokenFile
+        ? new FileFastTokenStore(this.cfg.sasl2.tokenFile, this.log)
+        : new MemoryFastTokenStore());
     this.timers = options.timers ?? realTimers;
     this.connect = options.connect ?? connectToServer;
     const jid = parseJid(this.cfg.jid);
@@ -269,6 +281,14 @@ export class XmppSession extends EventEmitter<SessionEvents> {
   setPassword(password: string): void {
     if (password.length === 0) throw new AgentError("bad_password", "password must not be empty");
     this.password = password;
+    // A token issued under the old password would keep working on the server; the next full login
+    // proves the new one and gets a new token.
+    this.fastTokens.dropToken("password rotated");
+  }
+
+  /** Forgets the FAST token (revocation, or a suspicion): the next login uses the password. */
+  dropFastToken(reason: string): void {
+    this.fastTokens.dropToken(reason);
   }
 
   /**
@@ -413,6 +433,12 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       servername: this.cfg.tlsServername ?? this.domain,
       ...(this.cfg.caFile ? { ca: readCaFile(this.cfg.caFile), caSource: `xmpp.caFile ${this.cfg.caFile}` } : {}),
       ...(this.cfg.pinSha256 ? { pinSha256: this.cfg.pinSha256 } : {}),
+      ...(this.cfg.clientCertFile && this.cfg.clientKeyFile
+        ? {
+            cert: readPemFile(this.cfg.clientCertFile, "xmpp.clientCertFile"),
+            key: readPemFile(this.cfg.clientKeyFile, "xmpp.clientKeyFile"),
+          }
+        : {}),
     };
     const conn = await this.connect({
       domain: this.domain,
@@ -441,6 +467,18 @@ export class XmppSession extends EventEmitter<SessionEvents> {
       result = await negotiate(conn, {
         username: this.local,
         password: this.password,
+        jid: `${this.local}@${this.domain}`,
+        clientCertificate: this.tls.cert !== undefined,
+        ...(this.cfg.sasl2.enabled
+          ? {
+              sasl2: {
+                fast: this.cfg.sasl2.fast,
+                bind2: this.cfg.sasl2.bind2,
+                tokens: this.fastTokens,
+                software: this.options.software?.name ?? "xmpp-iot-agent",
+              },
+            }
+          : {}),
         resource: parseJid(this.cfg.jid).resource ?? this.cfg.resource,
         tls: this.tls,
         directTls: this.cfg.directTls,
@@ -492,7 +530,13 @@ export class XmppSession extends EventEmitter<SessionEvents> {
     }
     this.onlineSince = this.timers.now();
     this.setState("online");
-    this.log.info("online", { jid: this.boundJid, resumed, mechanism: result.mechanism, sm: result.sm.kind });
+    this.log.info("online", {
+      jid: this.boundJid,
+      resumed,
+      mechanism: result.mechanism,
+      sasl2: result.sasl2,
+      sm: result.sm.kind,
+    });
     this.emit("online", { resumed, jid: this.boundJid ?? "" });
     this.sm.flush();
 

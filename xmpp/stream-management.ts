@@ -235,8 +235,17 @@ export async function requestResume(
   previous: { id: string; h: number },
   timeoutMs: number,
 ): Promise<{ kind: "resumed"; h: number } | ({ kind: "failed" } & ResumeRefusal)> {
-  conn.send(new Element("resume", { xmlns: NS_SM, previd: previous.id, h: String(previous.h) }));
-  const answer = await conn.next(timeoutMs, "<resume/>");
+  conn.send(resumeElement(previous));
+  return resumeAnswerOf(await conn.next(timeoutMs, "<resume/>"));
+}
+
+/** <resume previd h/>, sent alone or inside SASL2's <authenticate/>. */
+export function resumeElement(previous: { id: string; h: number }): Element {
+  return new Element("resume", { xmlns: NS_SM, previd: previous.id, h: String(previous.h) });
+}
+
+/** Reads the server's answer to <resume/> (classic, or inline in SASL2's <success/>). */
+export function resumeAnswerOf(answer: Element): { kind: "resumed"; h: number } | ({ kind: "failed" } & ResumeRefusal) {
   if (answer.is("resumed", NS_SM)) {
     const h = parseH(answer.attrs.h);
     if (h === undefined)
@@ -261,25 +270,37 @@ export async function requestEnable(
   timeoutMs: number,
   early: Element[],
 ): Promise<SmOutcome> {
-  const enable = new Element("enable", { xmlns: NS_SM, resume: "true" });
-  if (resumeMaxSeconds > 0) enable.attrs.max = String(resumeMaxSeconds);
-  conn.send(enable);
+  conn.send(enableElement(resumeMaxSeconds));
   for (;;) {
     const answer = await conn.next(timeoutMs, "<enable/>");
-    if (answer.is("enabled", NS_SM)) {
-      const resume = answer.attrs.resume === "true" || answer.attrs.resume === "1";
-      const max = answer.attrs.max !== undefined ? Number(answer.attrs.max) : undefined;
-      return {
-        kind: "enabled",
-        id: answer.attrs.id,
-        resume: resume && answer.attrs.id !== undefined,
-        max: max !== undefined && Number.isFinite(max) ? max : undefined,
-        location: answer.attrs.location,
-      };
-    }
-    if (answer.is("failed", NS_SM)) return { kind: "none", reason: "server refused <enable/>" };
+    const outcome = enableAnswerOf(answer);
+    if (outcome) return outcome;
     early.push(answer);
   }
+}
+
+/** <enable resume='true' [max]/>, sent alone or inside a XEP-0386 Bind2 request. */
+export function enableElement(resumeMaxSeconds: number): Element {
+  const enable = new Element("enable", { xmlns: NS_SM, resume: "true" });
+  if (resumeMaxSeconds > 0) enable.attrs.max = String(resumeMaxSeconds);
+  return enable;
+}
+
+/** Reads <enabled/> or <failed/> (undefined for anything else: a stanza that came first). */
+export function enableAnswerOf(answer: Element): SmOutcome | undefined {
+  if (answer.is("enabled", NS_SM)) {
+    const resume = answer.attrs.resume === "true" || answer.attrs.resume === "1";
+    const max = answer.attrs.max !== undefined ? Number(answer.attrs.max) : undefined;
+    return {
+      kind: "enabled",
+      id: answer.attrs.id,
+      resume: resume && answer.attrs.id !== undefined,
+      max: max !== undefined && Number.isFinite(max) ? max : undefined,
+      location: answer.attrs.location,
+    };
+  }
+  if (answer.is("failed", NS_SM)) return { kind: "none", reason: "server refused <enable/>" };
+  return undefined;
 }
 
 export interface StreamManagementConfig {

@@ -37,18 +37,21 @@ export interface TlsOptions {
   caSource?: string;
   /** Lowercase hex SHA-256 of the server certificate's DER. */
   pinSha256?: string;
+  /** The client certificate and its key (PEM), presented when the server asks (SASL EXTERNAL). */
+  cert?: string;
+  key?: string;
 }
 
 export function readCaFile(path: string): string {
+  return readPemFile(path, "CA file", "tls_ca_unreadable");
+}
+
+/** Reads a PEM file (CA, client certificate, key); a person reads the error. */
+export function readPemFile(path: string, what: string, code = "tls_file_unreadable"): string {
   try {
     return readFileSync(path, "utf8");
   } catch (err) {
-    throw new TransportError(
-      "tls_ca_unreadable",
-      `cannot read CA file ${path}: ${(err as Error).message}`,
-      { path },
-      { cause: err },
-    );
+    throw new TransportError(code, `cannot read ${what} ${path}: ${(err as Error).message}`, { path }, { cause: err });
   }
 }
 
@@ -138,6 +141,7 @@ export function startTls(socket: Duplex, opts: TlsOptions, timeoutMs: number): P
       socket,
       servername: opts.servername,
       ...(opts.ca ? { ca: opts.ca } : {}),
+      ...(opts.cert && opts.key ? { cert: opts.cert, key: opts.key } : {}),
       rejectUnauthorized: true,
       minVersion: "TLSv1.2",
       checkServerIdentity: (host, cert) => {

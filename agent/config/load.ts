@@ -4,7 +4,7 @@
  * the file, its line, so an admin fixes a config in one round trip.
  */
 import { readFileSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from "yaml";
 import { ConfigError } from "../../kernel/errors.js";
 import { applyEnv, ENV_PATHS, type EnvOverrides, pickEnv } from "./env.js";
@@ -83,6 +83,9 @@ export function parseConfig(text: string, file: string, env: EnvOverrides = {}):
   config.device.dataDir = abs(config.device.dataDir);
   if (config.xmpp.caFile) config.xmpp.caFile = abs(config.xmpp.caFile);
   if (config.xmpp.passwordFile) config.xmpp.passwordFile = abs(config.xmpp.passwordFile);
+  if (config.xmpp.clientCertFile) config.xmpp.clientCertFile = abs(config.xmpp.clientCertFile);
+  if (config.xmpp.clientKeyFile) config.xmpp.clientKeyFile = abs(config.xmpp.clientKeyFile);
+  config.xmpp.sasl2.tokenFile = abs(config.xmpp.sasl2.tokenFile ?? join(config.device.dataDir, "xmpp-fast-token.json"));
   config.update.dir = abs(config.update.dir);
   if (config.update.fleetCaFile) config.update.fleetCaFile = abs(config.update.fleetCaFile);
   if (config.update.downloadCaFile) config.update.downloadCaFile = abs(config.update.downloadCaFile);

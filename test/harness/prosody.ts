@@ -37,6 +37,21 @@ export const PROSODY_STORAGE_CONFIGS = {
   SQLite3: SHIPPED("storage-sqlite.cfg.lua"),
 } as const;
 
+/** The shipped Prosody modules (deploy/servers/prosody/modules/), for `plugin_paths`. */
+export const PROSODY_SHIPPED_MODULES = SHIPPED("modules");
+
+/**
+ * SASL2 (XEP-0388), Bind2 and FAST from Debian's prosody-modules, with the shipped shim that lets
+ * them run on 0.12 (docs/servers.md). Pass as extraModules, with `sasl2PluginPaths` as extraGlobalLua.
+ */
+export const PROSODY_SASL2_MODULES = ["iot_sasl2_compat", "sasl2", "sasl2_bind2", "sasl2_fast"];
+export const sasl2PluginPaths = `plugin_paths = { ${JSON.stringify(PROSODY_SHIPPED_MODULES)} }`;
+
+/** Debian's prosody-modules package is installed (its modules live beside Prosody's own). */
+export function prosodyModulesInstalled(): boolean {
+  return existsSync("/usr/lib/prosody/modules/mod_sasl2/mod_sasl2.lua");
+}
+
 /**
  * True when the Lua that runs Prosody can load LuaDBI and the driver's module (Debian:
  * lua-dbi-postgresql, lua-dbi-sqlite3). The interpreter is read from /usr/bin/prosody's `#!` line.

@@ -1,6 +1,15 @@
 /** SASL for the XMPP session: mechanisms over raw bytes; the session does the XML and base64. */
 export { DEFAULT_CACHE_ENTRIES, SaltedPasswordCache } from "./cache.js";
 export { SaslError, type SaslErrorCode } from "./errors.js";
+export { ExternalMechanism } from "./external.js";
+export {
+  bestHtMechanism,
+  HT_MECHANISMS,
+  HtMechanism,
+  type HtMechanismName,
+  htBindingType,
+  isHtMechanism,
+} from "./ht.js";
 export { PlainMechanism, type PlainOptions } from "./plain.js";
 export { escapeSaslName, saslprep } from "./saslprep.js";
 export {

@@ -126,8 +126,36 @@ describe("selectMechanism", () => {
   });
 
   it("names a preferred mechanism this client does not implement", () => {
-    const err = throwsCode(() => select({ offered: ["EXTERNAL"], preferences: ["EXTERNAL"] }), "sasl_no_mechanism");
-    assert.deepEqual(err.context.rejected, [{ mechanism: "EXTERNAL", reason: "not implemented by this client" }]);
+    const err = throwsCode(() => select({ offered: ["DIGEST-MD5"], preferences: ["DIGEST-MD5"] }), "sasl_no_mechanism");
+    assert.deepEqual(err.context.rejected, [{ mechanism: "DIGEST-MD5", reason: "not implemented by this client" }]);
+  });
+
+  it("picks EXTERNAL only with a client certificate over TLS, else falls through to the next preference", () => {
+    const offered = ["EXTERNAL", "SCRAM-SHA-256"];
+    const preferences = ["EXTERNAL", "SCRAM-SHA-256"];
+    assert.equal(select({ offered, preferences, clientCertificate: true }).name, "EXTERNAL");
+    assert.equal(select({ offered, preferences }).name, "SCRAM-SHA-256");
+    assert.equal(select({ offered, preferences, clientCertificate: true, tlsActive: false }).name, "SCRAM-SHA-256");
+    const ext = select({ offered, preferences, clientCertificate: true });
+    assert.equal(ext.initialResponse().length, 0);
+    ext.verifySuccess(null);
+  });
+
+  it("skips password mechanisms when there is no password (a certificate-only device)", () => {
+    const err = throwsCode(
+      () =>
+        selectMechanism(
+          { username: "dev", password: "" },
+          {
+            preferences: ["EXTERNAL", "SCRAM-SHA-256"],
+            offered: ["SCRAM-SHA-256"],
+            allowPlain: false,
+            tlsActive: true,
+          },
+        ),
+      "sasl_no_mechanism",
+    );
+    assert.deepEqual(err.context.rejected, [{ mechanism: "SCRAM-SHA-256", reason: "no password configured" }]);
   });
 
   it("passes the cache through to SCRAM", () => {

@@ -7,11 +7,14 @@
  *   so a server that does support -PLUS (its list stripped by an attacker) fails the exchange;
  *   it sends "n" when the server offered -PLUS and we still chose plain SCRAM (by preference, or
  *   because its binding types exclude ours), since "y" would then be refused by RFC 5802 §6;
- * - PLAIN only when allowPlain && tlsActive.
+ * - PLAIN only when allowPlain && tlsActive;
+ * - EXTERNAL only over TLS with a client certificate presented (xmpp.clientCertFile);
+ * - password mechanisms only when there is a password (a certificate-only device has none).
  */
 import type { Logger } from "../../kernel/log.js";
 import type { SaltedPasswordCache } from "./cache.js";
 import { SaslError } from "./errors.js";
+import { ExternalMechanism } from "./external.js";
 import { PlainMechanism } from "./plain.js";
 import { type ScramChannelBinding, type ScramHash, ScramMechanism } from "./scram.js";
 import type { ChannelBinding, SaslCredentials, SaslMechanism } from "./types.js";
@@ -27,11 +30,14 @@ export interface SelectOptions {
   /** the server advertised XEP-0440 channel-binding types, if any */
   serverChannelBindings?: string[];
   cache?: SaltedPasswordCache;
+  /** A client certificate was presented in the TLS handshake (EXTERNAL is usable). */
+  clientCertificate?: boolean;
   /** Optional (an addition to the agreed shape): receives the low-iteration-count warning and a debug line on the choice. */
   logger?: Logger;
 }
 
 export const SUPPORTED_MECHANISMS = [
+  "EXTERNAL",
   "SCRAM-SHA-256-PLUS",
   "SCRAM-SHA-256",
   "SCRAM-SHA-1-PLUS",
@@ -58,7 +64,17 @@ export function selectMechanism(creds: SaslCredentials, opts: SelectOptions): Sa
   for (const pref of opts.preferences) {
     const name = pref.trim().toUpperCase();
     if (!offered.has(name)) continue;
+    if (name === "EXTERNAL") {
+      if (opts.clientCertificate === true && opts.tlsActive)
+        return chosen(opts, name, rejected, new ExternalMechanism());
+      rejected.push({ mechanism: name, reason: "no client certificate configured (xmpp.clientCertFile)" });
+      continue;
+    }
     const scram = SCRAM[name];
+    if ((scram || name === "PLAIN") && creds.password.length === 0) {
+      rejected.push({ mechanism: name, reason: "no password configured" });
+      continue;
+    }
     if (scram?.plus) {
       const reason = plusUnusable(opts, binding);
       if (reason !== undefined) {
