@@ -275,7 +275,6 @@ async function negotiateSasl2(
 }
 
 async function authenticate(conn: Connection, features: Element, o: NegotiateOptions): Promise<string> {
-  const ms = o.stepTimeoutMs;
   const offered = (childOf(features, "mechanisms", NS_SASL)?.getChildren("mechanism") ?? []).map((m) =>
     m.text().trim(),
   );
@@ -285,6 +284,24 @@ async function authenticate(conn: Connection, features: Element, o: NegotiateOpt
     .map((c) => String(c.attrs.type));
   const mech = chooseMechanism(conn, offered, serverChannelBindings, o);
   o.log.debug("sasl", { mechanism: mech.name, offered });
+  try {
+    return await runSasl(conn, mech, o.stepTimeoutMs);
+  } catch (err) {
+    // A certificate the server does not accept (another CA, not enrolled there) need not cost the
+    // device its login when it also has a password: RFC 6120 §6.4.5 lets the client try another
+    // mechanism on the same stream.
+    if (!(err instanceof AuthError) || mech.name !== "EXTERNAL" || o.password.length === 0) throw err;
+    o.log.warn("certificate login refused; trying the password", { condition: err.context.condition });
+    const next = chooseMechanism(conn, offered, serverChannelBindings, {
+      ...o,
+      saslMechanisms: o.saslMechanisms.filter((m) => m.trim().toUpperCase() !== "EXTERNAL"),
+    });
+    return runSasl(conn, next, o.stepTimeoutMs);
+  }
+}
+
+/** One classic SASL exchange, <auth/> to <success/>; AuthError on <failure/>. */
+async function runSasl(conn: Connection, mech: ReturnType<typeof selectMechanism>, ms: number): Promise<string> {
   const auth = new Element("auth", { xmlns: NS_SASL, mechanism: mech.name });
   auth.t(b64(mech.initialResponse()));
   conn.send(auth);
@@ -355,6 +372,10 @@ async function bind(conn: Connection, features: Element, o: NegotiateOptions, ea
   const result = await awaitIq(conn, "bind-1", o.stepTimeoutMs, early);
   if (result.attrs.type !== "result") {
     const cond = result.getChild("error")?.children.find((c): c is Element => typeof c !== "string")?.name ?? "unknown";
+    // The server's policy shuts this account out after authentication (ejabberd's access rule
+    // c2s, which is how it refuses a revoked certificate): as final as a refused password.
+    if (cond === "not-allowed" || cond === "forbidden")
+      throw new AuthError("bind_refused", `the server refused this account a session: ${cond}`, { condition: cond });
     throw new NegotiationError("bind_failed", `resource binding failed: ${cond}`, { condition: cond });
   }
   const jid = result.getChild("bind", NS_BIND)?.getChildText("jid");

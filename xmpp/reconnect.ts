@@ -28,6 +28,7 @@ const PERSISTENT_FAILURES = new Set([
   "sasl_plain_refused",
   "sasl_server_signature",
   "tls_ca_unreadable",
+  "tls_file_unreadable",
 ]);
 
 export function isPersistentFailure(err: AgentError): boolean {

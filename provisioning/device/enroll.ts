@@ -131,6 +131,11 @@ function agentConfig(p: BundlePayload, o: EnrollOptions, creds: CredentialStore,
     server: `${p.server.host.includes(":") ? `[${p.server.host}]` : p.server.host}:${p.server.port}`,
   };
   if (caFile) xmpp.caFile = caFile;
+  if (p.clientCert && creds.read(DEVICE_KEY_FILE) !== undefined) {
+    // SASL EXTERNAL where the server accepts the fleet's certificates; the password stays the fallback.
+    xmpp.clientCertFile = creds.path(CLIENT_CERT_FILE);
+    xmpp.clientKeyFile = creds.path(DEVICE_KEY_FILE);
+  }
   if (p.server.pinSha256) xmpp.pinSha256 = p.server.pinSha256;
   if (p.server.tlsServername) xmpp.tlsServername = p.server.tlsServername;
   if (p.server.directTls) xmpp.directTls = true;

@@ -115,6 +115,10 @@ export interface EjabberdOptions {
    */
   dataDir?: string;
   startTimeoutMs?: number;
+  /** ACLs the c2s access rule denies before allowing all (e.g. iot_revoked, docs/servers.md). */
+  c2sDeny?: string[];
+  /** Top-level YAML appended to the config (e.g. c2s_cafile for certificate login). */
+  extraTopLevelYaml?: string;
 }
 
 export interface EjabberdHandle {
@@ -185,6 +189,10 @@ export function renderEjabberdConfig(p: {
   extraListenersYaml?: string;
   /** False when the storage comes from SQL: auth then follows default_db. Default true. */
   internalAuth?: boolean;
+  /** ACLs denied the c2s access rule (e.g. iot_revoked from an included revoked-devices file). */
+  c2sDeny?: string[];
+  /** Top-level YAML appended as is (c2s_cafile and the like). */
+  extraTopLevelYaml?: string;
 }): string {
   const listener: Record<string, string | number | boolean> = {
     port: p.port,
@@ -230,7 +238,7 @@ access_rules:
   local:
     allow: local
   c2s:
-    allow: all
+${(p.c2sDeny ?? []).map((acl) => `    deny: ${acl}\n`).join("")}    allow: all
   configure:
     allow: admin
   pubsub_createnode:
@@ -244,6 +252,7 @@ api_permissions:
 modules:
 ${modules}
 ${p.extraModulesYaml ?? ""}
+${p.extraTopLevelYaml ?? ""}
 `;
 }
 
@@ -374,6 +383,8 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
       omitModules,
       c2sOptions: opts.c2sOptions,
       internalAuth: opts.sql === undefined,
+      ...(opts.c2sDeny ? { c2sDeny: opts.c2sDeny } : {}),
+      ...(opts.extraTopLevelYaml ? { extraTopLevelYaml: opts.extraTopLevelYaml } : {}),
     }),
   );
   copyFileSync("/etc/ejabberd/inetrc", join(configDir, "inetrc"));
