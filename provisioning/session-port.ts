@@ -29,4 +29,6 @@ export interface SessionPort {
  */
 export interface PasswordUpdatable {
   setPassword?(password: string): void;
+  /** Forgets a stored XEP-0484 FAST token (a revoked device keeps nothing that logs in). */
+  dropFastToken?(reason: string): void;
 }

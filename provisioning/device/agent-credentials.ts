@@ -87,11 +87,17 @@ export class DeviceCredentials {
   async start(): Promise<void> {
     if (this.revocationListFile) {
       const { checkRevocation } = await import("./revocation-check.js");
-      this.lastCheck = checkRevocation({
-        credentials: this.credentials,
-        listFile: this.revocationListFile,
-        log: this.log,
-      });
+      try {
+        this.lastCheck = checkRevocation({
+          credentials: this.credentials,
+          listFile: this.revocationListFile,
+          log: this.log,
+        });
+      } catch (err) {
+        // A revoked device keeps nothing that logs in: the FAST token would work until it expires.
+        if ((err as { code?: string }).code === "device_revoked") this.opts.session.dropFastToken?.("device revoked");
+        throw err;
+      }
     }
     this.recovery.start();
     const intervalMs = this.opts.config.selfRotationIntervalMs;
