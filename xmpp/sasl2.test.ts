@@ -127,6 +127,25 @@ describe("SASL2 in the session (in-process)", () => {
     await kit.stop();
   });
 
+  it("keeps the token the server rotates in a FAST login's <success/>", async () => {
+    const tokens = storeWith(fresh());
+    const kit = sessionKit({ session: { fastTokens: tokens }, config: { streamManagement: { enabled: false } } });
+    kit.session.start();
+    const server = await kit.nextServer();
+    await server.acceptStream(features(FAST));
+    await acceptFast(
+      server,
+      `<token xmlns='${NS_FAST}' expiry='2027-01-01T00:00:00Z' token='secret-token:fast-next'/>`,
+    );
+    await kit.settle();
+    assert.deepEqual(tokens.token(), {
+      mechanism: "HT-SHA-256-NONE",
+      secret: "secret-token:fast-next",
+      expiresAt: Date.parse("2027-01-01T00:00:00Z"),
+    });
+    await kit.stop();
+  });
+
   it("resumes inline when offered, and binds and enables inside Bind2: one exchange each", async () => {
     const tokens = storeWith(fresh());
     const kit = sessionKit({ session: { fastTokens: tokens }, config: { sasl2: { bind2: true } } });
