@@ -114,15 +114,27 @@ describe("negotiation (in-process)", () => {
   it("a refused bind fails the attempt; the next one comes after the backoff", async () => {
     const kit = sessionKit();
     kit.session.start();
-    await (await kit.nextServer()).login({ bind: { error: "not-allowed" } });
+    await (await kit.nextServer()).login({ bind: { error: "resource-constraint" } });
     await kit.settle();
     assert.equal(kit.session.state, "waiting");
-    assert.match(kit.session.stats().lastError ?? "", /^bind_failed: resource binding failed: not-allowed/);
+    assert.match(kit.session.stats().lastError ?? "", /^bind_failed: resource binding failed: resource-constraint/);
     assert.deepEqual(kit.events.faults, [], "not a failure that needs a person");
     await kit.clock.advance(100);
     await (await kit.nextServer()).login();
     await kit.settle();
     assert.equal(kit.session.state, "online");
+    await kit.stop();
+  });
+
+  it("a bind refused by the server's policy (not-allowed: ejabberd's answer to a revoked certificate) is a fault", async () => {
+    const kit = sessionKit();
+    kit.session.start();
+    await (await kit.nextServer()).login({ bind: { error: "not-allowed" } });
+    await kit.settle();
+    assert.equal(kit.events.faults[0]?.code, "bind_refused");
+    await kit.clock.advance(100);
+    await kit.settle();
+    assert.equal(kit.servers.length, 1, "no quick retry: it waits authFailureDelayMs");
     await kit.stop();
   });
 
