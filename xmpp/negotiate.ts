@@ -4,9 +4,11 @@
  * resource binding followed by SM enable. When the server offers SASL2 (XEP-0388) and the config
  * allows it, authentication goes through sasl2.ts instead: no restart, a FAST token instead of
  * SCRAM when one is stored, and resumption or Bind2 inside the exchange where the server offers
- * them; what the server did not do inline is then done the classic way on the same stream. Each step has a deadline: a server that goes silent
- * after its features cannot leave the agent waiting forever. The SM exchanges themselves are
- * stream-management.ts's; this module only puts them in their place.
+ * them; what the server did not do inline is then done the classic way on the same stream.
+ *
+ * Each step has a deadline: a server that goes silent after its features cannot leave the agent
+ * waiting forever. The SM exchanges themselves are stream-management.ts's, the SASL2 exchange
+ * sasl2.ts's; this module only puts them in their place.
  */
 import { Element } from "ltx";
 import { AgentError } from "../kernel/errors.js";
