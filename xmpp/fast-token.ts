@@ -53,12 +53,14 @@ export class MemoryFastTokenStore implements FastTokenStore {
 
 interface FileShape {
   format: "iot-agent-fast-token";
-  version: 1;
+  version: typeof FAST_TOKEN_FORMAT;
   clientId: string;
   token?: FastToken;
 }
 
 const FORMAT = "iot-agent-fast-token";
+/** The file's version, for the OTA data-formats rule (agent/update/formats.ts). */
+export const FAST_TOKEN_FORMAT = 1;
 
 function parseToken(v: unknown): FastToken | undefined {
   if (typeof v !== "object" || v === null) return undefined;
@@ -99,11 +101,16 @@ export class FileFastTokenStore implements FastTokenStore {
     }
     try {
       const v = JSON.parse(text) as Record<string, unknown>;
-      if (v.format !== FORMAT || v.version !== 1 || typeof v.clientId !== "string" || v.clientId.length === 0)
+      if (
+        v.format !== FORMAT ||
+        v.version !== FAST_TOKEN_FORMAT ||
+        typeof v.clientId !== "string" ||
+        v.clientId.length === 0
+      )
         throw new FastTokenError("fast_token_file", "not a FAST token file of version 1", { file: this.file });
       const token = parseToken(v.token);
       this.onDisk = true;
-      return { format: FORMAT, version: 1, clientId: v.clientId, ...(token ? { token } : {}) };
+      return { format: FORMAT, version: FAST_TOKEN_FORMAT, clientId: v.clientId, ...(token ? { token } : {}) };
     } catch (err) {
       this.log.warn("FAST token file is corrupt; starting afresh", { file: this.file, error: err });
       return this.fresh(true);
@@ -111,7 +118,7 @@ export class FileFastTokenStore implements FastTokenStore {
   }
 
   private fresh(write = false): FileShape {
-    const s: FileShape = { format: FORMAT, version: 1, clientId: randomUUID() };
+    const s: FileShape = { format: FORMAT, version: FAST_TOKEN_FORMAT, clientId: randomUUID() };
     this.state = s;
     if (write) {
       this.write();
@@ -160,7 +167,7 @@ export class FileFastTokenStore implements FastTokenStore {
   /** Removes the file (revocation: nothing of the device's login may stay behind). */
   remove(): void {
     rmSync(this.file, { force: true });
-    this.state = { format: FORMAT, version: 1, clientId: randomUUID() };
+    this.state = { format: FORMAT, version: FAST_TOKEN_FORMAT, clientId: randomUUID() };
     this.onDisk = false;
   }
 }

@@ -11,6 +11,7 @@
 import { SEGMENT_MAGIC } from "../telemetry/spool-record.js";
 import { SAMPLING_SETTINGS_FORMAT } from "../telemetry/sampling-settings.js";
 import { SEQUENCE_FORMAT } from "../telemetry/sequence.js";
+import { FAST_TOKEN_FORMAT } from "../../xmpp/fast-token.js";
 
 /** "ISPOOL01" -> 1. */
 const SPOOL_FORMAT = Number(SEGMENT_MAGIC.toString("latin1").slice("ISPOOL".length));
@@ -27,6 +28,8 @@ export const WRITES: Readonly<Record<string, number>> = {
   credentials: 1,
   /** update-state.json (agent/update/state.ts). */
   updateState: 1,
+  /** The XEP-0484 FAST token and SASL2 client id (xmpp/fast-token.ts). */
+  fastToken: FAST_TOKEN_FORMAT,
 };
 
 /** What this version reads: for now exactly what it writes. */
