@@ -9,7 +9,7 @@
  * the session.
  */
 import { randomUUID } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { AgentError } from "../kernel/errors.js";
 import { writeFileAtomic } from "../kernel/fsutil.js";
 import type { Logger } from "../kernel/log.js";
@@ -107,7 +107,9 @@ export class FileFastTokenStore implements FastTokenStore {
         typeof v.clientId !== "string" ||
         v.clientId.length === 0
       )
-        throw new FastTokenError("fast_token_file", "not a FAST token file of version 1", { file: this.file });
+        throw new FastTokenError("fast_token_file", `not a FAST token file of version ${FAST_TOKEN_FORMAT}`, {
+          file: this.file,
+        });
       const token = parseToken(v.token);
       this.onDisk = true;
       return { format: FORMAT, version: FAST_TOKEN_FORMAT, clientId: v.clientId, ...(token ? { token } : {}) };
@@ -162,12 +164,5 @@ export class FileFastTokenStore implements FastTokenStore {
     const { token: _dropped, ...rest } = this.state;
     this.state = rest;
     this.write();
-  }
-
-  /** Removes the file (revocation: nothing of the device's login may stay behind). */
-  remove(): void {
-    rmSync(this.file, { force: true });
-    this.state = { format: FORMAT, version: FAST_TOKEN_FORMAT, clientId: randomUUID() };
-    this.onDisk = false;
   }
 }

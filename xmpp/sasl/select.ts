@@ -67,7 +67,10 @@ export function selectMechanism(creds: SaslCredentials, opts: SelectOptions): Sa
     if (name === "EXTERNAL") {
       if (opts.clientCertificate === true && opts.tlsActive)
         return chosen(opts, name, rejected, new ExternalMechanism());
-      rejected.push({ mechanism: name, reason: "no client certificate configured (xmpp.clientCertFile)" });
+      rejected.push({
+        mechanism: name,
+        reason: opts.tlsActive ? "no client certificate configured (xmpp.clientCertFile)" : "TLS is not active",
+      });
       continue;
     }
     const scram = SCRAM[name];
